@@ -1,0 +1,72 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from loguru import logger
+
+from orchestrators.base import Orchestrator
+from orchestrators.policy import SpawnPolicy
+
+from . import __version__
+from .auth import KeyRing
+from .backends import build_orchestrator
+from .metrics import Metrics
+from .middleware import RequestContextMiddleware
+from .problems import install_problem_handlers
+from .routes import agents, health
+from .settings import Settings
+from .state import AppState
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: Settings | None = None, orchestrator: Orchestrator | None = None
+) -> FastAPI:
+    """An app for ``settings`` (read from the environment if None).
+
+    ``orchestrator`` is built from the settings unless one is passed in; the app closes the
+    orchestrator it was given when it shuts down either way.
+    """
+    settings = settings or Settings()
+    backend = orchestrator or build_orchestrator(settings)
+    metrics = Metrics()
+    state = AppState(
+        settings=settings,
+        orchestrator=backend,
+        keys=KeyRing(settings.key, settings.owner, settings.keys_file),
+        policy=SpawnPolicy(
+            default_resources=settings.default_resources,
+            max_resources=settings.max_resources,
+            allowed_images=tuple(settings.allowed_images),
+        ),
+        metrics=metrics,
+    )
+    if settings.allowed_images == ["*"]:
+        logger.warning("every image may be spawned: set AGENT_API_ALLOWED_IMAGES to restrict them")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        logger.info("agent-api ready, orchestrator={}", backend.name)
+        yield
+        await backend.close()
+
+    app = FastAPI(
+        title="agent-api",
+        version=__version__,
+        description=(
+            "Manage agent containers through a key-authenticated API: the only holder of "
+            "the engine's credentials builds every container itself, under a policy."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.agent_api = state
+    install_problem_handlers(app, retry_after=settings.retry_after)
+    app.include_router(agents.router)
+    app.include_router(health.router)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,90 @@
+"""FastAPI dependencies: the app state, the authenticated caller, and owner scoping."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from orchestrators.base import Orchestrator
+
+from .auth import Principal
+from .problems import ProblemError
+from .state import AppState
+
+__all__ = [
+    "Caller",
+    "Engine",
+    "OwnerScope",
+    "State",
+    "Writer",
+    "get_state",
+]
+
+_BEARER = {"WWW-Authenticate": 'Bearer realm="agent-api"'}
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.agent_api
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def get_orchestrator(state: State) -> Orchestrator:
+    return state.orchestrator
+
+
+Engine = Annotated[Orchestrator, Depends(get_orchestrator)]
+
+
+def _presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def authenticate(request: Request, state: State) -> Principal:
+    """401 without a valid key (the key itself is never logged or echoed)."""
+    presented = _presented_key(request)
+    if presented is None:
+        raise ProblemError(401, "unauthorized", "an API key is required", headers=_BEARER)
+    principal = state.keys.authenticate(presented)
+    if principal is None:
+        raise ProblemError(401, "unauthorized", "the API key is not valid", headers=_BEARER)
+    request.state.key_name = principal.key_name
+    return principal
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+
+
+def require_writer(caller: Caller) -> Principal:
+    """403 for a valid key whose role may only read."""
+    if not caller.can_write:
+        raise ProblemError(403, "forbidden", f"the role {caller.role.value!r} may only read")
+    return caller
+
+
+Writer = Annotated[Principal, Depends(require_writer)]
+
+
+def owner_scope(
+    caller: Caller,
+    owner: Annotated[
+        str | None,
+        Query(description="admin only: restrict to (or act within) this owner's agents"),
+    ] = None,
+) -> str | None:
+    """The owner a request is confined to; None means every owner (admin without filter)."""
+    if caller.is_admin:
+        return owner
+    if owner is not None and owner != caller.owner:
+        raise ProblemError(403, "forbidden", "only an admin key may choose another owner")
+    return caller.owner
+
+
+OwnerScope = Annotated[str | None, Depends(owner_scope)]

@@ -1,0 +1,154 @@
+"""The one error mapping: every error a client can see, as RFC 9457 problem details.
+
+Orchestrator errors map by class onto a status; request validation, unknown routes and
+API-level refusals (``ProblemError``) share the same shape; anything unexpected becomes a
+bare 500 with no trace. Input values are never echoed back (they may hold secrets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from loguru import logger
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrators.errors import (
+    AgentConflict,
+    AgentNotFound,
+    EngineError,
+    InvalidSpec,
+    OrchestratorError,
+    OrchestratorUnavailable,
+    PolicyViolation,
+)
+
+__all__ = ["PROBLEM_JSON", "ProblemError", "install_problem_handlers", "problem_response"]
+
+PROBLEM_JSON = "application/problem+json"
+
+# Most specific first: the first class that matches decides the status.
+_STATUS_BY_ERROR: tuple[tuple[type[OrchestratorError], int], ...] = (
+    (AgentNotFound, 404),
+    (AgentConflict, 409),
+    (InvalidSpec, 422),
+    (PolicyViolation, 403),
+    (OrchestratorUnavailable, 503),
+    (EngineError, 502),
+    (OrchestratorError, 502),
+)
+
+_CODE_BY_HTTP_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+class ProblemError(Exception):
+    """A refusal decided by the API layer itself (auth, a bad cursor, a missing role...)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:agent-platform:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": code,
+    }
+    body.update(extra or {})
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON
+    )
+
+
+def _status_of(exc: OrchestratorError) -> int:
+    return next(status for cls, status in _STATUS_BY_ERROR if isinstance(exc, cls))
+
+
+def _clean_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in errors
+    ]
+
+
+def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:
+    """Register the handlers that turn every error into problem+json."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(
+            request, exc.status, exc.code, exc.detail, headers=exc.headers, extra=exc.extra
+        )
+
+    async def on_orchestrator(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, OrchestratorError)
+        status = _status_of(exc)
+        headers = {"Retry-After": str(retry_after)} if status == 503 else None
+        if status >= 500:
+            logger.warning("orchestrator error {}: {}", exc.code, exc.detail)
+        return problem_response(request, status, exc.code, exc.detail, headers=headers)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _clean_errors(exc.errors())
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"])
+        return problem_response(
+            request,
+            422,
+            "validation_error",
+            f"{where}: {first['msg']}" if where else str(first["msg"]),
+            extra={"errors": errors},
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(request, exc.status_code, code, detail, headers=exc.headers)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.opt(exception=exc).error("unhandled error on {}", request.url.path)
+        return problem_response(request, 500, "internal_error", "an unexpected error occurred")
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(OrchestratorError, on_orchestrator)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

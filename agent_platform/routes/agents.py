@@ -1,0 +1,173 @@
+"""``/v1/agents``: spawn, list, get, start, stop, restart, action, delete, logs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import StreamingResponse
+
+from orchestrators.models import Agent, AgentStatus, LogOptions
+
+from ..deps import Caller, Engine, OwnerScope, State, Writer
+from ..pagination import paginate
+from ..problems import ProblemError
+from ..schemas import ActionRequest, AgentList, SpawnRequest
+from ..since import parse_since
+
+__all__ = ["router"]
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid key", **_PROBLEM},
+    403: {"description": "the key's role or the policy does not allow it", **_PROBLEM},
+    404: {"description": "no such agent for this key", **_PROBLEM},
+    422: {"description": "invalid request", **_PROBLEM},
+    503: {"description": "orchestrator unavailable; retry after Retry-After", **_PROBLEM},
+}
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=_ERRORS)
+
+AgentRef = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[a-z0-9][-a-z0-9]*$",
+        description="the agent's id or name",
+    ),
+]
+Grace = Annotated[
+    int | None, Query(ge=0, le=3600, description="seconds of grace before the agent is killed")
+]
+
+
+def _label_filters(raw: list[str]) -> dict[str, str]:
+    filters: dict[str, str] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ProblemError(422, "validation_error", f"label filter {item!r} is not key=value")
+        filters[key] = value
+    return filters
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Agent,
+    summary="Spawn an agent (create and start)",
+    responses={409: {"description": "name already used by this owner", **_PROBLEM}},
+)
+async def spawn_agent(
+    body: SpawnRequest,
+    caller: Writer,
+    state: State,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="repeat a spawn safely: the same key returns the first call's agent",
+        ),
+    ] = None,
+) -> Agent:
+    state.policy.check_image(body.image)
+    resources = state.policy.resolve_resources(body)
+    agent = await state.orchestrator.spawn(
+        body, owner=caller.owner, resources=resources, idempotency_key=idempotency_key
+    )
+    response.headers["Location"] = f"/v1/agents/{agent.id}"
+    return agent
+
+
+@router.get("", response_model=AgentList, summary="List agents")
+async def list_agents(
+    scope: OwnerScope,
+    engine: Engine,
+    status: Annotated[AgentStatus | None, Query(description="only agents in this status")] = None,
+    label: Annotated[
+        list[str], Query(description="user label filter key=value, repeatable (all must match)")
+    ] = [],  # noqa: B006 - FastAPI copies query defaults
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> AgentList:
+    agents = await engine.list(owner=scope, labels=_label_filters(label))
+    if status is not None:
+        agents = [a for a in agents if a.status == status]
+    page, next_cursor = paginate(agents, limit=limit, cursor=cursor)
+    return AgentList(items=page, next_cursor=next_cursor)
+
+
+@router.get("/{agent}", response_model=Agent, summary="One agent")
+async def get_agent(agent: AgentRef, scope: OwnerScope, engine: Engine) -> Agent:
+    return await engine.get(agent, owner=scope)
+
+
+@router.post("/{agent}/start", response_model=Agent, summary="Start (idempotent)")
+async def start_agent(agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine) -> Agent:
+    return await engine.start(agent, owner=scope)
+
+
+@router.post("/{agent}/stop", response_model=Agent, summary="Stop (idempotent)")
+async def stop_agent(
+    agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, timeout: Grace = None
+) -> Agent:
+    return await engine.stop(agent, owner=scope, timeout=timeout)
+
+
+@router.post("/{agent}/restart", response_model=Agent, summary="Restart")
+async def restart_agent(
+    agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, timeout: Grace = None
+) -> Agent:
+    return await engine.restart(agent, owner=scope, timeout=timeout)
+
+
+@router.post("/{agent}/action", response_model=Agent, summary="start, stop or restart by body")
+async def act_on_agent(
+    agent: AgentRef, body: ActionRequest, _: Writer, scope: OwnerScope, engine: Engine
+) -> Agent:
+    if body.action == "start":
+        return await engine.start(agent, owner=scope)
+    if body.action == "stop":
+        return await engine.stop(agent, owner=scope, timeout=body.timeout)
+    return await engine.restart(agent, owner=scope, timeout=body.timeout)
+
+
+@router.delete(
+    "/{agent}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove the agent and what it owns; 404 once gone",
+)
+async def delete_agent(agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine) -> Response:
+    await engine.delete(agent, owner=scope)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{agent}/logs",
+    response_class=StreamingResponse,
+    summary="The agent's output; follow=true streams until it stops or the client leaves",
+    responses={200: {"content": {"text/plain": {}}, "description": "stdout and stderr"}},
+)
+async def agent_logs(
+    agent: AgentRef,
+    _: Caller,
+    scope: OwnerScope,
+    engine: Engine,
+    tail: Annotated[int | None, Query(ge=0, le=100_000, description="last N lines")] = None,
+    since: Annotated[
+        str | None, Query(max_length=64, description="RFC 3339, Unix seconds or e.g. 10m")
+    ] = None,
+    timestamps: bool = False,
+    follow: bool = False,
+) -> StreamingResponse:
+    options = LogOptions(tail=tail, since=parse_since(since), timestamps=timestamps, follow=follow)
+    chunks = await engine.logs(agent, owner=scope, options=options)
+    return StreamingResponse(
+        chunks,
+        media_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,100 @@
+"""The one settings class of agent-api, read from the environment and an optional ``.env``.
+
+Unsafe configurations are refused here, before anything starts: no key at all, a short
+key, or an unknown orchestrator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrators.models import DNS1123_LABEL, Resources
+
+__all__ = ["Settings"]
+
+MIN_KEY_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    """Every variable the service reads. Names are ``AGENT_API_<FIELD>`` unless noted."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_API_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    key: SecretStr | None = Field(
+        default=None, description="the admin API key (AGENT_API_KEY); at least 16 characters"
+    )
+    owner: str = Field(
+        default="admin", pattern=DNS1123_LABEL, description="owner recorded for the admin key"
+    )
+    keys_file: Path | None = Field(
+        default=None, description="JSON or YAML file of further keys (hashed), see README"
+    )
+    orchestrator: Literal["docker", "kubernetes"] = Field(
+        default="docker", validation_alias=AliasChoices("ORCHESTRATOR", "AGENT_API_ORCHESTRATOR")
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    docker_host: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DOCKER_HOST", "AGENT_API_DOCKER_HOST"),
+        description="engine address; default: the local socket",
+    )
+    engine_timeout: float = Field(default=30.0, gt=0, description="seconds per engine call")
+    engine_threads: int = Field(default=16, ge=1, le=256)
+    max_log_streams: int = Field(default=64, ge=1, le=4096)
+    retry_after: int = Field(default=5, ge=1, description="Retry-After seconds on 503")
+
+    network: str = Field(default="hive-net", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    resource_prefix: str = Field(default="hive-", pattern=r"^[a-z0-9][a-z0-9-]{0,19}$")
+    pull_missing_images: bool = True
+    workspace_path: str = Field(default="/workspace", pattern=r"^/[A-Za-z0-9_./-]*$")
+    stop_timeout: int = Field(default=10, ge=0, le=3600)
+
+    default_cpus: float = Field(default=1.0, gt=0)
+    default_memory_mb: int = Field(default=512, ge=6)
+    default_pids: int = Field(default=256, ge=1)
+    max_cpus: float = Field(default=4.0, gt=0)
+    max_memory_mb: int = Field(default=8192, ge=6)
+    max_pids: int = Field(default=4096, ge=1)
+    allowed_images: list[str] = Field(
+        default_factory=lambda: ["*"], description="glob patterns; JSON list in the env"
+    )
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("key")
+    @classmethod
+    def _key_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_KEY_LENGTH:
+            raise ValueError(f"AGENT_API_KEY must be at least {MIN_KEY_LENGTH} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_a_key(self) -> Settings:
+        if self.key is None and self.keys_file is None:
+            raise ValueError(
+                "no API key configured: set AGENT_API_KEY (or AGENT_API_KEYS_FILE); "
+                "the service does not run without authentication"
+            )
+        for field in ("cpus", "memory_mb", "pids"):
+            if getattr(self, f"default_{field}") > getattr(self, f"max_{field}"):
+                raise ValueError(f"AGENT_API_DEFAULT_{field.upper()} exceeds its maximum")
+        return self
+
+    @property
+    def default_resources(self) -> Resources:
+        return Resources(
+            cpus=self.default_cpus, memory_mb=self.default_memory_mb, pids=self.default_pids
+        )
+
+    @property
+    def max_resources(self) -> Resources:
+        return Resources(cpus=self.max_cpus, memory_mb=self.max_memory_mb, pids=self.max_pids)

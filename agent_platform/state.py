@@ -1,0 +1,23 @@
+"""What one running app holds: its settings, backend, keys, policy and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrators.base import Orchestrator
+from orchestrators.policy import SpawnPolicy
+
+from .auth import KeyRing
+from .metrics import Metrics
+from .settings import Settings
+
+__all__ = ["AppState"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    settings: Settings
+    orchestrator: Orchestrator
+    keys: KeyRing
+    policy: SpawnPolicy
+    metrics: Metrics

@@ -1,0 +1,52 @@
+"""Orchestrator backends behind agent-api: the abstract contract, one error hierarchy, one
+label schema, the spawn policy, and the Docker backend."""
+
+from .base import Orchestrator
+from .errors import (
+    AgentConflict,
+    AgentNotFound,
+    AmbiguousAgentName,
+    EngineError,
+    IdempotencyKeyReused,
+    ImageNotFound,
+    InvalidSpec,
+    OrchestratorError,
+    OrchestratorUnavailable,
+    PolicyViolation,
+    SpawnFailed,
+)
+from .models import (
+    Agent,
+    AgentSpec,
+    AgentStatus,
+    LogOptions,
+    ResourceRequest,
+    Resources,
+    RestartPolicy,
+    StoredSpec,
+)
+from .policy import SpawnPolicy
+
+__all__ = [
+    "Agent",
+    "AgentConflict",
+    "AgentNotFound",
+    "AgentSpec",
+    "AgentStatus",
+    "AmbiguousAgentName",
+    "EngineError",
+    "IdempotencyKeyReused",
+    "ImageNotFound",
+    "InvalidSpec",
+    "LogOptions",
+    "Orchestrator",
+    "OrchestratorError",
+    "OrchestratorUnavailable",
+    "PolicyViolation",
+    "ResourceRequest",
+    "Resources",
+    "RestartPolicy",
+    "SpawnFailed",
+    "SpawnPolicy",
+    "StoredSpec",
+]

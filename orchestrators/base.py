@@ -1,0 +1,112 @@
+"""The contract every backend (Docker, Kubernetes) implements.
+
+An *agent* is one container (Docker) or one Deployment (Kubernetes) carrying the labels of
+``orchestrators.labels``; nothing else is ever listed, read or touched. Backends keep no
+state of their own that a restart would lose: everything is read back from the engine.
+
+Conventions for every method:
+
+- ``ref`` is an agent's id or its name. ``owner`` scopes the lookup: an agent of another
+  owner is reported exactly like a missing one (``AgentNotFound``). ``owner=None`` means
+  every owner (admin callers); a name that then matches several agents raises
+  ``AmbiguousAgentName``.
+- Every engine call has a timeout from configuration; an engine that does not answer in
+  time, or refuses the connection, raises ``OrchestratorUnavailable`` (never a hang).
+- Only the errors of ``orchestrators.errors`` escape; engine exceptions are translated.
+- Blocking client libraries run off the event loop: no method blocks the loop.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+
+from .models import Agent, AgentSpec, LogOptions, Resources
+
+__all__ = ["Orchestrator"]
+
+
+class Orchestrator(abc.ABC):
+    """A backend that runs agents. Construct it with its configuration; close it when done."""
+
+    #: the value of the agent's ``orchestrator`` field
+    name: str
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Return when the engine answers; raise ``OrchestratorUnavailable`` otherwise."""
+
+    @abc.abstractmethod
+    async def spawn(
+        self,
+        spec: AgentSpec,
+        *,
+        owner: str,
+        resources: Resources,
+        idempotency_key: str | None = None,
+    ) -> Agent:
+        """Create and start an agent under the hardened policy and return it.
+
+        ``resources`` are the limits already resolved by the ``SpawnPolicy``. With an
+        ``idempotency_key`` that this owner already used, return the agent that the first
+        call created (whatever its status) instead of creating another; if the first call's
+        request differed, raise ``IdempotencyKeyReused``. A name the owner already uses
+        raises ``AgentConflict``. A missing image raises ``ImageNotFound``; an agent that was
+        created but could not start raises ``SpawnFailed``. On every failure nothing is left
+        behind: no container, Deployment, volume, claim or secret.
+        """
+
+    @abc.abstractmethod
+    async def list(
+        self, *, owner: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Agent]:
+        """Every managed agent of ``owner`` (all owners if None) whose user labels match.
+
+        Costs a constant number of engine calls, whatever the number of agents. The order
+        is unspecified; callers sort.
+        """
+
+    @abc.abstractmethod
+    async def get(self, ref: str, *, owner: str | None = None) -> Agent:
+        """The agent as the engine sees it now, or ``AgentNotFound``."""
+
+    @abc.abstractmethod
+    async def start(self, ref: str, *, owner: str | None = None) -> Agent:
+        """Start a stopped agent. Idempotent: starting a running agent changes nothing."""
+
+    @abc.abstractmethod
+    async def stop(
+        self, ref: str, *, owner: str | None = None, timeout: int | None = None
+    ) -> Agent:
+        """Stop the agent, killing it after ``timeout`` seconds of grace (backend default
+        if None). Idempotent: stopping a stopped agent changes nothing. The agent, its
+        labels and its workspace survive; the engine call's own timeout is extended by the
+        grace period.
+        """
+
+    @abc.abstractmethod
+    async def restart(
+        self, ref: str, *, owner: str | None = None, timeout: int | None = None
+    ) -> Agent:
+        """Stop (with ``timeout`` grace) and start the agent again; starts a stopped one."""
+
+    @abc.abstractmethod
+    async def delete(self, ref: str, *, owner: str | None = None) -> None:
+        """Remove the agent and everything it owns (workspace volume or claim, secret).
+
+        An agent already gone raises ``AgentNotFound``: callers treat that as done.
+        """
+
+    @abc.abstractmethod
+    async def logs(
+        self, ref: str, *, owner: str | None = None, options: LogOptions
+    ) -> AsyncIterator[bytes]:
+        """Resolve the agent now (``AgentNotFound`` is raised here, before any byte), then
+        return an iterator over its output. With ``options.follow`` the iterator goes on
+        until the agent stops or the consumer closes it; closing it releases the engine
+        stream at once.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and threads. Agents are not affected."""

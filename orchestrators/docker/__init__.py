@@ -1,0 +1,5 @@
+"""The Docker backend."""
+
+from .orchestrator import DockerConfig, DockerOrchestrator
+
+__all__ = ["DockerConfig", "DockerOrchestrator"]

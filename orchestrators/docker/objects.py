@@ -1,0 +1,101 @@
+"""Pure functions that build what is sent to the Docker engine; no I/O here.
+
+This is the only place a container is described. The hardened settings are not options:
+every agent gets all capabilities dropped, no-new-privileges, memory (without extra swap),
+CPU and pids limits, the platform's network and no mount but its own named volume. The
+request schema cannot express anything else, and nothing from a request is forwarded as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import labels as L
+from ..models import AgentSpec, Resources
+
+__all__ = ["ContainerRequest", "build_container", "container_name", "volume_labels", "volume_name"]
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRequest:
+    """Keyword arguments for ``APIClient.create_container``."""
+
+    image: str
+    name: str
+    command: list[str] | None
+    environment: list[str]
+    labels: dict[str, str]
+    hostname: str
+    host_config: dict[str, Any]
+    networking_config: dict[str, Any]
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "name": self.name,
+            "command": self.command,
+            "environment": self.environment,
+            "labels": self.labels,
+            "hostname": self.hostname,
+            "host_config": self.host_config,
+            "networking_config": self.networking_config,
+        }
+
+
+def container_name(prefix: str, owner: str, name: str) -> str:
+    """Unique per owner and name; '.' cannot occur in either part, so no two pairs collide."""
+    return f"{prefix}{owner}.{name}"
+
+
+def volume_name(prefix: str, agent_id: str) -> str:
+    return f"{prefix}ws-{agent_id}"
+
+
+def volume_labels(agent_id: str, owner: str) -> dict[str, str]:
+    return {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.ID: agent_id, L.OWNER: owner}
+
+
+def build_container(
+    spec: AgentSpec,
+    *,
+    labels: dict[str, str],
+    owner: str,
+    resources: Resources,
+    prefix: str,
+    network: str,
+    volume: str | None,
+    workspace_path: str,
+) -> ContainerRequest:
+    """The full container description for one agent."""
+    environment = [f"{key}={value}" for key, value in spec.env.items()]
+    environment += [f"{key}={value.get_secret_value()}" for key, value in spec.secrets.items()]
+    memory = resources.memory_mb * _MIB
+    host_config: dict[str, Any] = {
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges"],
+        "Privileged": False,
+        "NanoCpus": int(resources.cpus * 1e9),
+        "Memory": memory,
+        "MemorySwap": memory,
+        "PidsLimit": resources.pids,
+        "RestartPolicy": {"Name": spec.restart_policy, "MaximumRetryCount": 0},
+        "NetworkMode": network,
+        "Mounts": [],
+    }
+    if volume is not None:
+        host_config["Mounts"] = [
+            {"Type": "volume", "Source": volume, "Target": workspace_path, "ReadOnly": False}
+        ]
+    return ContainerRequest(
+        image=spec.image,
+        name=container_name(prefix, owner, spec.name),
+        command=list(spec.command) if spec.command else None,
+        environment=environment,
+        labels=labels,
+        hostname=spec.name,
+        host_config=host_config,
+        networking_config={"EndpointsConfig": {network: {"Aliases": [spec.name]}}},
+    )

@@ -1,0 +1,412 @@
+"""``DockerOrchestrator``: agents as containers, on the docker SDK's low-level API client.
+
+The SDK is synchronous, so every call runs in a bounded thread pool and the event loop never
+waits on the engine; log streams get a pool of their own so that followers cannot starve
+other calls. Lists use one ``GET /containers/json`` with label filters (the high-level
+``containers.list()`` would inspect every container).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import docker.errors
+import requests
+from docker import APIClient
+
+from .. import labels as L
+from ..base import Orchestrator
+from ..errors import (
+    AgentConflict,
+    AgentNotFound,
+    AmbiguousAgentName,
+    EngineError,
+    IdempotencyKeyReused,
+    ImageNotFound,
+    OrchestratorError,
+    OrchestratorUnavailable,
+    SpawnFailed,
+)
+from ..models import Agent, AgentSpec, LogOptions, Resources, StoredSpec
+from .objects import build_container, volume_labels, volume_name
+from .status import container_status, exit_code_from_summary, inspect_facts
+
+__all__ = ["DockerConfig", "DockerOrchestrator"]
+
+T = TypeVar("T")
+Summary = dict[str, Any]
+_AGENT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class DockerConfig:
+    """How to reach the engine and where agents go."""
+
+    base_url: str | None = None  # None: DOCKER_HOST or the local socket
+    timeout: float = 30.0
+    network: str = "hive-net"
+    resource_prefix: str = "hive-"
+    pull_missing_images: bool = True
+    workspace_path: str = "/workspace"
+    stop_timeout: int = 10
+    max_workers: int = 16
+    max_log_streams: int = 64
+
+
+def _translate(exc: Exception) -> OrchestratorError:
+    """An engine or transport exception as one of ours; the message names no secret."""
+    if isinstance(exc, OrchestratorError):
+        return exc
+    if isinstance(exc, requests.exceptions.Timeout):
+        return OrchestratorUnavailable("the Docker engine did not answer in time")
+    if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError | FileNotFoundError):
+        return OrchestratorUnavailable("the Docker engine is not reachable")
+    if isinstance(exc, docker.errors.APIError):
+        return EngineError(f"the Docker engine refused the request: {_explain(exc)}")
+    if isinstance(exc, docker.errors.DockerException):
+        # Raised for example when the API version cannot be fetched: the engine is down.
+        return OrchestratorUnavailable("the Docker engine is not reachable")
+    return EngineError(f"unexpected error talking to the Docker engine: {type(exc).__name__}")
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    return str(exc.explanation or exc)[:300]
+
+
+class DockerOrchestrator(Orchestrator):
+    """Agents as hardened containers on one Docker engine."""
+
+    name = "docker"
+
+    def __init__(self, config: DockerConfig) -> None:
+        self._config = config
+        self._executor = ThreadPoolExecutor(config.max_workers, thread_name_prefix="docker")
+        self._log_executor = ThreadPoolExecutor(config.max_log_streams, thread_name_prefix="logs")
+        self._api: APIClient | None = None
+        self._api_lock = threading.Lock()
+        self._network_ready = False
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _client(self) -> APIClient:
+        """The API client, created on first use so the service starts while the engine is down."""
+        with self._api_lock:
+            if self._api is None:
+                self._api = APIClient(
+                    base_url=self._config.base_url or _default_base_url(),
+                    version="auto",
+                    timeout=self._config.timeout,
+                )
+            return self._api
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    def _containers(self, terms: Mapping[str, str], **extra: list[str]) -> list[Summary]:
+        filters: dict[str, list[str]] = {"label": [f"{k}={v}" for k, v in terms.items()]}
+        filters.update(extra)
+        result: list[Summary] = self._client().containers(all=True, filters=filters)
+        return [c for c in result if L.is_managed(c.get("Labels") or {})]
+
+    def _find(self, ref: str, owner: str | None) -> Summary:
+        found: list[Summary] = []
+        if _AGENT_ID.match(ref):
+            found = self._containers(L.selector(owner=owner, agent_id=ref))
+        if not found:
+            found = self._containers(L.selector(owner=owner, name=ref))
+        if not found:
+            raise AgentNotFound(f"no agent {ref!r}")
+        if len(found) > 1:
+            raise AmbiguousAgentName(
+                f"{len(found)} agents of different owners are named {ref!r}: use the id or owner="
+            )
+        return found[0]
+
+    def _refresh(self, container_id: str) -> Summary:
+        found = self._containers({L.MANAGED_BY: L.MANAGED_BY_VALUE}, id=[container_id])
+        if not found:
+            raise AgentNotFound("the agent was removed")
+        return found[0]
+
+    def _agent(self, summary: Summary, *, inspect: bool) -> Agent:
+        """The public view; inspects only when the summary cannot tell why it stopped."""
+        state = str(summary.get("State", ""))
+        code = exit_code_from_summary(str(summary.get("Status", "")))
+        if inspect and state in ("exited", "dead") and code != 0:
+            try:
+                info = self._client().inspect_container(summary["Id"])
+            except docker.errors.NotFound as exc:
+                raise AgentNotFound("the agent was removed") from exc
+            state, code, oom, error = inspect_facts(info)
+            status, detail = container_status(state, code, oom_killed=oom, error=error)
+        else:
+            status, detail = container_status(state, code)
+        return L.agent_from_labels(
+            summary["Labels"], status=status, detail=detail, orchestrator=self.name
+        )
+
+    # -- the contract ---------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._client().ping())
+
+    async def list(
+        self, *, owner: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Agent]:
+        def work() -> list[Agent]:
+            summaries = self._containers(L.selector(owner=owner, user_labels=labels))
+            return [self._agent(s, inspect=False) for s in summaries]
+
+        return await self._run(work)
+
+    async def get(self, ref: str, *, owner: str | None = None) -> Agent:
+        return await self._run(lambda: self._agent(self._find(ref, owner), inspect=True))
+
+    async def start(self, ref: str, *, owner: str | None = None) -> Agent:
+        return await self._lifecycle(ref, owner, lambda api, cid: api.start(cid))
+
+    async def stop(
+        self, ref: str, *, owner: str | None = None, timeout: int | None = None
+    ) -> Agent:
+        grace = self._config.stop_timeout if timeout is None else timeout
+        return await self._lifecycle(ref, owner, lambda api, cid: api.stop(cid, timeout=grace))
+
+    async def restart(
+        self, ref: str, *, owner: str | None = None, timeout: int | None = None
+    ) -> Agent:
+        grace = self._config.stop_timeout if timeout is None else timeout
+        return await self._lifecycle(ref, owner, lambda api, cid: api.restart(cid, timeout=grace))
+
+    async def _lifecycle(
+        self, ref: str, owner: str | None, action: Callable[[APIClient, str], object]
+    ) -> Agent:
+        def work() -> Agent:
+            container_id = self._find(ref, owner)["Id"]
+            try:
+                action(self._client(), container_id)
+            except docker.errors.NotFound as exc:
+                raise AgentNotFound("the agent was removed") from exc
+            return self._agent(self._refresh(container_id), inspect=True)
+
+        return await self._run(work)
+
+    async def delete(self, ref: str, *, owner: str | None = None) -> None:
+        def work() -> None:
+            summary = self._find(ref, owner)
+            api = self._client()
+            try:
+                api.remove_container(summary["Id"], force=True)
+            except docker.errors.NotFound as exc:
+                raise AgentNotFound(f"no agent {ref!r}") from exc
+            self._remove_volumes(summary["Labels"][L.ID])
+
+        await self._run(work)
+
+    def _remove_volumes(self, agent_id: str) -> None:
+        api = self._client()
+        answer = api.volumes(filters={"label": [f"{L.ID}={agent_id}"]}) or {}
+        for volume in answer.get("Volumes") or []:
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_volume(volume["Name"], force=True)
+
+    async def logs(
+        self, ref: str, *, owner: str | None = None, options: LogOptions
+    ) -> AsyncIterator[bytes]:
+        def open_stream() -> Iterator[bytes]:
+            container_id = self._find(ref, owner)["Id"]
+            since = options.since.timestamp() if options.since is not None else None
+            stream: Iterator[bytes] = self._client().logs(
+                container_id,
+                stdout=True,
+                stderr=True,
+                stream=True,
+                follow=options.follow,
+                timestamps=options.timestamps,
+                tail="all" if options.tail is None else options.tail,
+                since=since if since and since > 0 else None,
+            )
+            return stream
+
+        stream = await self._run(open_stream)
+        return self._drain(stream)
+
+    async def _drain(self, stream: Iterator[bytes]) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                chunk = await loop.run_in_executor(self._log_executor, next, stream, None)
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                # Closing the response unblocks the worker thread still reading it.
+                await loop.run_in_executor(None, close)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._log_executor.shutdown(wait=False, cancel_futures=True)
+        with self._api_lock:
+            if self._api is not None:
+                self._api.close()
+                self._api = None
+
+    # -- spawn ----------------------------------------------------------------------------
+
+    async def spawn(
+        self,
+        spec: AgentSpec,
+        *,
+        owner: str,
+        resources: Resources,
+        idempotency_key: str | None = None,
+    ) -> Agent:
+        stored = StoredSpec.from_spec(spec, resources)
+        idem = L.idempotency_hash(owner, idempotency_key) if idempotency_key else None
+
+        def work() -> Agent:
+            if idem is not None and (earlier := self._replay(owner, idem, stored)) is not None:
+                return earlier
+            self._ensure_network()
+            self._ensure_image(spec.image)
+            try:
+                container_id = self._create(spec, stored, owner, resources, idem)
+            except AgentConflict:
+                # Two calls with one Idempotency-Key raced: the other one created it.
+                if idem is not None and (earlier := self._replay(owner, idem, stored)):
+                    return earlier
+                raise
+            return self._agent(self._refresh(container_id), inspect=True)
+
+        return await self._run(work)
+
+    def _replay(self, owner: str, idem: str, stored: StoredSpec) -> Agent | None:
+        found = self._containers(L.selector(owner=owner, idempotency=idem))
+        if not found:
+            return None
+        if StoredSpec.model_validate_json(found[0]["Labels"][L.SPEC]) != stored:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request"
+            )
+        return self._agent(found[0], inspect=True)
+
+    def _ensure_network(self) -> None:
+        if self._network_ready:
+            return
+        api, network = self._client(), self._config.network
+        if not any(n.get("Name") == network for n in api.networks(names=[network])):
+            try:
+                api.create_network(
+                    network,
+                    driver="bridge",
+                    check_duplicate=True,
+                    labels={L.MANAGED_BY: L.MANAGED_BY_VALUE},
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: another replica created it first
+                    raise
+        self._network_ready = True
+
+    def _ensure_image(self, image: str) -> None:
+        api = self._client()
+        try:
+            api.inspect_image(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        if not self._config.pull_missing_images:
+            raise ImageNotFound(f"image {image!r} is not present on the engine")
+        try:
+            api.pull(image)
+            api.inspect_image(image)
+        except (docker.errors.APIError, docker.errors.ImageNotFound) as exc:
+            raise ImageNotFound(
+                f"image {image!r} is not present on the engine and could not be pulled"
+            ) from exc
+
+    def _create(
+        self,
+        spec: AgentSpec,
+        stored: StoredSpec,
+        owner: str,
+        resources: Resources,
+        idem: str | None,
+    ) -> str:
+        api, config = self._client(), self._config
+        agent_id = uuid.uuid4().hex
+        labels = L.system_labels(
+            agent_id=agent_id,
+            owner=owner,
+            created_at=datetime.now(UTC),
+            spec=stored,
+            idempotency=idem,
+        )
+        volume = volume_name(config.resource_prefix, agent_id) if spec.workspace else None
+        request = build_container(
+            spec,
+            labels=labels,
+            owner=owner,
+            resources=resources,
+            prefix=config.resource_prefix,
+            network=config.network,
+            volume=volume,
+            workspace_path=config.workspace_path,
+        )
+        try:
+            if volume is not None:
+                api.create_volume(volume, labels=volume_labels(agent_id, owner))
+            container_id: str = self._create_container(request.kwargs())["Id"]
+        except BaseException as exc:
+            self._remove_volumes(agent_id)
+            if isinstance(exc, docker.errors.APIError) and exc.status_code == 409:
+                raise AgentConflict(f"an agent named {spec.name!r} already exists") from exc
+            if isinstance(exc, docker.errors.ImageNotFound):
+                raise ImageNotFound(f"image {spec.image!r} is not present on the engine") from exc
+            if isinstance(exc, docker.errors.APIError) and exc.is_client_error():
+                raise SpawnFailed(f"the engine refused the agent: {_explain(exc)}") from exc
+            raise
+        try:
+            api.start(container_id)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                api.remove_container(container_id, force=True)
+            self._remove_volumes(agent_id)
+            if isinstance(exc, docker.errors.APIError):
+                raise SpawnFailed(f"the agent could not start: {_explain(exc)}") from exc
+            raise
+        return container_id
+
+    def _create_container(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        api = self._client()
+        try:
+            created: dict[str, Any] = api.create_container(**kwargs)
+        except docker.errors.NotFound as exc:
+            if "network" not in str(exc.explanation or ""):
+                raise
+            # The network was removed behind our back since it was last checked.
+            self._network_ready = False
+            self._ensure_network()
+            created = api.create_container(**kwargs)
+        return created
+
+
+def _default_base_url() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"

@@ -1,0 +1,106 @@
+"""The one error hierarchy shared by every orchestrator backend.
+
+Backends translate their engine's exceptions into these where they cross the boundary
+(``raise AgentNotFound(...) from exc``); the HTTP layer maps each class onto one status
+code in exactly one place (``agent_platform.problems``).
+
+    OrchestratorError                 code
+    ├── AgentNotFound                 agent_not_found
+    ├── AgentConflict                 agent_name_conflict
+    │   ├── AmbiguousAgentName        agent_name_ambiguous
+    │   └── IdempotencyKeyReused      idempotency_key_reused
+    ├── InvalidSpec                   invalid_spec
+    │   ├── ImageNotFound             image_not_found
+    │   └── SpawnFailed               spawn_failed
+    ├── PolicyViolation               policy_violation
+    ├── EngineError                   engine_error
+    └── OrchestratorUnavailable       orchestrator_unavailable
+
+Messages never carry secret values, environment values or API keys.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentConflict",
+    "AgentNotFound",
+    "AmbiguousAgentName",
+    "EngineError",
+    "IdempotencyKeyReused",
+    "ImageNotFound",
+    "InvalidSpec",
+    "OrchestratorError",
+    "OrchestratorUnavailable",
+    "PolicyViolation",
+    "SpawnFailed",
+]
+
+
+class OrchestratorError(Exception):
+    """Base of every error an orchestrator raises on purpose."""
+
+    code = "orchestrator_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class AgentNotFound(OrchestratorError):
+    """No managed agent with that id or name is visible to the caller."""
+
+    code = "agent_not_found"
+
+
+class AgentConflict(OrchestratorError):
+    """The owner already has an agent with that name."""
+
+    code = "agent_name_conflict"
+
+
+class AmbiguousAgentName(AgentConflict):
+    """A name matched agents of several owners (admin callers only); use the id."""
+
+    code = "agent_name_ambiguous"
+
+
+class IdempotencyKeyReused(AgentConflict):
+    """An Idempotency-Key was sent again with a different spawn request."""
+
+    code = "idempotency_key_reused"
+
+
+class InvalidSpec(OrchestratorError):
+    """The engine refused the spawn request as given."""
+
+    code = "invalid_spec"
+
+
+class ImageNotFound(InvalidSpec):
+    """The image is neither present on the engine nor pullable."""
+
+    code = "image_not_found"
+
+
+class SpawnFailed(InvalidSpec):
+    """The agent was created but could not start; nothing was left behind."""
+
+    code = "spawn_failed"
+
+
+class PolicyViolation(OrchestratorError):
+    """The request is well formed but the operator's policy does not allow it."""
+
+    code = "policy_violation"
+
+
+class EngineError(OrchestratorError):
+    """The engine answered with an error of its own that no other class describes."""
+
+    code = "engine_error"
+
+
+class OrchestratorUnavailable(OrchestratorError):
+    """The engine or cluster did not answer in time, or refused the connection."""
+
+    code = "orchestrator_unavailable"

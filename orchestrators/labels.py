@@ -1,0 +1,144 @@
+"""The one label schema every backend writes and reads back; it is the only state there is.
+
+Docker stores these as container labels; Kubernetes as labels on the Deployment and its pod
+template, with the keys in ``ANNOTATION_KEYS`` as annotations because their values do not
+fit a label. User labels live under their own prefix so that no user label can ever stand
+in for a system label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from .models import Agent, AgentStatus, StoredSpec
+
+__all__ = [
+    "ANNOTATION_KEYS",
+    "CREATED_AT",
+    "ID",
+    "IDEMPOTENCY_KEY",
+    "MANAGED_BY",
+    "MANAGED_BY_VALUE",
+    "NAME",
+    "OWNER",
+    "SPEC",
+    "USER_PREFIX",
+    "agent_from_labels",
+    "format_created_at",
+    "idempotency_hash",
+    "is_managed",
+    "selector",
+    "system_labels",
+]
+
+_PREFIX = "agents.hive.io/"
+MANAGED_BY = _PREFIX + "managed-by"
+MANAGED_BY_VALUE = "agent-platform"
+ID = _PREFIX + "id"
+NAME = _PREFIX + "name"
+OWNER = _PREFIX + "owner"
+CREATED_AT = _PREFIX + "created-at"
+SPEC = _PREFIX + "spec"
+IDEMPOTENCY_KEY = _PREFIX + "idempotency-key"
+USER_PREFIX = "user.agents.hive.io/"
+
+ANNOTATION_KEYS = frozenset({SPEC})
+
+# Kubernetes label values allow neither ':' nor '+', so the timestamp is written compactly.
+_CREATED_AT_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+
+
+def format_created_at(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_CREATED_AT_FORMAT)
+
+
+def _parse_created_at(value: str) -> datetime:
+    return datetime.strptime(value, _CREATED_AT_FORMAT).replace(tzinfo=UTC)
+
+
+def idempotency_hash(owner: str, key: str) -> str:
+    """A label-sized digest of the key, scoped to its owner; the key itself is never stored."""
+    digest = hashlib.sha256(f"{owner}\x00{key}".encode()).hexdigest()
+    return digest[:40]
+
+
+def system_labels(
+    *,
+    agent_id: str,
+    owner: str,
+    created_at: datetime,
+    spec: StoredSpec,
+    idempotency: str | None,
+) -> dict[str, str]:
+    """Every label the platform puts on an agent, user labels under their own prefix."""
+    labels = {USER_PREFIX + key: value for key, value in spec.labels.items()}
+    labels.update(
+        {
+            MANAGED_BY: MANAGED_BY_VALUE,
+            ID: agent_id,
+            NAME: spec.name,
+            OWNER: owner,
+            CREATED_AT: format_created_at(created_at),
+            SPEC: spec.model_dump_json(),
+        }
+    )
+    if idempotency is not None:
+        labels[IDEMPOTENCY_KEY] = idempotency
+    return labels
+
+
+def selector(
+    *,
+    owner: str | None = None,
+    agent_id: str | None = None,
+    name: str | None = None,
+    idempotency: str | None = None,
+    user_labels: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Equality terms that select managed agents; every backend turns them into its filter."""
+    terms = {MANAGED_BY: MANAGED_BY_VALUE}
+    for key, value in (
+        (OWNER, owner),
+        (ID, agent_id),
+        (NAME, name),
+        (IDEMPOTENCY_KEY, idempotency),
+    ):
+        if value is not None:
+            terms[key] = value
+    for key, value in (user_labels or {}).items():
+        terms[USER_PREFIX + key] = value
+    return terms
+
+
+def is_managed(labels: Mapping[str, str]) -> bool:
+    return labels.get(MANAGED_BY) == MANAGED_BY_VALUE and ID in labels and SPEC in labels
+
+
+def agent_from_labels(
+    labels: Mapping[str, str],
+    *,
+    status: AgentStatus,
+    detail: str | None,
+    orchestrator: str,
+) -> Agent:
+    """Rebuild the public view of an agent from its labels (and annotations) alone."""
+    spec = StoredSpec.model_validate_json(labels[SPEC])
+    return Agent(
+        id=labels[ID],
+        name=labels[NAME],
+        owner=labels[OWNER],
+        image=spec.image,
+        status=status,
+        detail=detail,
+        created_at=_parse_created_at(labels[CREATED_AT]),
+        labels=spec.labels,
+        env=spec.env,
+        secret_names=spec.secret_names,
+        resources=spec.resources,
+        restart_policy=spec.restart_policy,
+        workspace=spec.workspace,
+        command=spec.command,
+        orchestrator=orchestrator,
+    )

@@ -1,0 +1,45 @@
+"""The operator's spawn policy: defaults and ceilings applied before any backend is called.
+
+The hard security settings (capabilities dropped, no-new-privileges, no host mounts, ...)
+are not here: every backend applies them unconditionally when it builds a container or pod.
+This module decides only what may vary per deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from .errors import PolicyViolation
+from .models import AgentSpec, Resources
+
+__all__ = ["SpawnPolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnPolicy:
+    """Defaults fill what a request leaves out; ceilings refuse what asks for more."""
+
+    default_resources: Resources
+    max_resources: Resources
+    allowed_images: tuple[str, ...] = ("*",)
+
+    def resolve_resources(self, spec: AgentSpec) -> Resources:
+        """The limits the agent will run with, or ``PolicyViolation`` past a ceiling."""
+        asked = spec.resources
+        resolved = Resources(
+            cpus=asked.cpus if asked.cpus is not None else self.default_resources.cpus,
+            memory_mb=(
+                asked.memory_mb if asked.memory_mb is not None else self.default_resources.memory_mb
+            ),
+            pids=asked.pids if asked.pids is not None else self.default_resources.pids,
+        )
+        for field in ("cpus", "memory_mb", "pids"):
+            value, ceiling = getattr(resolved, field), getattr(self.max_resources, field)
+            if value > ceiling:
+                raise PolicyViolation(f"resources.{field}={value} exceeds the ceiling of {ceiling}")
+        return resolved
+
+    def check_image(self, image: str) -> None:
+        if not any(fnmatchcase(image, pattern) for pattern in self.allowed_images):
+            raise PolicyViolation(f"image {image!r} is not allowed by this server's policy")

@@ -1,0 +1,1 @@
+"""Helpers for the test suite: engines, images, the service under test."""
