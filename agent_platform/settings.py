@@ -73,8 +73,13 @@ class Settings(BaseSettings):
     @field_validator("key")
     @classmethod
     def _key_strength(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_KEY_LENGTH:
-            raise ValueError(f"AGENT_API_KEY must be at least {MIN_KEY_LENGTH} characters")
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if len(raw) < MIN_KEY_LENGTH or raw != raw.strip() or any(c.isspace() for c in raw):
+            raise ValueError(
+                f"AGENT_API_KEY must be at least {MIN_KEY_LENGTH} characters, without spaces"
+            )
         return value
 
     @model_validator(mode="after")

@@ -256,10 +256,8 @@ class DockerOrchestrator(Orchestrator):
                     return
                 yield chunk
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                # Closing the response unblocks the worker thread still reading it.
-                await loop.run_in_executor(None, close)
+            # Closing the response unblocks the worker thread still reading it.
+            await loop.run_in_executor(None, _release, stream)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -406,6 +404,16 @@ class DockerOrchestrator(Orchestrator):
             self._ensure_network()
             created = api.create_container(**kwargs)
         return created
+
+
+def _release(stream: Iterator[bytes]) -> None:
+    """Close a log stream and the connection under it, whether or not it was read to the end."""
+    with contextlib.suppress(Exception):
+        stream.close()  # type: ignore[attr-defined]
+    response = getattr(stream, "_response", None)
+    if response is not None:
+        with contextlib.suppress(Exception):
+            response.close()
 
 
 def _default_base_url() -> str:

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Everything both entry points need on a fresh machine: a Python venv with the project,
+# Debian's busybox (for local images; there may be no registry), and a Docker engine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+extras="${1:-}"
+
+if [ ! -e /bin/busybox ] && ! command -v busybox >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Debian's busybox-static"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+  fi
+fi
+
+scripts/ensure-docker.sh
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$python" -m venv .venv
+fi
+stamp=".venv/.installed${extras:+-$extras}"
+want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing the project${extras:+ with [$extras]}"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+  echo "$want" > "$stamp"
+fi

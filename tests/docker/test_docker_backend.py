@@ -1,0 +1,207 @@
+"""What only a Docker engine can show: the hardened container, volumes, exit states, cost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import docker
+import pytest
+import requests
+
+from orchestrators import labels as L
+from orchestrators.base import Orchestrator
+from orchestrators.errors import SpawnFailed
+from orchestrators.models import AgentSpec, AgentStatus, Resources
+
+from ..support.backends import SMALL, docker_orchestrator
+from ..support.engine import TEST_NETWORK, TEST_PREFIX
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def backend(clean_docker: docker.DockerClient) -> AsyncIterator[Orchestrator]:
+    orchestrator = docker_orchestrator()
+    yield orchestrator
+    await orchestrator.close()
+
+
+def spec(name: str, image: str, **extra: object) -> AgentSpec:
+    return AgentSpec.model_validate(
+        {
+            "name": name,
+            "image": image,
+            "command": ["sleep", "3600"],
+            "restart_policy": "no",
+            **extra,
+        }
+    )
+
+
+def container_of(client: docker.DockerClient, owner: str, name: str) -> dict:  # type: ignore[type-arg]
+    info: dict = client.api.inspect_container(f"{TEST_PREFIX}{owner}.{name}")  # type: ignore[type-arg]
+    return info
+
+
+async def settle(backend: Orchestrator, ref: str, *wanted: AgentStatus) -> AgentStatus:
+    for _ in range(150):
+        status = (await backend.get(ref, owner="alice")).status
+        if status in wanted:
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{ref} never reached {wanted}, last {status}")
+
+
+async def test_the_container_is_built_under_the_policy(
+    backend: Orchestrator, busybox: str, clean_docker: docker.DockerClient
+) -> None:
+    resources = Resources(cpus=0.5, memory_mb=96, pids=50)
+    await backend.spawn(
+        spec("aptest-policy", busybox, workspace=True, secrets={"TOKEN": "hunter2-secret"}),
+        owner="alice",
+        resources=resources,
+    )
+    info = container_of(clean_docker, "alice", "aptest-policy")
+    host = info["HostConfig"]
+
+    assert host["CapDrop"] == ["ALL"]
+    assert not host.get("CapAdd")
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["Privileged"] is False
+    assert host["Memory"] == 96 * 1024 * 1024
+    assert host["MemorySwap"] == 96 * 1024 * 1024
+    assert host["NanoCpus"] == 500_000_000
+    assert host["PidsLimit"] == 50
+    assert not host.get("Binds")
+    assert not host.get("Devices")
+    assert host["NetworkMode"] == TEST_NETWORK
+    assert host["PidMode"] == ""
+    assert host["IpcMode"] in ("private", "shareable")
+    assert list(info["NetworkSettings"]["Networks"]) == [TEST_NETWORK]
+    mounts = info["Mounts"]
+    assert [(m["Type"], m["Destination"]) for m in mounts] == [("volume", "/workspace")]
+    assert mounts[0]["Name"].startswith(f"{TEST_PREFIX}ws-")
+    assert all("docker.sock" not in str(m) for m in mounts)
+    # Secrets reach the process but never a label.
+    assert "TOKEN=hunter2-secret" in info["Config"]["Env"]
+    assert "hunter2-secret" not in str(info["Config"]["Labels"])
+    assert info["Config"]["Labels"][L.MANAGED_BY] == L.MANAGED_BY_VALUE
+
+
+async def test_the_workspace_survives_stop_and_start_and_goes_with_delete(
+    backend: Orchestrator, busybox: str, clean_docker: docker.DockerClient
+) -> None:
+    agent = await backend.spawn(
+        spec("aptest-ws", busybox, workspace=True), owner="alice", resources=SMALL
+    )
+    clean_docker.containers.get(f"{TEST_PREFIX}alice.aptest-ws").exec_run(
+        ["sh", "-c", "echo kept > /workspace/note"]
+    )
+    await backend.stop(agent.id, owner="alice", timeout=0)
+    await backend.start(agent.id, owner="alice")
+    note = clean_docker.containers.get(f"{TEST_PREFIX}alice.aptest-ws").exec_run(
+        ["cat", "/workspace/note"]
+    )
+    assert note.output == b"kept\n"
+
+    await backend.delete(agent.id, owner="alice")
+    volumes = clean_docker.api.volumes(filters={"label": [f"{L.ID}={agent.id}"]})["Volumes"]
+    assert not volumes
+
+
+async def test_exit_codes_and_oom_become_statuses(backend: Orchestrator, busybox: str) -> None:
+    done = await backend.spawn(
+        spec("aptest-done", busybox, command=["true"]), owner="alice", resources=SMALL
+    )
+    crash = await backend.spawn(
+        spec("aptest-crash", busybox, command=["sh", "-c", "exit 3"]),
+        owner="alice",
+        resources=SMALL,
+    )
+    hog = await backend.spawn(
+        spec(
+            "aptest-oom",
+            busybox,
+            command=["dd", "if=/dev/zero", "bs=64M", "count=1", "of=/dev/null"],
+        ),
+        owner="alice",
+        resources=Resources(cpus=0.5, memory_mb=16, pids=64),
+    )
+
+    assert await settle(backend, done.id, AgentStatus.EXITED) is AgentStatus.EXITED
+    assert await settle(backend, crash.id, AgentStatus.FAILED) is AgentStatus.FAILED
+    assert (await backend.get(crash.id, owner="alice")).detail == "exited with code 3"
+    assert await settle(backend, hog.id, AgentStatus.FAILED) is AgentStatus.FAILED
+    assert "out of memory" in str((await backend.get(hog.id, owner="alice")).detail)
+
+
+async def test_an_agent_that_cannot_start_leaves_nothing(
+    backend: Orchestrator, busybox: str, clean_docker: docker.DockerClient
+) -> None:
+    with pytest.raises(SpawnFailed):
+        await backend.spawn(
+            spec("aptest-nostart", busybox, command=["/no/such/binary"], workspace=True),
+            owner="alice",
+            resources=SMALL,
+        )
+    leftovers = clean_docker.api.containers(
+        all=True, filters={"name": "aptest-alice.aptest-nostart"}
+    )
+    assert leftovers == []
+    volumes = clean_docker.api.volumes(filters={"label": [f"{L.OWNER}=alice"]})["Volumes"] or []
+    assert [v for v in volumes if v["Name"].startswith(TEST_PREFIX)] == []
+    assert await backend.list() == []
+
+
+async def test_the_network_is_created_when_missing_and_agents_answer_by_name(
+    backend: Orchestrator, busybox: str, clean_docker: docker.DockerClient
+) -> None:
+    for network in clean_docker.networks.list(names=[TEST_NETWORK]):
+        for container in network.containers:
+            network.disconnect(container, force=True)
+        network.remove()
+    await backend.spawn(
+        spec("aptest-web", busybox, command=["httpd", "-f", "-p", "8080", "-h", "/etc"]),
+        owner="alice",
+        resources=SMALL,
+    )
+    client = await backend.spawn(spec("aptest-client", busybox), owner="alice", resources=SMALL)
+    assert client.status is AgentStatus.RUNNING
+    probe = clean_docker.containers.get(f"{TEST_PREFIX}alice.aptest-client").exec_run(
+        [
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10; do "
+            "wget -q -O- http://aptest-web:8080/hostname && exit 0; sleep 0.5; done; exit 1",
+        ]
+    )
+    assert probe.exit_code == 0
+    assert probe.output.strip() == b"aptest-web"
+
+
+async def test_list_costs_the_same_engine_calls_for_any_fleet_size(
+    backend: Orchestrator, busybox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    original = requests.Session.send
+
+    def counting(self: requests.Session, request: requests.PreparedRequest, **kw: object) -> object:
+        calls.append(str(request.url))
+        return original(self, request, **kw)  # type: ignore[arg-type]
+
+    async def calls_for_list() -> int:
+        calls.clear()
+        monkeypatch.setattr(requests.Session, "send", counting)
+        await backend.list()
+        monkeypatch.setattr(requests.Session, "send", original)
+        return len(calls)
+
+    await backend.spawn(spec("aptest-n0", busybox), owner="alice", resources=SMALL)
+    with_one = await calls_for_list()
+    for index in range(1, 6):
+        await backend.spawn(spec(f"aptest-n{index}", busybox), owner="alice", resources=SMALL)
+    with_six = await calls_for_list()
+
+    assert with_one == with_six == 1
+    assert "/containers/json" in calls[0]
