@@ -26,7 +26,10 @@ stamp=".venv/.installed${extras:+-$extras}"
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing the project${extras:+ with [$extras]}"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+          .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"; } >.venv/install.log 2>&1; then
+    cat .venv/install.log >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi

@@ -146,7 +146,7 @@ async def test_an_agent_that_cannot_start_leaves_nothing(
             resources=SMALL,
         )
     leftovers = clean_docker.api.containers(
-        all=True, filters={"name": "aptest-alice.aptest-nostart"}
+        all=True, filters={"name": f"{TEST_PREFIX}alice.aptest-nostart"}
     )
     assert leftovers == []
     volumes = clean_docker.api.volumes(filters={"label": [f"{L.OWNER}=alice"]})["Volumes"] or []

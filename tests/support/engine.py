@@ -12,8 +12,9 @@ from orchestrators import labels as L
 
 __all__ = ["TEST_NETWORK", "TEST_PREFIX", "docker_or_fail", "remove_test_resources"]
 
-TEST_PREFIX = "aptest-"
-TEST_NETWORK = "aptest-net"
+# Overridable so that two test runs on one engine never remove each other's containers.
+TEST_PREFIX = os.environ.get("AGENT_PLATFORM_TEST_PREFIX", "aptest-")
+TEST_NETWORK = f"{TEST_PREFIX}net"
 
 
 def docker_or_fail() -> docker.DockerClient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 import agent_platform
 import clients
@@ -97,7 +97,7 @@ def test_the_container_description_is_hardened() -> None:
         image="img:1",
         command=["run"],
         env={"A": "1"},
-        secrets={"S": "v"},
+        secrets={"S": SecretStr("v")},
         workspace=True,
     )
     built = build_container(
