@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,11 +15,14 @@ from orchestrators.base import Orchestrator
 from orchestrators.policy import SpawnPolicy
 
 from . import __version__
+from .audit import AuditLog
 from .auth import KeyRing
 from .backends import build_orchestrator
+from .bodyguard import BodyGuardMiddleware
 from .metrics import Metrics
 from .middleware import RequestContextMiddleware
 from .problems import install_problem_handlers
+from .ratelimit import RateLimiter
 from .routes import agents, health
 from .settings import Settings
 from .state import AppState
@@ -45,6 +51,8 @@ def create_app(
             allowed_images=tuple(settings.allowed_images),
         ),
         metrics=metrics,
+        audit=AuditLog(settings.audit_file),
+        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )
     if settings.allowed_images == ["*"]:
         logger.warning("every image may be spawned: set AGENT_API_ALLOWED_IMAGES to restrict them")
@@ -52,7 +60,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         logger.info("agent-api ready, orchestrator={}", backend.name)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, state.keys.reload)
         yield
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
         await backend.close()
 
     app = FastAPI(
@@ -68,5 +81,6 @@ def create_app(
     install_problem_handlers(app, retry_after=settings.retry_after)
     app.include_router(agents.router)
     app.include_router(health.router)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, audit=state.audit)
     return app

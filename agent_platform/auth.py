@@ -113,6 +113,12 @@ class KeyRing:
         self._stamp = (stat.st_mtime, stat.st_size)
         logger.info("loaded {} enabled keys from {}", len(self._from_file), self._file)
 
+    def reload(self) -> None:
+        """Re-read the keys file now (on SIGHUP); a broken file keeps the previous keys."""
+        if self._file is not None:
+            with self._lock:
+                self._load(strict=False)
+
     def _maybe_reload(self) -> None:
         if self._file is None:
             return

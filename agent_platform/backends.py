@@ -23,6 +23,7 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
                 stop_timeout=settings.stop_timeout,
                 max_workers=settings.engine_threads,
                 max_log_streams=settings.max_log_streams,
+                read_only_rootfs=settings.read_only_rootfs,
             )
         )
     raise ValueError("ORCHESTRATOR=kubernetes is not available in this version yet")

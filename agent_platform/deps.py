@@ -56,6 +56,15 @@ def authenticate(request: Request, state: State) -> Principal:
     if principal is None:
         raise ProblemError(401, "unauthorized", "the API key is not valid", headers=_BEARER)
     request.state.key_name = principal.key_name
+    request.state.owner = principal.owner
+    wait = state.limiter.acquire(principal.key_name)
+    if wait:
+        raise ProblemError(
+            429,
+            "rate_limited",
+            "too many requests for this key",
+            headers={"Retry-After": str(wait)},
+        )
     return principal
 
 

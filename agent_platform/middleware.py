@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request id, one JSON access-log line per request, metrics.
+"""Pure ASGI middleware: request id, one JSON access-log line per request, metrics, audit.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that streamed log responses pass through as they
 are produced; the access line is written when the body ends.
@@ -14,17 +14,27 @@ from typing import Any
 from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .audit import AuditLog
 from .metrics import Metrics
 
 __all__ = ["RequestContextMiddleware"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_ACTIONS = {
+    ("POST", "/v1/agents"): "spawn",
+    ("POST", "/v1/agents/{agent}/start"): "start",
+    ("POST", "/v1/agents/{agent}/stop"): "stop",
+    ("POST", "/v1/agents/{agent}/restart"): "restart",
+    ("DELETE", "/v1/agents/{agent}"): "delete",
+}
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, audit: AuditLog) -> None:
         self.app = app
         self.metrics = metrics
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,3 +72,21 @@ class RequestContextMiddleware:
                 key=state.get("key_name"),
                 client=(scope.get("client") or ("", 0))[0],
             ).info("request")
+            if scope["method"] in _MUTATING and scope["path"].startswith("/v1/"):
+                self._audit(scope, state, request_id, route, status)
+
+    def _audit(
+        self, scope: Scope, state: dict[str, Any], request_id: str, route: str, status: int
+    ) -> None:
+        action = state.get("audit_action") or _ACTIONS.get(
+            (scope["method"], route), f"{scope['method']} {route}"
+        )
+        agent = state.get("audit_agent") or (scope.get("path_params") or {}).get("agent")
+        self.audit.record(
+            request_id=request_id,
+            key_name=state.get("key_name"),
+            owner=state.get("owner"),
+            action=action,
+            agent=agent,
+            status=status,
+        )

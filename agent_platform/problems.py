@@ -74,7 +74,7 @@ class ProblemError(Exception):
 
 
 def problem_response(
-    request: Request,
+    path: str,
     status: int,
     code: str,
     detail: str,
@@ -87,7 +87,7 @@ def problem_response(
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": path,
         "code": code,
     }
     body.update(extra or {})
@@ -113,7 +113,7 @@ def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
         return problem_response(
-            request, exc.status, exc.code, exc.detail, headers=exc.headers, extra=exc.extra
+            request.url.path, exc.status, exc.code, exc.detail, headers=exc.headers, extra=exc.extra
         )
 
     async def on_orchestrator(request: Request, exc: Exception) -> JSONResponse:
@@ -122,7 +122,7 @@ def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:
         headers = {"Retry-After": str(retry_after)} if status == 503 else None
         if status >= 500:
             logger.warning("orchestrator error {}: {}", exc.code, exc.detail)
-        return problem_response(request, status, exc.code, exc.detail, headers=headers)
+        return problem_response(request.url.path, status, exc.code, exc.detail, headers=headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -130,7 +130,7 @@ def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"])
         return problem_response(
-            request,
+            request.url.path,
             422,
             "validation_error",
             f"{where}: {first['msg']}" if where else str(first["msg"]),
@@ -141,11 +141,15 @@ def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(request, exc.status_code, code, detail, headers=exc.headers)
+        return problem_response(
+            request.url.path, exc.status_code, code, detail, headers=exc.headers
+        )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.opt(exception=exc).error("unhandled error on {}", request.url.path)
-        return problem_response(request, 500, "internal_error", "an unexpected error occurred")
+        return problem_response(
+            request.url.path, 500, "internal_error", "an unexpected error occurred"
+        )
 
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(OrchestratorError, on_orchestrator)

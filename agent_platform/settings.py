@@ -67,6 +67,21 @@ class Settings(BaseSettings):
         default_factory=lambda: ["*"], description="glob patterns; JSON list in the env"
     )
 
+    max_agents_per_owner: int = Field(
+        default=100, ge=0, description="agents one owner may have at once; 0: no limit"
+    )
+    read_only_rootfs: bool = Field(
+        default=False, description="agents get a read-only root filesystem (and a /tmp tmpfs)"
+    )
+    max_body_bytes: int = Field(default=262_144, ge=1024, description="request body limit")
+    rate_limit_per_minute: float = Field(
+        default=0, ge=0, description="requests a minute per key; 0: no limit"
+    )
+    rate_limit_burst: int = Field(default=30, ge=1)
+    audit_file: Path | None = Field(
+        default=None, description="also append audit records (JSON lines) to this file"
+    )
+
     log_level: str = "INFO"
     log_json: bool = True
 

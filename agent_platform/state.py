@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from orchestrators.base import Orchestrator
 from orchestrators.policy import SpawnPolicy
 
+from .audit import AuditLog
 from .auth import KeyRing
 from .metrics import Metrics
+from .ratelimit import RateLimiter
 from .settings import Settings
 
 __all__ = ["AppState"]
@@ -21,3 +23,5 @@ class AppState:
     keys: KeyRing
     policy: SpawnPolicy
     metrics: Metrics
+    audit: AuditLog
+    limiter: RateLimiter

@@ -5,6 +5,7 @@ from .base import Orchestrator
 from .errors import (
     AgentConflict,
     AgentNotFound,
+    AgentQuotaExceeded,
     AmbiguousAgentName,
     EngineError,
     IdempotencyKeyReused,
@@ -30,6 +31,7 @@ from .policy import SpawnPolicy
 __all__ = [
     "Agent",
     "AgentConflict",
+    "AgentQuotaExceeded",
     "AgentNotFound",
     "AgentSpec",
     "AgentStatus",

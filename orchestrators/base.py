@@ -44,6 +44,7 @@ class Orchestrator(abc.ABC):
         owner: str,
         resources: Resources,
         idempotency_key: str | None = None,
+        max_agents: int | None = None,
     ) -> Agent:
         """Create and start an agent under the hardened policy and return it.
 
@@ -51,8 +52,11 @@ class Orchestrator(abc.ABC):
         ``idempotency_key`` that this owner already used, return the agent that the first
         call created (whatever its status) instead of creating another; if the first call's
         request differed, raise ``IdempotencyKeyReused``. A name the owner already uses
-        raises ``AgentConflict``. A missing image raises ``ImageNotFound``; an agent that was
-        created but could not start raises ``SpawnFailed``. On every failure nothing is left
+        raises ``AgentConflict``. With ``max_agents``, an owner who already has that many
+        agents gets ``AgentQuotaExceeded`` (a replayed key still returns its agent; two
+        concurrent spawns may both pass the count). A missing image raises
+        ``ImageNotFound``; an agent that was created but could not start raises
+        ``SpawnFailed``. On every failure nothing is left
         behind: no container, Deployment, volume, claim or secret.
         """
 

@@ -13,6 +13,7 @@ code in exactly one place (``agent_platform.problems``).
     │   ├── ImageNotFound             image_not_found
     │   └── SpawnFailed               spawn_failed
     ├── PolicyViolation               policy_violation
+    │   └── AgentQuotaExceeded        agent_quota_exceeded
     ├── EngineError                   engine_error
     └── OrchestratorUnavailable       orchestrator_unavailable
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentConflict",
+    "AgentQuotaExceeded",
     "AgentNotFound",
     "AmbiguousAgentName",
     "EngineError",
@@ -92,6 +94,12 @@ class PolicyViolation(OrchestratorError):
     """The request is well formed but the operator's policy does not allow it."""
 
     code = "policy_violation"
+
+
+class AgentQuotaExceeded(PolicyViolation):
+    """The owner already has as many agents as the policy allows."""
+
+    code = "agent_quota_exceeded"
 
 
 class EngineError(OrchestratorError):

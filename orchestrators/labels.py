@@ -139,6 +139,7 @@ def agent_from_labels(
         resources=spec.resources,
         restart_policy=spec.restart_policy,
         workspace=spec.workspace,
+        network=spec.network,
         command=spec.command,
         orchestrator=orchestrator,
     )

@@ -22,6 +22,7 @@ __all__ = [
     "AgentSpec",
     "AgentStatus",
     "LogOptions",
+    "NetworkChoice",
     "ResourceRequest",
     "Resources",
     "RestartPolicy",
@@ -36,6 +37,8 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 AgentName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
 RestartPolicy = Literal["no", "on-failure", "unless-stopped", "always"]
+# "default": the platform's network; "none": no network at all. Nothing else can be named.
+NetworkChoice = Literal["default", "none"]
 ImageRef = Annotated[
     str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 ]
@@ -93,6 +96,7 @@ class AgentSpec(_Strict):
     resources: ResourceRequest = Field(default_factory=ResourceRequest)
     restart_policy: RestartPolicy = "unless-stopped"
     workspace: bool = False
+    network: NetworkChoice = "default"
 
     @field_validator("env")
     @classmethod
@@ -149,6 +153,7 @@ class StoredSpec(_Strict):
     resources: Resources
     restart_policy: RestartPolicy
     workspace: bool
+    network: NetworkChoice = "default"
 
     @classmethod
     def from_spec(cls, spec: AgentSpec, resources: Resources) -> StoredSpec:
@@ -162,6 +167,7 @@ class StoredSpec(_Strict):
             resources=resources,
             restart_policy=spec.restart_policy,
             workspace=spec.workspace,
+            network=spec.network,
         )
 
 
@@ -183,6 +189,7 @@ class Agent(BaseModel):
     resources: Resources
     restart_policy: RestartPolicy
     workspace: bool
+    network: NetworkChoice
     command: list[str] | None
     orchestrator: str
 

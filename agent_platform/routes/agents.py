@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from orchestrators.models import Agent, AgentStatus, LogOptions
@@ -62,7 +62,9 @@ def _label_filters(raw: list[str]) -> dict[str, str]:
 async def spawn_agent(
     body: SpawnRequest,
     caller: Writer,
+    scope: OwnerScope,
     state: State,
+    request: Request,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -73,10 +75,16 @@ async def spawn_agent(
         ),
     ] = None,
 ) -> Agent:
+    request.state.audit_agent = body.name
     state.policy.check_image(body.image)
     resources = state.policy.resolve_resources(body)
+    limit = state.settings.max_agents_per_owner
     agent = await state.orchestrator.spawn(
-        body, owner=caller.owner, resources=resources, idempotency_key=idempotency_key
+        body,
+        owner=scope or caller.owner,
+        resources=resources,
+        idempotency_key=idempotency_key,
+        max_agents=limit or None,
     )
     response.headers["Location"] = f"/v1/agents/{agent.id}"
     return agent
@@ -126,8 +134,14 @@ async def restart_agent(
 
 @router.post("/{agent}/action", response_model=Agent, summary="start, stop or restart by body")
 async def act_on_agent(
-    agent: AgentRef, body: ActionRequest, _: Writer, scope: OwnerScope, engine: Engine
+    agent: AgentRef,
+    body: ActionRequest,
+    _: Writer,
+    scope: OwnerScope,
+    engine: Engine,
+    request: Request,
 ) -> Agent:
+    request.state.audit_action = body.action
     if body.action == "start":
         return await engine.start(agent, owner=scope)
     if body.action == "stop":

@@ -68,11 +68,13 @@ def build_container(
     network: str,
     volume: str | None,
     workspace_path: str,
+    read_only_rootfs: bool = False,
 ) -> ContainerRequest:
     """The full container description for one agent."""
     environment = [f"{key}={value}" for key, value in spec.env.items()]
     environment += [f"{key}={value.get_secret_value()}" for key, value in spec.secrets.items()]
     memory = resources.memory_mb * _MIB
+    network_mode = "none" if spec.network == "none" else network
     host_config: dict[str, Any] = {
         "CapDrop": ["ALL"],
         "SecurityOpt": ["no-new-privileges"],
@@ -82,9 +84,12 @@ def build_container(
         "MemorySwap": memory,
         "PidsLimit": resources.pids,
         "RestartPolicy": {"Name": spec.restart_policy, "MaximumRetryCount": 0},
-        "NetworkMode": network,
+        "NetworkMode": network_mode,
         "Mounts": [],
     }
+    if read_only_rootfs:
+        host_config["ReadonlyRootfs"] = True
+        host_config["Tmpfs"] = {"/tmp": "rw,nosuid,nodev,size=64m"}  # noqa: S108
     if volume is not None:
         host_config["Mounts"] = [
             {"Type": "volume", "Source": volume, "Target": workspace_path, "ReadOnly": False}
@@ -97,5 +102,9 @@ def build_container(
         labels=labels,
         hostname=spec.name,
         host_config=host_config,
-        networking_config={"EndpointsConfig": {network: {"Aliases": [spec.name]}}},
+        networking_config=(
+            {"EndpointsConfig": {}}
+            if network_mode == "none"
+            else {"EndpointsConfig": {network: {"Aliases": [spec.name]}}}
+        ),
     )

@@ -30,6 +30,7 @@ from ..base import Orchestrator
 from ..errors import (
     AgentConflict,
     AgentNotFound,
+    AgentQuotaExceeded,
     AmbiguousAgentName,
     EngineError,
     IdempotencyKeyReused,
@@ -62,6 +63,7 @@ class DockerConfig:
     stop_timeout: int = 10
     max_workers: int = 16
     max_log_streams: int = 64
+    read_only_rootfs: bool = False
 
 
 def _translate(exc: Exception) -> OrchestratorError:
@@ -276,6 +278,7 @@ class DockerOrchestrator(Orchestrator):
         owner: str,
         resources: Resources,
         idempotency_key: str | None = None,
+        max_agents: int | None = None,
     ) -> Agent:
         stored = StoredSpec.from_spec(spec, resources)
         idem = L.idempotency_hash(owner, idempotency_key) if idempotency_key else None
@@ -283,7 +286,14 @@ class DockerOrchestrator(Orchestrator):
         def work() -> Agent:
             if idem is not None and (earlier := self._replay(owner, idem, stored)) is not None:
                 return earlier
-            self._ensure_network()
+            if max_agents is not None:
+                count = len(self._containers(L.selector(owner=owner)))
+                if count >= max_agents:
+                    raise AgentQuotaExceeded(
+                        f"owner {owner!r} already has {count} agents, the most allowed"
+                    )
+            if spec.network != "none":
+                self._ensure_network()
             self._ensure_image(spec.image)
             try:
                 container_id = self._create(spec, stored, owner, resources, idem)
@@ -367,6 +377,7 @@ class DockerOrchestrator(Orchestrator):
             network=config.network,
             volume=volume,
             workspace_path=config.workspace_path,
+            read_only_rootfs=config.read_only_rootfs,
         )
         try:
             if volume is not None:

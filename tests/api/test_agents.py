@@ -61,7 +61,7 @@ def test_spawn_validation_errors_are_422_problems_and_leave_nothing(
     not_json = api.alice.post(
         "/v1/agents", content=b"name=x", headers={"content-type": "text/plain"}
     )
-    assert_problem(not_json, 422, "validation_error")
+    assert_problem(not_json, 415, "unsupported_media_type")
     assert_problem(api.alice.post("/v1/agents"), 422, "validation_error")
     assert clean_docker.api.containers(all=True, filters={"name": TEST_PREFIX}) == []
 
