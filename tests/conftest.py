@@ -134,3 +134,9 @@ def api(
     made = Api(server, keys[0])
     yield made
     made.close()
+
+
+@pytest.fixture
+def server_log_default(server: ServerProcess) -> str:
+    """What the shared service printed so far."""
+    return server.logs()

@@ -68,6 +68,10 @@ class ServerProcess:
             self._process.wait()
         self._process = None
 
+    def send_signal(self, sig: int) -> None:
+        assert self._process is not None
+        self._process.send_signal(sig)
+
     def restart(self) -> None:
         self.stop()
         self.start()

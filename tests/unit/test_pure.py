@@ -171,6 +171,7 @@ def test_pages_cover_every_agent_once_in_order() -> None:
             resources=SMALL,
             restart_policy="no",
             workspace=False,
+            network="default",
             command=None,
             orchestrator="x",
         )
