@@ -26,6 +26,7 @@ from .ratelimit import RateLimiter
 from .routes import agents, health
 from .settings import Settings
 from .state import AppState
+from .sweeper import run_sweeper
 
 __all__ = ["create_app"]
 
@@ -63,7 +64,14 @@ def create_app(
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, state.keys.reload)
+        sweeper = None
+        if settings.sweep_interval > 0:
+            sweeper = asyncio.create_task(run_sweeper(backend, settings.sweep_interval))
         yield
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         await backend.close()

@@ -24,6 +24,7 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
                 max_workers=settings.engine_threads,
                 max_log_streams=settings.max_log_streams,
                 read_only_rootfs=settings.read_only_rootfs,
+                orphan_grace_seconds=settings.orphan_grace_seconds,
             )
         )
     raise ValueError("ORCHESTRATOR=kubernetes is not available in this version yet")

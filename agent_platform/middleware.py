@@ -26,6 +26,7 @@ _ACTIONS = {
     ("POST", "/v1/agents/{agent}/start"): "start",
     ("POST", "/v1/agents/{agent}/stop"): "stop",
     ("POST", "/v1/agents/{agent}/restart"): "restart",
+    ("POST", "/v1/agents/{agent}/ttl"): "renew",
     ("DELETE", "/v1/agents/{agent}"): "delete",
 }
 

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrators.models import Agent, AgentSpec
+from orchestrators.models import MAX_TTL_SECONDS, Agent, AgentSpec
 
-__all__ = ["ActionRequest", "AgentList", "Health", "SpawnRequest"]
+__all__ = ["ActionRequest", "AgentList", "Health", "RenewRequest", "SpawnRequest"]
 
 
 class SpawnRequest(AgentSpec):
     """The strict spawn body: unknown fields are refused with 422."""
-
-    ttl_seconds: int | None = Field(
-        default=None,
-        description="not supported yet: any value other than null is refused",
-    )
-
-    @field_validator("ttl_seconds")
-    @classmethod
-    def _ttl_not_yet(cls, value: int | None) -> int | None:
-        if value is not None:
-            raise ValueError(
-                "ttl_seconds is not supported by this server yet; send null or omit it"
-            )
-        return value
 
 
 class AgentList(BaseModel):
@@ -39,6 +25,12 @@ class ActionRequest(BaseModel):
 
     action: Literal["start", "stop", "restart"]
     timeout: int | None = Field(default=None, ge=0, le=3600, description="grace for stop/restart")
+
+
+class RenewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int = Field(ge=1, le=MAX_TTL_SECONDS, description="the new deadline, from now")
 
 
 class Health(BaseModel):

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         default_factory=lambda: ["*"], description="glob patterns; JSON list in the env"
     )
 
+    sweep_interval: float = Field(
+        default=10.0, ge=0, description="seconds between TTL/leftover sweeps; 0: never sweep"
+    )
+    orphan_grace_seconds: float = Field(
+        default=300.0, ge=0, description="age before a volume without its agent is removed"
+    )
     max_agents_per_owner: int = Field(
         default=100, ge=0, description="agents one owner may have at once; 0: no limit"
     )

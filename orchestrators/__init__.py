@@ -4,6 +4,7 @@ label schema, the spawn policy, and the Docker backend."""
 from .base import Orchestrator
 from .errors import (
     AgentConflict,
+    AgentExpired,
     AgentNotFound,
     AgentQuotaExceeded,
     AmbiguousAgentName,
@@ -25,12 +26,14 @@ from .models import (
     Resources,
     RestartPolicy,
     StoredSpec,
+    SweepReport,
 )
 from .policy import SpawnPolicy
 
 __all__ = [
     "Agent",
     "AgentConflict",
+    "AgentExpired",
     "AgentQuotaExceeded",
     "AgentNotFound",
     "AgentSpec",
@@ -51,4 +54,5 @@ __all__ = [
     "SpawnFailed",
     "SpawnPolicy",
     "StoredSpec",
+    "SweepReport",
 ]

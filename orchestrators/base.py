@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 
-from .models import Agent, AgentSpec, LogOptions, Resources
+from .models import Agent, AgentSpec, LogOptions, Resources, SweepReport
 
 __all__ = ["Orchestrator"]
 
@@ -76,7 +77,10 @@ class Orchestrator(abc.ABC):
 
     @abc.abstractmethod
     async def start(self, ref: str, *, owner: str | None = None) -> Agent:
-        """Start a stopped agent. Idempotent: starting a running agent changes nothing."""
+        """Start a stopped agent. Idempotent: starting a running agent changes nothing.
+
+        An agent whose TTL has passed raises ``AgentExpired``: renew it first.
+        """
 
     @abc.abstractmethod
     async def stop(
@@ -93,6 +97,22 @@ class Orchestrator(abc.ABC):
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         """Stop (with ``timeout`` grace) and start the agent again; starts a stopped one."""
+
+    @abc.abstractmethod
+    async def renew(self, ref: str, *, owner: str | None = None, ttl_seconds: int) -> Agent:
+        """Move the agent's deadline to ``ttl_seconds`` from now and return the agent.
+
+        Only an agent spawned with ``ttl_seconds`` has a deadline to move; any other raises
+        ``InvalidSpec``. Renewing does not start a stopped agent.
+        """
+
+    @abc.abstractmethod
+    async def sweep(self, *, now: datetime | None = None) -> SweepReport:
+        """Stop every running agent whose deadline has passed (``now`` defaults to the
+        current time) and remove objects left by an interrupted spawn or delete (a volume,
+        claim or secret whose agent is gone) once they are older than the backend's grace
+        period. Safe to run from several replicas at once: each step is idempotent.
+        """
 
     @abc.abstractmethod
     async def delete(self, ref: str, *, owner: str | None = None) -> None:

@@ -8,6 +8,7 @@ code in exactly one place (``agent_platform.problems``).
     ├── AgentNotFound                 agent_not_found
     ├── AgentConflict                 agent_name_conflict
     │   ├── AmbiguousAgentName        agent_name_ambiguous
+    │   ├── AgentExpired              agent_expired
     │   └── IdempotencyKeyReused      idempotency_key_reused
     ├── InvalidSpec                   invalid_spec
     │   ├── ImageNotFound             image_not_found
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentConflict",
+    "AgentExpired",
     "AgentQuotaExceeded",
     "AgentNotFound",
     "AmbiguousAgentName",
@@ -64,6 +66,12 @@ class AmbiguousAgentName(AgentConflict):
     """A name matched agents of several owners (admin callers only); use the id."""
 
     code = "agent_name_ambiguous"
+
+
+class AgentExpired(AgentConflict):
+    """The agent's TTL has passed: renew it before starting it again."""
+
+    code = "agent_expired"
 
 
 class IdempotencyKeyReused(AgentConflict):

@@ -17,8 +17,11 @@ from .models import Agent, AgentStatus, StoredSpec
 __all__ = [
     "ANNOTATION_KEYS",
     "CREATED_AT",
+    "EXPIRES_AT",
     "ID",
     "IDEMPOTENCY_KEY",
+    "INSTANCE",
+    "KIND",
     "MANAGED_BY",
     "MANAGED_BY_VALUE",
     "NAME",
@@ -27,7 +30,11 @@ __all__ = [
     "USER_PREFIX",
     "agent_from_labels",
     "format_created_at",
+    "format_moment",
+    "parse_moment",
     "idempotency_hash",
+    "instance_name",
+    "owned_labels",
     "is_managed",
     "selector",
     "system_labels",
@@ -36,12 +43,17 @@ __all__ = [
 _PREFIX = "agents.hive.io/"
 MANAGED_BY = _PREFIX + "managed-by"
 MANAGED_BY_VALUE = "agent-platform"
+# Which deployment of the platform made it: deployments that share an engine (staging and
+# production, two test runs) never see or touch each other's agents.
+INSTANCE = _PREFIX + "instance"
 ID = _PREFIX + "id"
 NAME = _PREFIX + "name"
 OWNER = _PREFIX + "owner"
 CREATED_AT = _PREFIX + "created-at"
 SPEC = _PREFIX + "spec"
 IDEMPOTENCY_KEY = _PREFIX + "idempotency-key"
+EXPIRES_AT = _PREFIX + "expires-at"
+KIND = _PREFIX + "kind"  # on objects an agent owns: "workspace", "lease", "secret"
 USER_PREFIX = "user.agents.hive.io/"
 
 ANNOTATION_KEYS = frozenset({SPEC})
@@ -50,12 +62,32 @@ ANNOTATION_KEYS = frozenset({SPEC})
 _CREATED_AT_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
 
-def format_created_at(moment: datetime) -> str:
+def format_moment(moment: datetime) -> str:
+    """A time as a label value (``20261120T100000.000000Z``)."""
     return moment.astimezone(UTC).strftime(_CREATED_AT_FORMAT)
 
 
-def _parse_created_at(value: str) -> datetime:
+def parse_moment(value: str) -> datetime:
     return datetime.strptime(value, _CREATED_AT_FORMAT).replace(tzinfo=UTC)
+
+
+format_created_at = format_moment
+
+
+def instance_name(resource_prefix: str) -> str:
+    """The instance label value of a deployment, from its resource prefix (``hive-``)."""
+    return resource_prefix.strip("-._") or "default"
+
+
+def owned_labels(*, instance: str, agent_id: str, owner: str, kind: str) -> dict[str, str]:
+    """Labels of an object an agent owns (its volume, lease, secret, claim)."""
+    return {
+        MANAGED_BY: MANAGED_BY_VALUE,
+        INSTANCE: instance,
+        ID: agent_id,
+        OWNER: owner,
+        KIND: kind,
+    }
 
 
 def idempotency_hash(owner: str, key: str) -> str:
@@ -66,17 +98,20 @@ def idempotency_hash(owner: str, key: str) -> str:
 
 def system_labels(
     *,
+    instance: str,
     agent_id: str,
     owner: str,
     created_at: datetime,
     spec: StoredSpec,
     idempotency: str | None,
+    expires_at: datetime | None = None,
 ) -> dict[str, str]:
     """Every label the platform puts on an agent, user labels under their own prefix."""
     labels = {USER_PREFIX + key: value for key, value in spec.labels.items()}
     labels.update(
         {
             MANAGED_BY: MANAGED_BY_VALUE,
+            INSTANCE: instance,
             ID: agent_id,
             NAME: spec.name,
             OWNER: owner,
@@ -86,11 +121,14 @@ def system_labels(
     )
     if idempotency is not None:
         labels[IDEMPOTENCY_KEY] = idempotency
+    if expires_at is not None:
+        labels[EXPIRES_AT] = format_moment(expires_at)
     return labels
 
 
 def selector(
     *,
+    instance: str,
     owner: str | None = None,
     agent_id: str | None = None,
     name: str | None = None,
@@ -98,7 +136,7 @@ def selector(
     user_labels: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Equality terms that select managed agents; every backend turns them into its filter."""
-    terms = {MANAGED_BY: MANAGED_BY_VALUE}
+    terms = {MANAGED_BY: MANAGED_BY_VALUE, INSTANCE: instance}
     for key, value in (
         (OWNER, owner),
         (ID, agent_id),
@@ -122,6 +160,7 @@ def agent_from_labels(
     status: AgentStatus,
     detail: str | None,
     orchestrator: str,
+    expires_at: datetime | None = None,
 ) -> Agent:
     """Rebuild the public view of an agent from its labels (and annotations) alone."""
     spec = StoredSpec.model_validate_json(labels[SPEC])
@@ -132,7 +171,7 @@ def agent_from_labels(
         image=spec.image,
         status=status,
         detail=detail,
-        created_at=_parse_created_at(labels[CREATED_AT]),
+        created_at=parse_moment(labels[CREATED_AT]),
         labels=spec.labels,
         env=spec.env,
         secret_names=spec.secret_names,
@@ -141,5 +180,6 @@ def agent_from_labels(
         workspace=spec.workspace,
         network=spec.network,
         command=spec.command,
+        expires_at=expires_at,
         orchestrator=orchestrator,
     )

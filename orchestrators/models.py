@@ -8,7 +8,7 @@ networks, so none of them can be asked for, and unknown fields are rejected.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 __all__ = [
     "DNS1123_LABEL",
+    "MAX_TTL_SECONDS",
     "Agent",
     "AgentName",
     "AgentSpec",
@@ -27,8 +28,10 @@ __all__ = [
     "Resources",
     "RestartPolicy",
     "StoredSpec",
+    "SweepReport",
 ]
 
+MAX_TTL_SECONDS = 365 * 24 * 3600
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Kubernetes label name and value rules, so a user label fits both backends unchanged.
@@ -97,6 +100,9 @@ class AgentSpec(_Strict):
     restart_policy: RestartPolicy = "unless-stopped"
     workspace: bool = False
     network: NetworkChoice = "default"
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, le=MAX_TTL_SECONDS, description="stopped automatically after this"
+    )
 
     @field_validator("env")
     @classmethod
@@ -154,6 +160,7 @@ class StoredSpec(_Strict):
     restart_policy: RestartPolicy
     workspace: bool
     network: NetworkChoice = "default"
+    ttl_seconds: int | None = None
 
     @classmethod
     def from_spec(cls, spec: AgentSpec, resources: Resources) -> StoredSpec:
@@ -168,6 +175,7 @@ class StoredSpec(_Strict):
             restart_policy=spec.restart_policy,
             workspace=spec.workspace,
             network=spec.network,
+            ttl_seconds=spec.ttl_seconds,
         )
 
 
@@ -191,7 +199,18 @@ class Agent(BaseModel):
     workspace: bool
     network: NetworkChoice
     command: list[str] | None
+    expires_at: datetime | None = Field(
+        default=None, description="when the agent is stopped automatically (ttl_seconds)"
+    )
     orchestrator: str
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep did: agents stopped at their deadline, orphaned objects removed."""
+
+    stopped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Everything both entry points need on a fresh machine: a Python venv with the project,
-# Debian's busybox (for local images; there may be no registry), and a Docker engine.
+# Debian's busybox (for local images; there may be no registry), and a Docker engine; for
+# the tests also debootstrap (a local Python base image) and docker-compose.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 extras="${1:-}"
 
-if [ ! -e /bin/busybox ] && ! command -v busybox >/dev/null 2>&1; then
+need=""
+if [ "$extras" = test ]; then
+  command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
+  command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 ||
+    need="$need docker-compose"
+fi
+[ -e /bin/busybox ] || command -v busybox >/dev/null 2>&1 || need="$need busybox-static"
+if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing Debian's busybox-static"
+    log "installing Debian's$need"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
   fi
 fi
 

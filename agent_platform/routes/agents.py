@@ -12,7 +12,7 @@ from orchestrators.models import Agent, AgentStatus, LogOptions
 from ..deps import Caller, Engine, OwnerScope, State, Writer
 from ..pagination import paginate
 from ..problems import ProblemError
-from ..schemas import ActionRequest, AgentList, SpawnRequest
+from ..schemas import ActionRequest, AgentList, RenewRequest, SpawnRequest
 from ..since import parse_since
 
 __all__ = ["router"]
@@ -147,6 +147,17 @@ async def act_on_agent(
     if body.action == "stop":
         return await engine.stop(agent, owner=scope, timeout=body.timeout)
     return await engine.restart(agent, owner=scope, timeout=body.timeout)
+
+
+@router.post(
+    "/{agent}/ttl",
+    response_model=Agent,
+    summary="Renew the TTL: the agent is stopped ttl_seconds from now",
+)
+async def renew_agent(
+    agent: AgentRef, body: RenewRequest, _: Writer, scope: OwnerScope, engine: Engine
+) -> Agent:
+    return await engine.renew(agent, owner=scope, ttl_seconds=body.ttl_seconds)
 
 
 @router.delete(

@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import labels as L
 from ..models import AgentSpec, Resources
 
-__all__ = ["ContainerRequest", "build_container", "container_name", "volume_labels", "volume_name"]
+__all__ = ["ContainerRequest", "build_container", "container_name", "volume_name"]
 
 _MIB = 1024 * 1024
 
@@ -52,10 +51,6 @@ def container_name(prefix: str, owner: str, name: str) -> str:
 
 def volume_name(prefix: str, agent_id: str) -> str:
     return f"{prefix}ws-{agent_id}"
-
-
-def volume_labels(agent_id: str, owner: str) -> dict[str, str]:
-    return {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.ID: agent_id, L.OWNER: owner}
 
 
 def build_container(

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import docker.errors
@@ -29,18 +29,22 @@ from .. import labels as L
 from ..base import Orchestrator
 from ..errors import (
     AgentConflict,
+    AgentExpired,
     AgentNotFound,
     AgentQuotaExceeded,
     AmbiguousAgentName,
     EngineError,
     IdempotencyKeyReused,
     ImageNotFound,
+    InvalidSpec,
     OrchestratorError,
     OrchestratorUnavailable,
     SpawnFailed,
 )
-from ..models import Agent, AgentSpec, LogOptions, Resources, StoredSpec
-from .objects import build_container, volume_labels, volume_name
+from ..models import Agent, AgentSpec, LogOptions, Resources, StoredSpec, SweepReport
+from .leases import deadline_of, read_leases, write_lease
+from .objects import build_container, volume_name
+from .orphans import remove_orphans
 from .status import container_status, exit_code_from_summary, inspect_facts
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
@@ -64,6 +68,7 @@ class DockerConfig:
     max_workers: int = 16
     max_log_streams: int = 64
     read_only_rootfs: bool = False
+    orphan_grace_seconds: float = 300.0  # an in-flight spawn's volume is younger than this
 
 
 def _translate(exc: Exception) -> OrchestratorError:
@@ -98,6 +103,7 @@ class DockerOrchestrator(Orchestrator):
         self._api: APIClient | None = None
         self._api_lock = threading.Lock()
         self._network_ready = False
+        self._instance = L.instance_name(config.resource_prefix)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -130,9 +136,9 @@ class DockerOrchestrator(Orchestrator):
     def _find(self, ref: str, owner: str | None) -> Summary:
         found: list[Summary] = []
         if _AGENT_ID.match(ref):
-            found = self._containers(L.selector(owner=owner, agent_id=ref))
+            found = self._containers(L.selector(instance=self._instance, owner=owner, agent_id=ref))
         if not found:
-            found = self._containers(L.selector(owner=owner, name=ref))
+            found = self._containers(L.selector(instance=self._instance, owner=owner, name=ref))
         if not found:
             raise AgentNotFound(f"no agent {ref!r}")
         if len(found) > 1:
@@ -142,13 +148,19 @@ class DockerOrchestrator(Orchestrator):
         return found[0]
 
     def _refresh(self, container_id: str) -> Summary:
-        found = self._containers({L.MANAGED_BY: L.MANAGED_BY_VALUE}, id=[container_id])
+        found = self._containers(L.selector(instance=self._instance), id=[container_id])
         if not found:
             raise AgentNotFound("the agent was removed")
         return found[0]
 
-    def _agent(self, summary: Summary, *, inspect: bool) -> Agent:
-        """The public view; inspects only when the summary cannot tell why it stopped."""
+    def _agent(
+        self, summary: Summary, *, inspect: bool, leases: Mapping[str, datetime] | None = None
+    ) -> Agent:
+        """The public view; inspects only when the summary cannot tell why it stopped, and
+        reads leases only for an agent that has a TTL."""
+        labels = summary["Labels"]
+        if leases is None and L.EXPIRES_AT in labels:
+            leases = read_leases(self._client(), self._instance, labels[L.ID])
         state = str(summary.get("State", ""))
         code = exit_code_from_summary(str(summary.get("Status", "")))
         if inspect and state in ("exited", "dead") and code != 0:
@@ -161,7 +173,11 @@ class DockerOrchestrator(Orchestrator):
         else:
             status, detail = container_status(state, code)
         return L.agent_from_labels(
-            summary["Labels"], status=status, detail=detail, orchestrator=self.name
+            labels,
+            status=status,
+            detail=detail,
+            orchestrator=self.name,
+            expires_at=deadline_of(labels, leases or {}),
         )
 
     # -- the contract ---------------------------------------------------------------------
@@ -173,8 +189,12 @@ class DockerOrchestrator(Orchestrator):
         self, *, owner: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Agent]:
         def work() -> list[Agent]:
-            summaries = self._containers(L.selector(owner=owner, user_labels=labels))
-            return [self._agent(s, inspect=False) for s in summaries]
+            summaries = self._containers(
+                L.selector(instance=self._instance, owner=owner, user_labels=labels)
+            )
+            with_ttl = any(L.EXPIRES_AT in s["Labels"] for s in summaries)
+            leases = read_leases(self._client(), self._instance) if with_ttl else {}
+            return [self._agent(s, inspect=False, leases=leases) for s in summaries]
 
         return await self._run(work)
 
@@ -182,7 +202,7 @@ class DockerOrchestrator(Orchestrator):
         return await self._run(lambda: self._agent(self._find(ref, owner), inspect=True))
 
     async def start(self, ref: str, *, owner: str | None = None) -> Agent:
-        return await self._lifecycle(ref, owner, lambda api, cid: api.start(cid))
+        return await self._lifecycle(ref, owner, lambda api, cid: api.start(cid), expiry=True)
 
     async def stop(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
@@ -194,18 +214,89 @@ class DockerOrchestrator(Orchestrator):
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
-        return await self._lifecycle(ref, owner, lambda api, cid: api.restart(cid, timeout=grace))
+        return await self._lifecycle(
+            ref, owner, lambda api, cid: api.restart(cid, timeout=grace), expiry=True
+        )
 
     async def _lifecycle(
-        self, ref: str, owner: str | None, action: Callable[[APIClient, str], object]
+        self,
+        ref: str,
+        owner: str | None,
+        action: Callable[[APIClient, str], object],
+        *,
+        expiry: bool = False,
     ) -> Agent:
         def work() -> Agent:
-            container_id = self._find(ref, owner)["Id"]
+            summary = self._find(ref, owner)
+            container_id = summary["Id"]
+            if expiry:
+                self._refuse_if_expired(summary)
             try:
                 action(self._client(), container_id)
             except docker.errors.NotFound as exc:
                 raise AgentNotFound("the agent was removed") from exc
             return self._agent(self._refresh(container_id), inspect=True)
+
+        return await self._run(work)
+
+    def _refuse_if_expired(self, summary: Summary) -> None:
+        labels = summary["Labels"]
+        if L.EXPIRES_AT not in labels:
+            return
+        deadline = deadline_of(labels, read_leases(self._client(), self._instance, labels[L.ID]))
+        if deadline is not None and deadline <= datetime.now(UTC):
+            raise AgentExpired(
+                f"the agent's TTL passed at {deadline.isoformat()}: renew it before starting it"
+            )
+
+    async def renew(self, ref: str, *, owner: str | None = None, ttl_seconds: int) -> Agent:
+        def work() -> Agent:
+            summary = self._find(ref, owner)
+            labels = summary["Labels"]
+            if L.EXPIRES_AT not in labels:
+                raise InvalidSpec(
+                    "this agent was spawned without ttl_seconds, so it has no TTL to renew"
+                )
+            now = datetime.now(UTC)
+            write_lease(
+                self._client(),
+                prefix=self._config.resource_prefix,
+                instance=self._instance,
+                agent_id=labels[L.ID],
+                owner=labels[L.OWNER],
+                now=now,
+                deadline=now + timedelta(seconds=ttl_seconds),
+            )
+            return self._agent(self._refresh(summary["Id"]), inspect=True)
+
+        return await self._run(work)
+
+    async def sweep(self, *, now: datetime | None = None) -> SweepReport:
+        def work() -> SweepReport:
+            moment = now or datetime.now(UTC)
+            api = self._client()
+            containers = self._containers(L.selector(instance=self._instance))
+            leases = read_leases(api, self._instance)
+            report = SweepReport()
+            for summary in containers:
+                deadline = deadline_of(summary["Labels"], leases)
+                if deadline is None or deadline > moment:
+                    continue
+                if summary.get("State") in ("running", "restarting"):
+                    with contextlib.suppress(docker.errors.NotFound):
+                        api.stop(summary["Id"], timeout=self._config.stop_timeout)
+                        report.stopped.append(summary["Labels"][L.ID])
+            live = {summary["Labels"][L.ID] for summary in containers}
+            report.removed.extend(
+                remove_orphans(
+                    api,
+                    instance=self._instance,
+                    live=live,
+                    now=moment,
+                    grace=self._config.orphan_grace_seconds,
+                )
+            )
+            return report
 
         return await self._run(work)
 
@@ -223,7 +314,8 @@ class DockerOrchestrator(Orchestrator):
 
     def _remove_volumes(self, agent_id: str) -> None:
         api = self._client()
-        answer = api.volumes(filters={"label": [f"{L.ID}={agent_id}"]}) or {}
+        terms = [f"{L.INSTANCE}={self._instance}", f"{L.ID}={agent_id}"]
+        answer = api.volumes(filters={"label": terms}) or {}
         for volume in answer.get("Volumes") or []:
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_volume(volume["Name"], force=True)
@@ -287,7 +379,7 @@ class DockerOrchestrator(Orchestrator):
             if idem is not None and (earlier := self._replay(owner, idem, stored)) is not None:
                 return earlier
             if max_agents is not None:
-                count = len(self._containers(L.selector(owner=owner)))
+                count = len(self._containers(L.selector(instance=self._instance, owner=owner)))
                 if count >= max_agents:
                     raise AgentQuotaExceeded(
                         f"owner {owner!r} already has {count} agents, the most allowed"
@@ -307,13 +399,18 @@ class DockerOrchestrator(Orchestrator):
         return await self._run(work)
 
     def _replay(self, owner: str, idem: str, stored: StoredSpec) -> Agent | None:
-        found = self._containers(L.selector(owner=owner, idempotency=idem))
+        found = self._containers(L.selector(instance=self._instance, owner=owner, idempotency=idem))
         if not found:
             return None
         if StoredSpec.model_validate_json(found[0]["Labels"][L.SPEC]) != stored:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request"
             )
+        if found[0].get("State") == "created":
+            # The first call was cut off between create and start: finish its work.
+            with contextlib.suppress(docker.errors.APIError):
+                self._client().start(found[0]["Id"])
+            return self._agent(self._refresh(found[0]["Id"]), inspect=True)
         return self._agent(found[0], inspect=True)
 
     def _ensure_network(self) -> None:
@@ -360,12 +457,16 @@ class DockerOrchestrator(Orchestrator):
     ) -> str:
         api, config = self._client(), self._config
         agent_id = uuid.uuid4().hex
+        created_at = datetime.now(UTC)
+        ttl = spec.ttl_seconds
         labels = L.system_labels(
+            instance=self._instance,
             agent_id=agent_id,
             owner=owner,
-            created_at=datetime.now(UTC),
+            created_at=created_at,
             spec=stored,
             idempotency=idem,
+            expires_at=created_at + timedelta(seconds=ttl) if ttl else None,
         )
         volume = volume_name(config.resource_prefix, agent_id) if spec.workspace else None
         request = build_container(
@@ -381,7 +482,12 @@ class DockerOrchestrator(Orchestrator):
         )
         try:
             if volume is not None:
-                api.create_volume(volume, labels=volume_labels(agent_id, owner))
+                api.create_volume(
+                    volume,
+                    labels=L.owned_labels(
+                        instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
+                    ),
+                )
             container_id: str = self._create_container(request.kwargs())["Id"]
         except BaseException as exc:
             self._remove_volumes(agent_id)

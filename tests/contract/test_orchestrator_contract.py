@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from orchestrators.base import Orchestrator
 from orchestrators.errors import (
     AgentConflict,
+    AgentExpired,
     AgentNotFound,
     AmbiguousAgentName,
     IdempotencyKeyReused,
     ImageNotFound,
+    InvalidSpec,
 )
 from orchestrators.models import Agent, AgentSpec, AgentStatus, LogOptions
 
@@ -253,3 +256,67 @@ async def test_a_new_instance_sees_exactly_the_same_agents(
     finally:
         await fresh.close()
     assert after == before
+
+
+async def test_ttl_deadline_renewal_and_sweep(backend: Orchestrator, image: str) -> None:
+    agent = await spawn(backend, sleeper("aptest-ttl", image, ttl_seconds=600))
+    assert agent.expires_at is not None
+    assert 590 <= (agent.expires_at - agent.created_at).total_seconds() <= 610
+    plain = await spawn(backend, sleeper("aptest-no-ttl", image))
+    assert plain.expires_at is None
+    with pytest.raises(InvalidSpec):
+        await backend.renew(plain.id, owner="alice", ttl_seconds=60)
+
+    renewed = await backend.renew(agent.id, owner="alice", ttl_seconds=3600)
+    assert renewed.expires_at is not None
+    assert renewed.expires_at > agent.expires_at
+    assert (await backend.get(agent.id, owner="alice")).expires_at == renewed.expires_at
+    listed = {a.id: a for a in await backend.list(owner="alice")}
+    assert listed[agent.id].expires_at == renewed.expires_at
+    shorter = await backend.renew(agent.id, owner="alice", ttl_seconds=1)
+    assert shorter.expires_at is not None
+    assert shorter.expires_at < renewed.expires_at
+
+    # Nothing is due yet, then everything that is due is stopped, once.
+    early = await backend.sweep(now=shorter.expires_at - timedelta(seconds=1))
+    assert agent.id not in early.stopped
+    later = shorter.expires_at + timedelta(seconds=1)
+    report = await backend.sweep(now=later)
+    assert report.stopped == [agent.id]
+    assert (await backend.sweep(now=later)).stopped == []
+    assert (await backend.get(agent.id, owner="alice")).status is AgentStatus.STOPPED
+    assert (await backend.get(plain.id, owner="alice")).status is AgentStatus.RUNNING
+
+
+async def test_an_expired_agent_starts_only_after_renewal(
+    backend: Orchestrator, image: str
+) -> None:
+    agent = await spawn(backend, sleeper("aptest-expired", image, ttl_seconds=1))
+    await asyncio.sleep(1.2)
+    await backend.sweep()
+    assert (await backend.get(agent.id, owner="alice")).status is AgentStatus.STOPPED
+    with pytest.raises(AgentExpired):
+        await backend.start(agent.id, owner="alice")
+    with pytest.raises(AgentExpired):
+        await backend.restart(agent.id, owner="alice")
+    await backend.renew(agent.id, owner="alice", ttl_seconds=600)
+    assert (await backend.start(agent.id, owner="alice")).status is AgentStatus.RUNNING
+
+
+async def test_concurrent_sweeps_do_not_fight(
+    backend: Orchestrator, image: str, backend_factory: Callable[[], Orchestrator]
+) -> None:
+    agents = [
+        await spawn(backend, sleeper(f"aptest-race-{i}", image, ttl_seconds=1)) for i in range(3)
+    ]
+    other = backend_factory()
+    try:
+        later = datetime.now(UTC) + timedelta(seconds=5)
+        first, second = await asyncio.gather(backend.sweep(now=later), other.sweep(now=later))
+    finally:
+        await other.close()
+    # Both replicas may report the same agent: stopping twice is harmless, and nothing
+    # else is touched.
+    assert set(first.stopped) | set(second.stopped) == {a.id for a in agents}
+    for agent in agents:
+        assert (await backend.get(agent.id, owner="alice")).status is AgentStatus.STOPPED

@@ -100,7 +100,8 @@ SCHEMA_ATTACKS: list[tuple[str, dict[str, Any]]] = [
     ("resources_negative", base(resources={"memory_mb": -1})),
     ("resources_zero_cpus", base(resources={"cpus": 0})),
     ("restart_unknown", base(restart_policy="forever")),
-    ("ttl_not_yet", base(ttl_seconds=60)),
+    ("ttl_negative", base(ttl_seconds=-1)),
+    ("ttl_string", base(ttl_seconds="forever")),
 ]
 
 

@@ -30,12 +30,36 @@ def test_packages_export_what_they_mean_to() -> None:
     } - {"base", "errors", "labels", "models", "policy", "docker"}
     assert orchestrators.docker.__all__ == ["DockerConfig", "DockerOrchestrator"]
     assert agent_platform.__all__ == ["__version__"]
-    assert clients.__all__ == []
+    assert clients.__all__ == [
+        "AgentClient",
+        "AsyncAgentClient",
+        "RetryPolicy",
+        "Agent",
+        "AgentPage",
+        "AgentStatus",
+        "Health",
+        "ResourceRequest",
+        "Resources",
+        "SpawnRequest",
+        "AgentAPIError",
+        "APIStatusError",
+        "ConflictError",
+        "ForbiddenError",
+        "NotFoundError",
+        "PolicyViolationError",
+        "RateLimitedError",
+        "ServerUnavailableError",
+        "TransportError",
+        "UnauthorizedError",
+        "ValidationError",
+        "RemoteAgentManager",
+    ]
 
 
 def test_user_labels_cannot_stand_in_for_system_labels() -> None:
     spec = AgentSpec(name="a", image="img", labels={"owner": "mallory", "managed-by": "me"})
     labels = L.system_labels(
+        instance="hive",
         agent_id="1" * 32,
         owner="alice",
         created_at=datetime(2026, 11, 20, 10, 0, tzinfo=UTC),
