@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from orchestrators.base import Orchestrator
+from orchestrators.models import DNS1123_LABEL
 
 from .auth import Principal
 from .problems import ProblemError
@@ -85,7 +86,11 @@ def owner_scope(
     caller: Caller,
     owner: Annotated[
         str | None,
-        Query(description="admin only: restrict to (or act within) this owner's agents"),
+        Query(
+            max_length=63,
+            pattern=DNS1123_LABEL,
+            description="admin only: restrict to (or act within) this owner's agents",
+        ),
     ] = None,
 ) -> str | None:
     """The owner a request is confined to; None means every owner (admin without filter)."""

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from orchestrators.errors import (
     AgentConflict,
@@ -96,6 +97,16 @@ def problem_response(
     )
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (one FastAPI route per method)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE and isinstance(route, BaseRoute):
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def _status_of(exc: OrchestratorError) -> int:
     return next(status for cls, status in _STATUS_BY_ERROR if isinstance(exc, cls))
 
@@ -141,9 +152,10 @@ def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(
-            request.url.path, exc.status_code, code, detail, headers=exc.headers
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem_response(request.url.path, exc.status_code, code, detail, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.opt(exception=exc).error("unhandled error on {}", request.url.path)

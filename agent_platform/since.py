@@ -7,10 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 from .problems import ProblemError
 
-__all__ = ["parse_since"]
+__all__ = ["SINCE_PATTERN", "parse_since"]
 
 _RELATIVE = re.compile(r"^(\d{1,9})([smhd])$")
+# What the parser accepts, for the OpenAPI document; a time that fits is still checked.
+SINCE_PATTERN = (
+    r"^(\d{1,9}[smhd]|\d{1,12}(\.\d{1,9})?|"
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:\d{2})?)$"
+)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_since(value: str | None, *, now: datetime | None = None) -> datetime | None:
@@ -18,13 +24,14 @@ def parse_since(value: str | None, *, now: datetime | None = None) -> datetime |
     if value is None or value == "":
         return None
     now = now or datetime.now(UTC)
-    if match := _RELATIVE.match(value):
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    if re.fullmatch(r"\d{1,12}(\.\d{1,9})?", value):
-        return datetime.fromtimestamp(float(value), UTC)
     try:
+        if match := _RELATIVE.match(value):
+            delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            return max(now - delta, _EPOCH) if delta < now - _EPOCH else _EPOCH
+        if re.fullmatch(r"\d{1,12}(\.\d{1,9})?", value):
+            return datetime.fromtimestamp(float(value), UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+    except (ValueError, OverflowError, OSError) as exc:
         raise ProblemError(
             422,
             "validation_error",

@@ -7,7 +7,6 @@ networks, so none of them can be asked for, and unknown fields are rejected.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 __all__ = [
     "DNS1123_LABEL",
+    "IMAGE_REFERENCE",
     "MAX_TTL_SECONDS",
     "Agent",
     "AgentName",
@@ -33,20 +33,29 @@ __all__ = [
 
 MAX_TTL_SECONDS = 365 * 24 * 3600
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-# Kubernetes label name and value rules, so a user label fits both backends unchanged.
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# Docker's image reference grammar: [domain[:port]/]path[:tag][@digest], path lower case.
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PORT = r"(?::[0-9]{1,5})"
+# A domain has a dot or a port, or is localhost; anything else is the first path part.
+_DOMAIN = rf"(?:(?:{_HOST}(?:\.{_HOST})+|localhost){_PORT}?/|{_HOST}{_PORT}/)"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = (
+    rf"^{_DOMAIN}?{_PATH}(?:/{_PATH})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
 
 AgentName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
 RestartPolicy = Literal["no", "on-failure", "unless-stopped", "always"]
 # "default": the platform's network; "none": no network at all. Nothing else can be named.
 NetworkChoice = Literal["default", "none"]
-ImageRef = Annotated[
-    str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
-]
+ImageRef = Annotated[str, Field(min_length=1, max_length=255, pattern=IMAGE_REFERENCE)]
 CommandArg = Annotated[str, Field(max_length=4096, pattern=r"^[^\x00]*$")]
+VarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 EnvValue = Annotated[str, Field(max_length=32768, pattern=r"^[^\x00]*$")]
+SecretValue = Annotated[SecretStr, Field(max_length=32768)]
+# Kubernetes label name and value rules, so a user label fits both backends unchanged.
+LabelKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
+LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
 
 
 class AgentStatus(StrEnum):
@@ -68,7 +77,8 @@ class _Strict(BaseModel):
 class ResourceRequest(_Strict):
     """Limits a caller asks for; anything left out takes the operator's default."""
 
-    cpus: float | None = Field(default=None, gt=0, le=256)
+    # At least 0.01: a smaller value would round to 0, which Docker reads as "no limit".
+    cpus: float | None = Field(default=None, ge=0.01, le=256)
     memory_mb: int | None = Field(default=None, ge=6, le=1_048_576)
     pids: int | None = Field(default=None, ge=1, le=4_194_304)
 
@@ -81,21 +91,15 @@ class Resources(_Strict):
     pids: int
 
 
-def _check_names(values: dict[str, str] | dict[str, SecretStr], what: str) -> None:
-    for key in values:
-        if not _ENV_NAME.match(key):
-            raise ValueError(f"{what} name {key!r} is not a valid variable name")
-
-
 class AgentSpec(_Strict):
     """A spawn request as the orchestrator receives it (secret values included)."""
 
     name: AgentName
     image: ImageRef
     command: list[CommandArg] | None = Field(default=None, min_length=1, max_length=256)
-    env: dict[str, EnvValue] = Field(default_factory=dict, max_length=256)
-    secrets: dict[str, SecretStr] = Field(default_factory=dict, max_length=64)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    env: dict[VarName, EnvValue] = Field(default_factory=dict, max_length=256)
+    secrets: dict[VarName, SecretValue] = Field(default_factory=dict, max_length=64)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
     resources: ResourceRequest = Field(default_factory=ResourceRequest)
     restart_policy: RestartPolicy = "unless-stopped"
     workspace: bool = False
@@ -104,35 +108,11 @@ class AgentSpec(_Strict):
         default=None, ge=1, le=MAX_TTL_SECONDS, description="stopped automatically after this"
     )
 
-    @field_validator("env")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        _check_names(value, "env")
-        return value
-
     @field_validator("secrets")
     @classmethod
-    def _secret_names(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        _check_names(value, "secret")
-        for secret in value.values():
-            if len(secret.get_secret_value()) > 32768 or "\x00" in secret.get_secret_value():
-                raise ValueError("a secret value is too long or holds a NUL byte")
-        return value
-
-    @field_validator("labels")
-    @classmethod
-    def _label_syntax(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
-            if not _LABEL_KEY.match(key):
-                raise ValueError(
-                    f"label key {key!r} must be 1-63 characters [A-Za-z0-9-_.], "
-                    "starting and ending alphanumeric"
-                )
-            if not _LABEL_VALUE.match(item):
-                raise ValueError(
-                    f"label value for {key!r} must be at most 63 characters [A-Za-z0-9-_.], "
-                    "starting and ending alphanumeric"
-                )
+    def _secret_values(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        if any("\x00" in secret.get_secret_value() for secret in value.values()):
+            raise ValueError("a secret value holds a NUL byte")
         return value
 
     @model_validator(mode="after")

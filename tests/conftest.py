@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +140,28 @@ def api(
 def server_log_default(server: ServerProcess) -> str:
     """What the shared service printed so far."""
     return server.logs()
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(
+    keys: tuple[Keys, Path],
+    tmp_path: Path,
+    clean_docker: docker.DockerClient,
+) -> Iterator[StartServer]:
+    """Start service processes with their own settings; all are stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(keys_file: Path | None = None, **overrides: str) -> ServerProcess:
+        env = server_env(keys[0], keys_file or keys[1])
+        env.update(overrides)
+        process = ServerProcess(env, tmp_path / f"server-{len(started)}.log")
+        started.append(process)
+        process.start()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 
 from orchestrators.models import Agent, AgentStatus, LogOptions
 
@@ -13,16 +14,20 @@ from ..deps import Caller, Engine, OwnerScope, State, Writer
 from ..pagination import paginate
 from ..problems import ProblemError
 from ..schemas import ActionRequest, AgentList, RenewRequest, SpawnRequest
-from ..since import parse_since
+from ..since import SINCE_PATTERN, parse_since
 
 __all__ = ["router"]
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "a cursor this server did not issue", **_PROBLEM},
     401: {"description": "missing or invalid key", **_PROBLEM},
     403: {"description": "the key's role or the policy does not allow it", **_PROBLEM},
     404: {"description": "no such agent for this key", **_PROBLEM},
+    413: {"description": "body over the size limit", **_PROBLEM},
+    415: {"description": "a body that is not JSON", **_PROBLEM},
     422: {"description": "invalid request", **_PROBLEM},
+    429: {"description": "rate limited; retry after Retry-After", **_PROBLEM},
     503: {"description": "orchestrator unavailable; retry after Retry-After", **_PROBLEM},
 }
 
@@ -35,6 +40,12 @@ AgentRef = Annotated[
         max_length=128,
         pattern=r"^[a-z0-9][-a-z0-9]*$",
         description="the agent's id or name",
+    ),
+]
+LabelFilter = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
     ),
 ]
 Grace = Annotated[
@@ -96,10 +107,14 @@ async def list_agents(
     engine: Engine,
     status: Annotated[AgentStatus | None, Query(description="only agents in this status")] = None,
     label: Annotated[
-        list[str], Query(description="user label filter key=value, repeatable (all must match)")
+        list[LabelFilter],
+        Query(description="user label filter key=value, repeatable (all must match)"),
     ] = [],  # noqa: B006 - FastAPI copies query defaults
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of a page"),
+    ] = None,
 ) -> AgentList:
     agents = await engine.list(owner=scope, labels=_label_filters(label))
     if status is not None:
@@ -184,7 +199,8 @@ async def agent_logs(
     engine: Engine,
     tail: Annotated[int | None, Query(ge=0, le=100_000, description="last N lines")] = None,
     since: Annotated[
-        str | None, Query(max_length=64, description="RFC 3339, Unix seconds or e.g. 10m")
+        str | None,
+        Query(max_length=64, pattern=SINCE_PATTERN, description="RFC 3339, Unix seconds or 10m"),
     ] = None,
     timestamps: bool = False,
     follow: bool = False,

@@ -437,6 +437,10 @@ class DockerOrchestrator(Orchestrator):
             return
         except docker.errors.ImageNotFound:
             pass
+        except docker.errors.APIError as exc:
+            if exc.is_client_error():
+                raise InvalidSpec(f"image {image!r} is not usable: {_explain(exc)}") from exc
+            raise
         if not self._config.pull_missing_images:
             raise ImageNotFound(f"image {image!r} is not present on the engine")
         try:

@@ -17,9 +17,8 @@ import httpx
 from agent_platform.auth import hash_key
 
 from ..api.helpers import assert_problem, body
-from ..conftest import Keys
+from ..conftest import Keys, StartServer
 from ..support.engine import TEST_PREFIX
-from .conftest import StartServer
 
 
 def client(url: str, key: str) -> httpx.Client:

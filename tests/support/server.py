@@ -68,6 +68,25 @@ class ServerProcess:
             self._process.wait()
         self._process = None
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no cleanup, as a crash would."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory now."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS for the service process")
+
     def send_signal(self, sig: int) -> None:
         assert self._process is not None
         self._process.send_signal(sig)

@@ -176,6 +176,9 @@ def test_since_accepts_three_forms() -> None:
     assert parse_since("0", now=now) == datetime(1970, 1, 1, tzinfo=UTC)
     assert parse_since("2026-11-20T10:00:00Z") == datetime(2026, 11, 20, 10, tzinfo=UTC)
     assert parse_since(None) is None
+    assert parse_since("999999999d", now=now) == datetime(1970, 1, 1, tzinfo=UTC)
+    with pytest.raises(ProblemError):
+        parse_since("999999999999")
     with pytest.raises(ProblemError):
         parse_since("last tuesday")
 
