@@ -165,3 +165,9 @@ def start_server(
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def api_alice(api: Api) -> httpx.Client:
+    """The shared service, as the operator alice."""
+    return api.alice

@@ -102,7 +102,8 @@ class DockerOrchestrator(Orchestrator):
         self._log_executor = ThreadPoolExecutor(config.max_log_streams, thread_name_prefix="logs")
         self._api: APIClient | None = None
         self._api_lock = threading.Lock()
-        self._network_ready = False
+        self._network_id: str | None = None
+        self._network_lock = threading.Lock()
         self._instance = L.instance_name(config.resource_prefix)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -384,8 +385,6 @@ class DockerOrchestrator(Orchestrator):
                     raise AgentQuotaExceeded(
                         f"owner {owner!r} already has {count} agents, the most allowed"
                     )
-            if spec.network != "none":
-                self._ensure_network()
             self._ensure_image(spec.image)
             try:
                 container_id = self._create(spec, stored, owner, resources, idem)
@@ -413,22 +412,45 @@ class DockerOrchestrator(Orchestrator):
             return self._agent(self._refresh(found[0]["Id"]), inspect=True)
         return self._agent(found[0], inspect=True)
 
-    def _ensure_network(self) -> None:
-        if self._network_ready:
-            return
-        api, network = self._client(), self._config.network
-        if not any(n.get("Name") == network for n in api.networks(names=[network])):
-            try:
-                api.create_network(
-                    network,
-                    driver="bridge",
-                    check_duplicate=True,
-                    labels={L.MANAGED_BY: L.MANAGED_BY_VALUE},
-                )
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: another replica created it first
-                    raise
-        self._network_ready = True
+    def _ensure_network(self) -> str:
+        """The id of the agents' network, created if missing.
+
+        Docker does not keep network names unique: replicas racing to create it can make
+        two. Every replica then settles on the one with the smallest id, removes the others
+        if nothing is attached to them, and attaches agents by id, never by the ambiguous
+        name.
+        """
+        with self._network_lock:
+            if self._network_id is not None:
+                return self._network_id
+            api, name = self._client(), self._config.network
+
+            def same_name() -> list[dict[str, Any]]:
+                found = [n for n in api.networks(names=[name]) if n.get("Name") == name]
+                return sorted(found, key=lambda n: str(n["Id"]))
+
+            found = same_name()
+            if not found:
+                try:
+                    api.create_network(
+                        name,
+                        driver="bridge",
+                        check_duplicate=True,
+                        labels={L.MANAGED_BY: L.MANAGED_BY_VALUE},
+                    )
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:  # 409: another replica created it first
+                        raise
+                found = same_name()
+            for duplicate in found[1:]:
+                with contextlib.suppress(docker.errors.APIError):
+                    api.remove_network(duplicate["Id"])
+            self._network_id = str(found[0]["Id"])
+            return self._network_id
+
+    def _forget_network(self) -> None:
+        with self._network_lock:
+            self._network_id = None
 
     def _ensure_image(self, image: str) -> None:
         api = self._client()
@@ -473,17 +495,20 @@ class DockerOrchestrator(Orchestrator):
             expires_at=created_at + timedelta(seconds=ttl) if ttl else None,
         )
         volume = volume_name(config.resource_prefix, agent_id) if spec.workspace else None
-        request = build_container(
-            spec,
-            labels=labels,
-            owner=owner,
-            resources=resources,
-            prefix=config.resource_prefix,
-            network=config.network,
-            volume=volume,
-            workspace_path=config.workspace_path,
-            read_only_rootfs=config.read_only_rootfs,
-        )
+
+        def describe(network_id: str) -> dict[str, Any]:
+            return build_container(
+                spec,
+                labels=labels,
+                owner=owner,
+                resources=resources,
+                prefix=config.resource_prefix,
+                network=network_id,
+                volume=volume,
+                workspace_path=config.workspace_path,
+                read_only_rootfs=config.read_only_rootfs,
+            ).kwargs()
+
         try:
             if volume is not None:
                 api.create_volume(
@@ -492,7 +517,7 @@ class DockerOrchestrator(Orchestrator):
                         instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
                     ),
                 )
-            container_id: str = self._create_container(request.kwargs())["Id"]
+            container_id: str = self._create_container(describe, spec.network != "none")["Id"]
         except BaseException as exc:
             self._remove_volumes(agent_id)
             if isinstance(exc, docker.errors.APIError) and exc.status_code == 409:
@@ -513,17 +538,19 @@ class DockerOrchestrator(Orchestrator):
             raise
         return container_id
 
-    def _create_container(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _create_container(
+        self, describe: Callable[[str], dict[str, Any]], networked: bool
+    ) -> dict[str, Any]:
         api = self._client()
+        network = self._ensure_network() if networked else "none"
         try:
-            created: dict[str, Any] = api.create_container(**kwargs)
+            created: dict[str, Any] = api.create_container(**describe(network))
         except docker.errors.NotFound as exc:
-            if "network" not in str(exc.explanation or ""):
+            if not networked or "network" not in str(exc.explanation or ""):
                 raise
             # The network was removed behind our back since it was last checked.
-            self._network_ready = False
-            self._ensure_network()
-            created = api.create_container(**kwargs)
+            self._forget_network()
+            created = api.create_container(**describe(self._ensure_network()))
         return created
 
 

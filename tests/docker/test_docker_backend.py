@@ -75,7 +75,7 @@ async def test_the_container_is_built_under_the_policy(
     assert host["PidsLimit"] == 50
     assert not host.get("Binds")
     assert not host.get("Devices")
-    assert host["NetworkMode"] == TEST_NETWORK
+    assert host["NetworkMode"] == clean_docker.networks.get(TEST_NETWORK).id
     assert host["PidMode"] == ""
     assert host["IpcMode"] in ("private", "shareable")
     assert list(info["NetworkSettings"]["Networks"]) == [TEST_NETWORK]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import signal
+import subprocess
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +16,8 @@ from pathlib import Path
 import docker
 import pytest
 
-REPORT = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+ROOT = Path(__file__).resolve().parents[2]
+REPORT = ROOT / "docs" / "reliability.md"
 
 
 @dataclass
@@ -88,3 +93,54 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         lines += ["", "Failed in this run: " + ", ".join(f"`{t}`" for t in _REPORT.failed)]
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n")
+
+
+class EngineControl:
+    """Stops, freezes and restarts the local dockerd, as an outage would."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def freeze(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not Path(f"/proc/{self.pid}").exists():
+                return
+            time.sleep(0.2)
+        raise RuntimeError("dockerd did not stop within 60 s")
+
+    def start(self) -> None:
+        subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], check=True, timeout=120)
+        self.pid = _dockerd_pid() or self.pid
+
+
+def _dockerd_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False)
+    pids = [int(p) for p in found.stdout.split()]
+    return pids[0] if len(pids) == 1 else None
+
+
+@pytest.fixture
+def engine_control(clean_docker: docker.DockerClient) -> Iterator[EngineControl]:
+    """The local engine, which the test may stop; it is always running again afterwards."""
+    pid = _dockerd_pid()
+    if pid is None or os.geteuid() != 0:
+        message = "needs root and one local dockerd process to stop and start"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    control = EngineControl(pid)
+    try:
+        yield control
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(control.pid, signal.SIGCONT)
+        if _dockerd_pid() is None:
+            control.start()
