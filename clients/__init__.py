@@ -1,3 +1,50 @@
-"""Clients of agent-api (Python library, CLI, the RemoteAgentManager tool)."""
+"""Clients of agent-api: the Python library, the ``agentctl`` CLI, the RemoteAgentManager tool.
 
-__all__: list[str] = []
+The library is ``AgentClient`` (sync) and ``AsyncAgentClient`` (async), typed with the
+models below and raising the errors below. ``agentctl`` lives in ``clients.cli`` (it
+needs typer and rich, which importing this package does not load).
+"""
+
+from .async_client import AsyncAgentClient
+from .client import AgentClient
+from .errors import (
+    AgentAPIError,
+    APIStatusError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    PolicyViolationError,
+    RateLimitedError,
+    ServerUnavailableError,
+    TransportError,
+    UnauthorizedError,
+    ValidationError,
+)
+from .models import Agent, AgentPage, AgentStatus, Health, ResourceRequest, Resources, SpawnRequest
+from .nanobot_tool import RemoteAgentManager
+from .retry import RetryPolicy
+
+__all__ = [
+    "AgentClient",
+    "AsyncAgentClient",
+    "RetryPolicy",
+    "Agent",
+    "AgentPage",
+    "AgentStatus",
+    "Health",
+    "ResourceRequest",
+    "Resources",
+    "SpawnRequest",
+    "AgentAPIError",
+    "APIStatusError",
+    "ConflictError",
+    "ForbiddenError",
+    "NotFoundError",
+    "PolicyViolationError",
+    "RateLimitedError",
+    "ServerUnavailableError",
+    "TransportError",
+    "UnauthorizedError",
+    "ValidationError",
+    "RemoteAgentManager",
+]

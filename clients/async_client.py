@@ -1,0 +1,253 @@
+"""``AsyncAgentClient``: the asynchronous Python client of agent-api (asyncio or trio)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from . import calls
+from .base import ClientBase
+from .calls import Call
+from .config import DEFAULT_TIMEOUT
+from .errors import NotFoundError, error_from_transport
+from .models import (
+    Agent,
+    AgentPage,
+    AgentStatus,
+    Health,
+    NetworkChoice,
+    ResourceRequest,
+    RestartPolicy,
+)
+from .retry import RetryPolicy
+
+__all__ = ["AsyncAgentClient"]
+
+
+class AsyncAgentClient(ClientBase):
+    """Every call of the agent-api contract, awaitable, over one httpx connection pool.
+
+    The same calls, arguments and errors as ``AgentClient``; retries sleep with anyio, so
+    it runs under asyncio or trio. Close it (``aclose``) or use ``async with``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(url, key, timeout=timeout, retry=retry)
+        self._http = httpx.AsyncClient(transport=transport, **self._client_options())
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncAgentClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _once(self, request: httpx.Request, call: Call, *, retried: bool) -> httpx.Response:
+        try:
+            response = await self._http.send(request, stream=call.stream)
+            if call.stream and not response.is_success:
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.url) from exc
+        return self._accept(response, call, retried=retried)
+
+    async def _send(self, call: Call) -> httpx.Response:
+        request = self._http.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.body,
+            headers=dict(call.headers),
+            timeout=self._timeout_for(call),
+        )
+        tries = 0
+
+        async def once() -> httpx.Response:
+            nonlocal tries
+            tries += 1
+            return await self._once(request, call, retried=tries > 1)
+
+        return await self._policy_for(call).async_retrying()(once)
+
+    async def _agent(self, call: Call) -> Agent:
+        return calls.parse(Agent, await self._send(call))
+
+    async def spawn(
+        self,
+        name: str,
+        image: str,
+        *,
+        command: list[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        resources: ResourceRequest | Mapping[str, Any] | None = None,
+        restart_policy: RestartPolicy | None = None,
+        workspace: bool | None = None,
+        network: NetworkChoice | None = None,
+        ttl_seconds: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Agent:
+        """Create and start an agent; options left out take the server's defaults.
+
+        ``network="none"`` cuts the agent off from every network; ``ttl_seconds`` has the
+        server stop it after that long (refused by servers that do not support it). Every
+        spawn carries an ``Idempotency-Key`` (a random one unless given), so a spawn
+        whose answer was lost is retried without making a second agent.
+        """
+        request = calls.spawn_request(
+            name,
+            image,
+            command=command,
+            env=env,
+            secrets=secrets,
+            labels=labels,
+            resources=resources,
+            restart_policy=restart_policy,
+            workspace=workspace,
+            network=network,
+            ttl_seconds=ttl_seconds,
+        )
+        key = idempotency_key or uuid.uuid4().hex
+        return await self._agent(calls.spawn_call(request, idempotency_key=key))
+
+    async def list_agents(
+        self,
+        *,
+        status: AgentStatus | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        owner: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AgentPage:
+        """One page of agents, oldest first; pass ``next_cursor`` back for the next."""
+        call = calls.list_call(
+            status=status, labels=labels, owner=owner, limit=limit, cursor=cursor
+        )
+        return calls.parse(AgentPage, await self._send(call))
+
+    async def iter_agents(
+        self,
+        *,
+        status: AgentStatus | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        owner: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[Agent]:
+        """Every matching agent, fetching pages as needed."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_agents(
+                status=status, labels=labels, owner=owner, limit=page_size, cursor=cursor
+            )
+            for agent in page.items:
+                yield agent
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def get(self, agent: str, *, owner: str | None = None) -> Agent:
+        """One agent, by id or name."""
+        return await self._agent(calls.get_call(agent, owner=owner))
+
+    async def start(self, agent: str, *, owner: str | None = None) -> Agent:
+        """Start the agent (nothing to do if it runs)."""
+        return await self._agent(calls.start_call(agent, owner=owner))
+
+    async def stop(
+        self, agent: str, *, timeout: int | None = None, owner: str | None = None
+    ) -> Agent:
+        """Stop the agent, killing it after ``timeout`` seconds of grace (server default)."""
+        return await self._agent(calls.stop_call(agent, timeout=timeout, owner=owner))
+
+    async def restart(
+        self, agent: str, *, timeout: int | None = None, owner: str | None = None
+    ) -> Agent:
+        """Restart the agent (starts it if stopped). Not retried: it is not idempotent."""
+        return await self._agent(calls.restart_call(agent, timeout=timeout, owner=owner))
+
+    async def renew(self, agent: str, *, ttl_seconds: int, owner: str | None = None) -> Agent:
+        """Move the agent's deadline to ``ttl_seconds`` from now (agents spawned with a TTL).
+
+        An agent whose deadline passed refuses ``start`` and ``restart`` (``ConflictError``
+        ``agent_expired``) until it is renewed.
+        """
+        return await self._agent(calls.renew_call(agent, ttl_seconds=ttl_seconds, owner=owner))
+
+    async def delete(
+        self, agent: str, *, owner: str | None = None, missing_ok: bool = False
+    ) -> None:
+        """Remove the agent and what it owns.
+
+        A 404 after a retry counts as done (the lost attempt removed it); a 404 on the
+        first try raises ``NotFoundError`` unless ``missing_ok``.
+        """
+        call = calls.delete_call(agent, owner=owner)
+        try:
+            await (await self._send(call)).aclose()
+        except NotFoundError:
+            if not missing_ok:
+                raise
+
+    def logs(
+        self,
+        agent: str,
+        *,
+        tail: int | None = None,
+        since: str | datetime | None = None,
+        timestamps: bool = False,
+        follow: bool = False,
+        owner: str | None = None,
+    ) -> AsyncGenerator[str, None]:
+        """The agent's output, line by line, as it arrives.
+
+        With ``follow`` the iterator ends when the agent stops; to leave early, iterate
+        inside ``contextlib.aclosing`` so the stream is closed at once. The request is made
+        when iteration starts; errors are raised from there.
+        """
+        return self._lines(
+            calls.logs_call(
+                agent, tail=tail, since=since, timestamps=timestamps, follow=follow, owner=owner
+            )
+        )
+
+    async def _lines(self, call: Call) -> AsyncGenerator[str, None]:
+        response = await self._send(call)
+        try:
+            async for line in response.aiter_lines():
+                yield line
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.url) from exc
+        finally:
+            await response.aclose()
+
+    async def health(self) -> Health:
+        """``/healthz``: the server process answers (no key needed)."""
+        return calls.parse(Health, await self._send(calls.health_call()))
+
+    async def ready(self) -> Health:
+        """``/readyz``: the server reaches its engine; ``ServerUnavailableError`` if not."""
+        return calls.parse(Health, await self._send(calls.ready_call()))

@@ -1,0 +1,375 @@
+"""``agentctl``: manage agents on agent-api from a shell, the way docker and kubectl do.
+
+The server and key come from --url/--key or AGENT_API_URL/AGENT_API_KEY (prefer the
+variable for the key: a command line is visible to other users of the machine).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from .client import AgentClient
+from .config import ENV_KEY, ENV_URL
+from .errors import (
+    AgentAPIError,
+    NotFoundError,
+    ServerUnavailableError,
+    TransportError,
+    UnauthorizedError,
+)
+from .models import AgentStatus, ResourceRequest
+from .render import OutputFormat, print_agent, print_agents
+from .retry import RetryPolicy
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="agentctl",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where to send requests; the key never leaves this object except in a header."""
+
+    url: str | None
+    key: str | None
+
+    def __repr__(self) -> str:
+        return f"Target(url={self.url!r})"
+
+
+class NetworkOption(StrEnum):
+    DEFAULT = "default"
+    NONE = "none"
+
+
+class RestartPolicyChoice(StrEnum):
+    NO = "no"
+    ON_FAILURE = "on-failure"
+    UNLESS_STOPPED = "unless-stopped"
+    ALWAYS = "always"
+
+
+def _complete_agent(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """Agent names for shell completion; nothing (never an error) when the server is away."""
+    params = ctx.find_root().params
+    try:
+        with AgentClient(
+            params.get("url"), params.get("key"), timeout=3, retry=RetryPolicy(attempts=1)
+        ) as client:
+            agents = list(client.iter_agents())
+    except AgentAPIError:
+        return []
+    return [(a.name, a.status.value) for a in agents if a.name.startswith(incomplete)]
+
+
+AgentArg = Annotated[
+    str, typer.Argument(help="the agent's name or id", autocompletion=_complete_agent)
+]
+Output = Annotated[
+    OutputFormat, typer.Option("--output", "-o", help="table or json", case_sensitive=False)
+]
+Owner = Annotated[
+    str | None, typer.Option("--owner", help="admin keys only: the owner whose agent this is")
+]
+Grace = Annotated[
+    int | None,
+    typer.Option("--timeout", "-t", min=0, help="seconds of grace before the agent is killed"),
+]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(envvar=ENV_URL, show_default=False, help="agent-api base URL"),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(envvar=ENV_KEY, show_default=False, help="API key"),
+    ] = None,
+) -> None:
+    """Manage agents on agent-api, the way docker and kubectl manage containers.
+
+    The server and the key come from --url and --key, or AGENT_API_URL and AGENT_API_KEY
+    (prefer the variable for the key: a command line is visible to other users).
+    """
+    ctx.obj = Target(url, key)
+
+
+def _hint(exc: AgentAPIError) -> str | None:
+    if isinstance(exc, UnauthorizedError):
+        return f"pass --key or set {ENV_KEY}"
+    if isinstance(exc, TransportError) and exc.connection_failed:
+        return f"is agent-api running there? pass --url or set {ENV_URL}"
+    if isinstance(exc, NotFoundError):
+        return "agentctl ls lists the agents this key can see"
+    if isinstance(exc, ServerUnavailableError) and exc.retry_after is not None:
+        return f"try again in {exc.retry_after:g} seconds"
+    return None
+
+
+@contextmanager
+def _client(ctx: typer.Context) -> Iterator[AgentClient]:
+    """A client for the command; an API error ends the command with exit code 1."""
+    target = ctx.find_object(Target) or Target(None, None)
+    try:
+        with AgentClient(target.url, target.key) as client:
+            yield client
+    except AgentAPIError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        hint = _hint(exc)
+        if hint:
+            typer.echo(f"hint: {hint}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=what)
+        pairs[key] = value
+    return pairs
+
+
+def _secrets(values: list[str] | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            from_env = os.environ.get(key)
+            if from_env is None:
+                raise typer.BadParameter(
+                    f"no value given for {key!r} and ${key} is not set", param_hint="--secret"
+                )
+            value = from_env
+        if not key:
+            raise typer.BadParameter("a secret needs a name", param_hint="--secret")
+        found[key] = value
+    return found
+
+
+@app.command(no_args_is_help=True)
+def spawn(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="the agent's name (DNS label, unique per owner)")],
+    image: Annotated[str, typer.Option("--image", "-i", help="the image to run")],
+    command: Annotated[
+        list[str] | None, typer.Argument(help="command and arguments; put them after --")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE, repeatable")
+    ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            "-s",
+            help="KEY=VALUE, or KEY to take the value from your environment; repeatable; "
+            "injected at run time and never shown back",
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE, repeatable")
+    ] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPU limit")] = None,
+    memory: Annotated[int | None, typer.Option(help="memory limit in MB")] = None,
+    pids: Annotated[int | None, typer.Option(help="process limit")] = None,
+    restart: Annotated[
+        RestartPolicyChoice | None, typer.Option(help="restart policy (server default)")
+    ] = None,
+    workspace: Annotated[
+        bool, typer.Option("--workspace", help="a volume at /workspace that survives restarts")
+    ] = False,
+    network: Annotated[
+        NetworkOption | None,
+        typer.Option(help="default: the platform's network; none: no network at all"),
+    ] = None,
+    ttl: Annotated[
+        int | None, typer.Option(min=1, help="seconds after which the server stops the agent")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="repeat a spawn safely: the same key returns the first agent"),
+    ] = None,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """Create and start an agent: agentctl spawn NAME --image IMAGE [OPTIONS] [-- COMMAND...]."""
+    environment = _pairs(env, "--env")
+    labels = _pairs(label, "--label")
+    secrets = _secrets(secret)
+    limits = ResourceRequest.model_validate(
+        {
+            k: v
+            for k, v in {"cpus": cpus, "memory_mb": memory, "pids": pids}.items()
+            if v is not None
+        }
+    )
+    with _client(ctx) as client:
+        agent = client.spawn(
+            name,
+            image,
+            command=command or None,
+            env=environment,
+            secrets=secrets,
+            labels=labels,
+            resources=limits if limits.model_fields_set else None,
+            restart_policy=restart.value if restart else None,
+            workspace=workspace or None,
+            network=network.value if network else None,
+            ttl_seconds=ttl,
+            idempotency_key=idempotency_key,
+        )
+    print_agent(agent, output)
+
+
+@app.command("ls")
+def list_agents(
+    ctx: typer.Context,
+    status: Annotated[
+        AgentStatus | None, typer.Option("--status", help="only agents in this status")
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="KEY=VALUE, repeatable: all must match"),
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="admin keys only: this owner's agents")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only print ids")] = False,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """List agents, oldest first (every page)."""
+    labels = _pairs(label, "--label")
+    with _client(ctx) as client:
+        agents = list(client.iter_agents(status=status, labels=labels, owner=owner))
+    if quiet:
+        for agent in agents:
+            typer.echo(agent.id)
+        return
+    print_agents(agents, output)
+
+
+@app.command()
+def get(
+    ctx: typer.Context, agent: AgentArg, owner: Owner = None, output: Output = OutputFormat.TABLE
+) -> None:
+    """Show one agent in detail."""
+    with _client(ctx) as client:
+        found = client.get(agent, owner=owner)
+    print_agent(found, output, detail=True)
+
+
+@app.command()
+def start(
+    ctx: typer.Context, agent: AgentArg, owner: Owner = None, output: Output = OutputFormat.TABLE
+) -> None:
+    """Start an agent (nothing to do if it runs)."""
+    with _client(ctx) as client:
+        started = client.start(agent, owner=owner)
+    print_agent(started, output)
+
+
+@app.command()
+def stop(
+    ctx: typer.Context,
+    agent: AgentArg,
+    timeout: Grace = None,
+    owner: Owner = None,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """Stop an agent (nothing to do if it is stopped)."""
+    with _client(ctx) as client:
+        stopped = client.stop(agent, timeout=timeout, owner=owner)
+    print_agent(stopped, output)
+
+
+@app.command()
+def restart(
+    ctx: typer.Context,
+    agent: AgentArg,
+    timeout: Grace = None,
+    owner: Owner = None,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """Restart an agent (starts it if it is stopped)."""
+    with _client(ctx) as client:
+        restarted = client.restart(agent, timeout=timeout, owner=owner)
+    print_agent(restarted, output)
+
+
+@app.command()
+def renew(
+    ctx: typer.Context,
+    agent: AgentArg,
+    ttl: Annotated[int, typer.Argument(min=1, help="seconds from now until it is stopped")],
+    owner: Owner = None,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """Give an agent spawned with a TTL a new deadline (an expired one can start again)."""
+    with _client(ctx) as client:
+        renewed = client.renew(agent, ttl_seconds=ttl, owner=owner)
+    print_agent(renewed, output, detail=True)
+
+
+@app.command("rm")
+def remove(
+    ctx: typer.Context,
+    agent: AgentArg,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="no error if the agent does not exist")
+    ] = False,
+    owner: Owner = None,
+) -> None:
+    """Remove an agent and what it owns (its workspace volume): there is no undo."""
+    with _client(ctx) as client:
+        client.delete(agent, owner=owner, missing_ok=force)
+    typer.echo(agent)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    agent: AgentArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing until the agent stops")
+    ] = False,
+    tail: Annotated[int | None, typer.Option(min=0, help="only the last N lines")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="RFC 3339, Unix seconds, or a duration like 10m")
+    ] = None,
+    timestamps: Annotated[
+        bool, typer.Option("--timestamps", "-t", help="prefix each line with its time")
+    ] = False,
+    owner: Owner = None,
+) -> None:
+    """Print an agent's output."""
+    with _client(ctx) as client:
+        lines = client.logs(
+            agent, tail=tail, since=since, timestamps=timestamps, follow=follow, owner=owner
+        )
+        try:
+            with closing(lines):
+                for line in lines:
+                    typer.echo(line)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+if __name__ == "__main__":
+    app(prog_name="agentctl")

@@ -1,0 +1,135 @@
+"""The contract's request and response bodies, as the clients see them.
+
+These are the client's own models: they do not import the server, so the clients need
+only httpx, tenacity and pydantic. The server stays the authority on the rules (name
+syntax, limits, policy): a spawn request is checked here only for its shape and unknown
+fields, and the server's answer says what it refused and why. Responses ignore fields
+they do not know, so a newer server does not break an older client.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = [
+    "Agent",
+    "AgentPage",
+    "AgentStatus",
+    "Health",
+    "NetworkChoice",
+    "ResourceRequest",
+    "Resources",
+    "RestartPolicy",
+    "SpawnRequest",
+]
+
+RestartPolicy = Literal["no", "on-failure", "unless-stopped", "always"]
+# "default": the platform's network; "none": no network at all.
+NetworkChoice = Literal["default", "none"]
+
+
+class AgentStatus(StrEnum):
+    """The statuses an agent can report."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    RESTARTING = "restarting"
+    EXITED = "exited"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class ResourceRequest(BaseModel):
+    """Limits asked for at spawn; anything left out takes the server's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpus: float | None = None
+    memory_mb: int | None = None
+    pids: int | None = None
+
+
+class SpawnRequest(BaseModel):
+    """The body of ``POST /v1/agents``. Secret values are hidden from ``repr`` and dumps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    image: str
+    command: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    resources: ResourceRequest | None = None
+    restart_policy: RestartPolicy | None = None
+    workspace: bool | None = None
+    network: NetworkChoice | None = None
+    ttl_seconds: int | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send: secret values revealed, unset options left to the server."""
+        body = self.model_dump(mode="json", exclude_none=True, exclude={"secrets"})
+        if self.secrets:
+            body["secrets"] = {k: v.get_secret_value() for k, v in self.secrets.items()}
+        return body
+
+
+class Resources(BaseModel):
+    """Limits as enforced on the agent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cpus: float
+    memory_mb: int
+    pids: int
+
+
+class Agent(BaseModel):
+    """An agent as the server returns it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    owner: str
+    image: str
+    status: AgentStatus
+    detail: str | None = None
+    created_at: datetime
+    labels: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    secret_names: list[str] = Field(default_factory=list)
+    resources: Resources | None = None
+    restart_policy: str | None = None
+    workspace: bool = False
+    network: str | None = None
+    command: list[str] | None = None
+    expires_at: datetime | None = None
+    orchestrator: str | None = None
+
+    @property
+    def short_id(self) -> str:
+        """The first 12 characters of the id, as ``docker ps`` shows them."""
+        return self.id[:12]
+
+
+class AgentPage(BaseModel):
+    """One page of ``GET /v1/agents``; ``next_cursor`` is None on the last page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[Agent]
+    next_cursor: str | None = None
+
+
+class Health(BaseModel):
+    """The answer of ``/healthz`` (``ok``) and ``/readyz`` (``ready``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str

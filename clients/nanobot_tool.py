@@ -1,0 +1,314 @@
+"""``RemoteAgentManager``: the tool an assistant on nanobot (Sol) uses to manage its agents.
+
+It follows nanobot's tool interface (``name``, ``description``, ``parameters`` as JSON
+Schema, ``async execute(**kwargs) -> str``, ``to_schema()`` in the OpenAI function-tool
+form) without importing nanobot; to register it, subclass it together with nanobot's
+``Tool`` (clients/README.md shows how). One tool, an ``action`` enum, and the arguments
+each action needs. Every outcome, errors included, comes back as short text a model can
+act on: it never raises into the agent loop.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
+from copy import deepcopy
+from typing import Any
+
+from .async_client import AsyncAgentClient
+from .config import DEFAULT_TIMEOUT, resolve_key, resolve_url
+from .errors import AgentAPIError, ValidationError, safe_url
+from .models import Agent, AgentStatus, ResourceRequest
+from .retry import RetryPolicy
+from .tool_text import describe_agent, describe_list, describe_logs, describe_state, explain
+
+__all__ = ["ACTIONS", "RemoteAgentManager"]
+
+ACTIONS = ("spawn", "list", "status", "start", "stop", "restart", "delete", "logs")
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "spawn": ("name", "image"),
+    "list": (),
+    **{action: ("name",) for action in ACTIONS[2:]},
+}
+_DEFAULT_TAIL = 50
+_MAX_TAIL = 500
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "action": {
+            "type": "string",
+            "enum": list(ACTIONS),
+            "description": (
+                "What to do. spawn: create and start a new agent (needs name and image). "
+                "list: your agents and their status. status: the details of one agent. "
+                "start, stop, restart: change whether it runs. delete: remove it and its "
+                "workspace for good. logs: its recent output."
+            ),
+        },
+        "name": {
+            "type": "string",
+            "description": (
+                "The agent's name (or id); needed by every action except list. For spawn: "
+                "lowercase letters, digits and '-', at most 63 characters, unique among "
+                "your agents."
+            ),
+        },
+        "image": {
+            "type": "string",
+            "description": "spawn: the container image to run, e.g. hive/nanobot:latest.",
+        },
+        "command": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": (
+                "spawn: the command and its arguments, one per item, e.g. "
+                '["python", "-m", "worker"]; omit it to run the image\'s default.'
+            ),
+        },
+        "env": {
+            **_STRING_MAP,
+            "description": "spawn: environment variables. Not for secrets: these are shown back.",
+        },
+        "secrets": {
+            **_STRING_MAP,
+            "description": (
+                "spawn: secret environment variables such as API keys; only their names "
+                "are ever shown back."
+            ),
+        },
+        "labels": {
+            **_STRING_MAP,
+            "description": (
+                "spawn: labels to put on the agent. list: only agents with all these labels."
+            ),
+        },
+        "status": {
+            "type": "string",
+            "enum": [status.value for status in AgentStatus],
+            "description": "list: only agents in this status.",
+        },
+        "cpus": {
+            "type": "number",
+            "description": "spawn: CPU limit, e.g. 0.5; omit it for the platform's default.",
+        },
+        "memory_mb": {
+            "type": "integer",
+            "description": "spawn: memory limit in MB; omit it for the platform's default.",
+        },
+        "workspace": {
+            "type": "boolean",
+            "description": (
+                "spawn: give the agent a /workspace volume that survives stop and start "
+                "(deleted with the agent)."
+            ),
+        },
+        "restart_policy": {
+            "type": "string",
+            "enum": ["no", "on-failure", "unless-stopped", "always"],
+            "description": "spawn: what happens when the agent exits; default unless-stopped.",
+        },
+        "ttl_seconds": {
+            "type": "integer",
+            "minimum": 1,
+            "description": (
+                "spawn: stop the agent automatically after this many seconds (for temporary "
+                "work); omit it to keep the agent until you stop it. start: give an agent "
+                "whose time limit passed this many more seconds, then start it."
+            ),
+        },
+        "timeout": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 3600,
+            "description": "stop, restart: seconds to exit cleanly before it is killed.",
+        },
+        "tail": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": _MAX_TAIL,
+            "description": f"logs: how many of the last lines to return (default {_DEFAULT_TAIL}).",
+        },
+    },
+    "required": ["action"],
+}
+
+_DESCRIPTION = (
+    "Manage your own agents: containers that run on the agent platform, reached over its "
+    "HTTP API (never run docker yourself). Spawn a new agent from an image, list your "
+    "agents, check one agent's status, start, stop or restart it, read its recent logs, "
+    "or delete it for good. Agents are addressed by the name given at spawn. Every answer "
+    "is short text; an answer that starts with 'Error:' says what went wrong and what to "
+    "do next."
+)
+
+Handler = Callable[[AsyncAgentClient, Mapping[str, Any]], Awaitable[str]]
+
+
+def _integer(value: Any, what: str, default: int | None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{what} must be a whole number", code="invalid_request") from None
+
+
+def _command(value: Any) -> list[str] | None:
+    if value is None or value == [] or value == "":
+        return None
+    if isinstance(value, str):
+        return shlex.split(value)
+    if isinstance(value, list):
+        return [str(part) for part in value]
+    raise ValidationError("command must be a list of strings", code="invalid_request")
+
+
+class RemoteAgentManager:
+    """The agent-fleet tool: one ``action`` per call, answers as text.
+
+    ``url`` and ``key`` default to ``AGENT_API_URL`` and ``AGENT_API_KEY``. Each call
+    opens its own client (nanobot gives tools no close hook) unless ``client`` is given,
+    which the caller then owns and closes.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        *,
+        client: AsyncAgentClient | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_log_chars: int = 4000,
+    ) -> None:
+        self._url = client.url if client else resolve_url(url)
+        self._key = resolve_key(key)
+        self._client = client
+        self._retry = retry
+        self._timeout = timeout
+        self._max_log_chars = max_log_chars
+        self._handlers: dict[str, Handler] = {
+            "spawn": self._spawn,
+            "list": self._list,
+            "status": self._status,
+            "start": self._start,
+            "stop": self._stop,
+            "restart": self._restart,
+            "delete": self._delete,
+            "logs": self._logs,
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self._url!r})"
+
+    @property
+    def name(self) -> str:
+        return "manage_agents"
+
+    @property
+    def description(self) -> str:
+        return _DESCRIPTION
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return deepcopy(_PARAMETERS)
+
+    def to_schema(self) -> dict[str, Any]:
+        """The OpenAI function-tool form, as nanobot sends it to the model."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+    async def execute(self, **kwargs: Any) -> str:
+        """Run one action; never raises (an error comes back as a sentence)."""
+        action = kwargs.get("action")
+        if not isinstance(action, str) or action not in self._handlers:
+            return f"Error: unknown action {action!r}. Use one of: {', '.join(ACTIONS)}."
+        handler = self._handlers[action]
+        if kwargs.get("name") is not None:
+            kwargs["name"] = str(kwargs["name"]).strip()
+        missing = [arg for arg in _NEEDS[action] if not kwargs.get(arg)]
+        if missing:
+            return (
+                f"Error: action '{action}' needs {' and '.join(missing)}. "
+                f"Call again with {', '.join(missing)} set."
+            )
+        try:
+            async with self._session() as client:
+                return await handler(client, kwargs)
+        except AgentAPIError as exc:
+            return explain(exc, name=kwargs.get("name"), url=safe_url(self._url))
+        except Exception as exc:  # the agent loop must never see an exception
+            return (
+                f"Error: action '{action}' failed unexpectedly ({type(exc).__name__}). Try "
+                "once more; if it fails again, tell the user."
+            )
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncAgentClient]:
+        if self._client is not None:
+            yield self._client
+            return
+        async with AsyncAgentClient(
+            self._url, self._key, retry=self._retry, timeout=self._timeout
+        ) as client:
+            yield client
+
+    async def _spawn(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        limits = {k: args[k] for k in ("cpus", "memory_mb") if args.get(k) is not None}
+        agent = await client.spawn(
+            args["name"],
+            args["image"],
+            command=_command(args.get("command")),
+            env=args.get("env"),
+            secrets=args.get("secrets"),
+            labels=args.get("labels"),
+            resources=ResourceRequest.model_validate(limits) if limits else None,
+            restart_policy=args.get("restart_policy"),
+            workspace=args.get("workspace"),
+            ttl_seconds=_integer(args.get("ttl_seconds"), "ttl_seconds", None),
+        )
+        return describe_state(agent, "was spawned from " + agent.image)
+
+    async def _list(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        status, labels = args.get("status"), args.get("labels")
+        agents: list[Agent] = [
+            agent async for agent in client.iter_agents(status=status, labels=labels)
+        ]
+        return describe_list(agents, filtered=bool(status or labels))
+
+    async def _status(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        return describe_agent(await client.get(args["name"]))
+
+    async def _start(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        ttl = _integer(args.get("ttl_seconds"), "ttl_seconds", None)
+        if ttl is not None:
+            await client.renew(args["name"], ttl_seconds=ttl)
+        return describe_state(await client.start(args["name"]), "was started")
+
+    async def _stop(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        grace = _integer(args.get("timeout"), "timeout", None)
+        return describe_state(await client.stop(args["name"], timeout=grace), "was stopped")
+
+    async def _restart(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        grace = _integer(args.get("timeout"), "timeout", None)
+        return describe_state(await client.restart(args["name"], timeout=grace), "was restarted")
+
+    async def _delete(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        await client.delete(args["name"])
+        return f"Agent '{args['name']}' was deleted, with its workspace volume if it had one."
+
+    async def _logs(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        tail = _integer(args.get("tail"), "tail", _DEFAULT_TAIL) or _DEFAULT_TAIL
+        tail = max(1, min(tail, _MAX_TAIL))
+        async with aclosing(client.logs(args["name"], tail=tail)) as stream:
+            lines = [line async for line in stream]
+        return describe_logs(args["name"], lines, max_chars=self._max_log_chars)

@@ -1,0 +1,131 @@
+"""How ``agentctl`` prints agents: a ``docker ps``-like table, a detail view, or JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import sys
+from collections.abc import Iterable
+from enum import StrEnum
+
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .humanize import ago
+from .models import Agent
+
+__all__ = ["OutputFormat", "agents_table", "detail_table", "print_agent", "print_agents"]
+
+_WIDE = 1000  # when not on a terminal, no column is ever cut
+
+_STATUS_STYLE = {
+    "running": "green",
+    "pending": "yellow",
+    "restarting": "yellow",
+    "failed": "red",
+    "unknown": "magenta",
+}
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def _show(renderable: RenderableType) -> None:
+    """Print to stdout: styled on a terminal; else plain, uncut, without trailing blanks."""
+    if sys.stdout.isatty():
+        Console(highlight=False).print(renderable)
+        return
+    console = Console(file=io.StringIO(), width=_WIDE, highlight=False, color_system=None)
+    with console.capture() as captured:
+        console.print(renderable)
+    for line in captured.get().splitlines():
+        print(line.rstrip())
+
+
+def _status(agent: Agent) -> Text:
+    return Text(agent.status.value, style=_STATUS_STYLE.get(agent.status.value, ""))
+
+
+def agents_table(agents: Iterable[Agent]) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("NAME", "ID", "IMAGE", "STATUS", "OWNER", "CREATED"):
+        table.add_column(column, no_wrap=True)
+    for agent in agents:
+        table.add_row(
+            agent.name,
+            agent.short_id,
+            agent.image,
+            _status(agent),
+            agent.owner,
+            ago(agent.created_at),
+        )
+    return table
+
+
+def _pairs(values: dict[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(values.items())) or "-"
+
+
+def detail_table(agent: Agent) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    status = _status(agent)
+    if agent.detail:
+        status.append(f" ({agent.detail})", style="")
+    resources = agent.resources
+    rows: list[tuple[str, str | Text]] = [
+        ("Name:", agent.name),
+        ("ID:", agent.id),
+        ("Owner:", agent.owner),
+        ("Image:", agent.image),
+        ("Status:", status),
+        ("Created:", f"{agent.created_at.isoformat()} ({ago(agent.created_at)})"),
+        ("Command:", shlex.join(agent.command) if agent.command else "(image default)"),
+        ("Restart policy:", agent.restart_policy or "-"),
+        (
+            "Resources:",
+            f"cpus={resources.cpus} memory={resources.memory_mb}MB pids={resources.pids}"
+            if resources
+            else "-",
+        ),
+        ("Workspace:", "yes" if agent.workspace else "no"),
+        ("Network:", agent.network or "-"),
+        (
+            "Expires:",
+            f"{agent.expires_at.isoformat()} (stopped then)" if agent.expires_at else "-",
+        ),
+        ("Labels:", _pairs(agent.labels)),
+        ("Env:", _pairs(agent.env)),
+        ("Secrets:", ", ".join(agent.secret_names) or "-"),
+        ("Orchestrator:", agent.orchestrator or "-"),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=False)
+
+
+def print_agents(agents: list[Agent], output: OutputFormat) -> None:
+    """Several agents: a table, or a JSON array."""
+    if output is OutputFormat.JSON:
+        print(_json([agent.model_dump(mode="json") for agent in agents]))
+    else:
+        _show(agents_table(agents))
+
+
+def print_agent(agent: Agent, output: OutputFormat, *, detail: bool = False) -> None:
+    """One agent: a table row (or the detail view), or a JSON object."""
+    if output is OutputFormat.JSON:
+        print(_json(agent.model_dump(mode="json")))
+    elif detail:
+        _show(detail_table(agent))
+    else:
+        _show(agents_table([agent]))

@@ -1,0 +1,1 @@
+"""The clients (library, agentctl, RemoteAgentManager) against the real service and engine."""

@@ -1,0 +1,119 @@
+"""clients/README.md and clients/SKILL.md: the examples run as written against the service."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from clients import RemoteAgentManager
+from clients.nanobot_tool import ACTIONS
+
+from ..conftest import Api
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "clients" / "README.md"
+SKILL = ROOT / "clients" / "SKILL.md"
+
+
+def _blocks(language: str) -> list[str]:
+    """The code blocks of ``language``, those inside list items dedented."""
+    fence = re.compile(rf"^( *)```{language}\n(.*?)^\1```", re.DOTALL | re.MULTILINE)
+    return [textwrap.dedent(body) for _, body in fence.findall(README.read_text())]
+
+
+def _block(language: str, marker: str) -> str:
+    found = [block for block in _blocks(language) if marker in block]
+    assert len(found) == 1, f"one {language} block with {marker!r}"
+    return found[0]
+
+
+def _as_test(code: str, busybox: str) -> str:
+    """The example with test names: the image on this engine, names with the test prefix."""
+    code = code.replace("hive/busybox:latest", busybox)
+    for name in ("researcher", "watcher", "nobody"):
+        code = re.sub(rf"\b{name}\b", f"aptest-{name}", code)
+    return code
+
+
+def _run(command: list[str], api: Api, **extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_API_")}
+    env.update(AGENT_API_URL=api.url, AGENT_API_KEY=api.keys.admin, **extra)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=240, check=False, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert api.keys.admin not in result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_the_python_examples_print_what_they_say(api: Api, busybox: str) -> None:
+    sync = _run(
+        [sys.executable, "-c", _as_test(_block("python", "with AgentClient()"), busybox)], api
+    )
+    lines = sync.splitlines()
+    assert lines[0] == "aptest-researcher running ['OPENAI_API_KEY']"
+    assert re.fullmatch(r"aptest-researcher [0-9a-f]{12}", lines[1])
+    assert lines[2:] == ["stopped", "running", "['researching']", "404 agent_not_found"]
+    assert "sk-demo" not in api.server.logs()
+
+    asynchronous = _as_test(_block("python", "AsyncAgentClient()"), busybox)
+    assert _run([sys.executable, "-c", asynchronous], api) == "up\n"
+
+    retries = _as_test(_block("python", "RetryPolicy("), busybox)
+    assert _run([sys.executable, "-c", retries], api) == "ok\n"
+
+    tool = _as_test(_block("python", "RemoteAgentManager()"), busybox)
+    assert _run([sys.executable, "-c", tool], api) == (
+        "You have no agents. Use action 'spawn' to create one.\n"
+        "Error: there is no agent named 'aptest-nobody' among yours. Call action 'list' to "
+        "see your agents' names, then try again with one of them.\n"
+    )
+
+
+def test_the_agentctl_examples_work_as_written(api: Api, busybox: str) -> None:
+    script = _as_test(_block("bash", "agentctl spawn"), busybox)
+    output = _run(["bash", "-c", "set -eu\n" + script], api)
+    table = output.split("agentctl ls")[0] if "agentctl ls" in output else output
+    assert re.search(r"^NAME +ID +IMAGE +STATUS +OWNER +CREATED$", table, re.MULTILINE)
+    assert re.search(
+        rf"^aptest-researcher +[0-9a-f]{{12}} +{re.escape(busybox)} +running", output, re.MULTILINE
+    )
+    assert '"secret_names": [\n      "OPENAI_API_KEY"\n    ]' in output
+    assert "researching" in output
+    assert "Error: no agent 'aptest-researcher' (agent_not_found, HTTP 404)" in output
+    assert "already gone: exit code 1" in output
+    assert "sk-demo" not in output
+
+
+def test_the_key_command_and_the_tool_registration_are_sound(api: Api) -> None:
+    create_key = _block("bash", "create-key").strip()
+    output = _run(["bash", "-c", create_key], api)
+    assert "owner: sol" in output.replace('"', "").replace("'", "")
+
+    register = _block("python", "loop.tools.register")
+    tree = ast.parse(register)
+    (tool_class,) = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert [ast.unparse(base) for base in tool_class.bases] == ["RemoteAgentManager", "Tool"]
+    # What nanobot's Tool requires of a subclass, and what its registry calls.
+    tool = RemoteAgentManager("http://127.0.0.1:1", "k" * 20)
+    for member in ("name", "description", "parameters", "execute", "to_schema"):
+        assert getattr(tool, member)
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_the_skill_tells_when_and_how(action: str) -> None:
+    text = SKILL.read_text()
+    front = text.split("---")[1]
+    assert re.search(r"^name: remote-agents$", front, re.MULTILINE)
+    assert re.search(r"^description: .+manage_agents", front, re.MULTILINE)
+    assert '"AGENT_API_URL","AGENT_API_KEY"' in front
+    assert f'"action": "{action}"' in text
+    assert "docker" in text
