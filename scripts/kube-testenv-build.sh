@@ -134,19 +134,21 @@ APT_PRIVATE=(
 )
 
 log "fetching the index of Debian source packages (private apt lists)"
-apt-get "${APT_PRIVATE[@]}" update -qq >&2
+apt-get "${APT_PRIVATE[@]}" --error-on=any update -qq >&2
 log "downloading the kubernetes source package"
 (cd "$WORK/src-download" && apt-get "${APT_PRIVATE[@]}" source --download-only kubernetes >&2)
 DSC="$(find "$WORK/src-download" -maxdepth 1 -name 'kubernetes_*.dsc' | head -n 1)"
 [[ -n "$DSC" ]] || die "no kubernetes_*.dsc was downloaded"
 log "unpacking $(basename "$DSC")"
+# apt already checked every file against the signed Sources index.
 dpkg-source --no-check -x "$DSC" "$WORK/src" >&2
 rm -rf "$WORK/src-download"
 
-WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler"
+TARGETS=("${SERVER_BINARIES[@]}")
 if [[ $BUILD_KUBECTL -eq 1 ]]; then
-    WHAT="$WHAT cmd/kubectl"
+    TARGETS+=(kubectl)
 fi
+WHAT="${TARGETS[*]/#/cmd/}"
 log "building $WHAT (several minutes)"
 start=$SECONDS
 (
@@ -162,7 +164,7 @@ OUT="$WORK/src/_output/local/go/bin"
 [[ -d "$OUT" ]] || OUT="$WORK/src/_output/bin"
 rm -rf "$BIN_DIR.tmp"
 mkdir -p "$BIN_DIR.tmp"
-for name in "${SERVER_BINARIES[@]}" $([[ $BUILD_KUBECTL -eq 1 ]] && echo kubectl); do
+for name in "${TARGETS[@]}"; do
     [[ -x "$OUT/$name" ]] || die "build produced no $name in $OUT"
     cp "$OUT/$name" "$BIN_DIR.tmp/$name"
 done

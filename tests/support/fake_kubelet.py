@@ -11,7 +11,7 @@ Simulated failures (by container):
 
 * image name contains ``does-not-exist``: Waiting, reason ``ErrImagePull``; the pod
   stays Pending and asking for its logs fails with 400 like a real kubelet.
-* command exactly ``["false"]`` or image name contains ``crashloop``: Waiting, reason
+* command + args exactly ``["false"]`` or image name contains ``crashloop``: Waiting, reason
   ``CrashLoopBackOff`` (restartCount 5, last state terminated with exit code 1); its
   logs are those of the failed run.
 
@@ -29,10 +29,17 @@ parameters ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps`` and (w
 ``follow``) ``limitBytes`` are honoured. With ``follow=true`` the lines are sent, then a line
 ``fake-kubelet: tick <n>`` every ``follow_interval`` seconds (ticks are not part of the
 stored log) until the pod is being deleted, the client leaves or the kubelet stops.
+
+Volumes: there is no storage driver, so the kubelet also plays a dynamic provisioner
+(``provision_volumes``, on by default). For every Pending PersistentVolumeClaim without a
+volume it creates a PersistentVolume ``fake-pv-<claim uid>`` of the requested size, already
+claimed by it (the real PV controller then binds the pair and the scheduler places pods
+that use the claim); when the claim goes, so does its volume.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -42,6 +49,7 @@ import shlex
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -55,6 +63,7 @@ __all__ = ["FakeKubelet", "container_log_lines"]
 JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 LOGS_ANNOTATION = "fake-kubelet/logs"
+VOLUME_LABEL = "fake-kubelet/provisioned-for"
 SHELLS = frozenset({"sh", "bash", "ash", "dash"})
 ECHO_FLAGS = frozenset({"-n", "-e", "-E"})
 RESOURCES = {"cpu": "64", "memory": "256Gi", "pods": "1000", "ephemeral-storage": "1Ti"}
@@ -68,7 +77,7 @@ _log = logging.getLogger(__name__)
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _rfc3339(when: dt.datetime, *, nano: bool = False) -> str:
@@ -98,7 +107,7 @@ def container_log_lines(pod: JSON, container: str) -> list[str]:
     lines = [f"fake-kubelet: started {name}/{container}"]
     annotation = (pod["metadata"].get("annotations") or {}).get(LOGS_ANNOTATION)
     if annotation is not None:
-        return lines + annotation.splitlines()
+        return lines + str(annotation).splitlines()
     spec = _find_container(pod, container) or {}
     argv = [str(arg) for arg in (spec.get("command") or []) + (spec.get("args") or [])]
     if (
@@ -122,7 +131,8 @@ def _failure(container: JSON) -> str | None:
     image = str(container.get("image", ""))
     if "does-not-exist" in image:
         return "ErrImagePull"
-    if container.get("command") == ["false"] or "crashloop" in image:
+    argv = (container.get("command") or []) + (container.get("args") or [])
+    if argv == ["false"] or "crashloop" in image:
         return "CrashLoopBackOff"
     return None
 
@@ -152,7 +162,7 @@ def _container_status(container: JSON, pod_uid: str, started: str) -> JSON:
 class _TLSServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], kubelet: FakeKubelet, tls: ssl.SSLContext):
+    def __init__(self, address: tuple[str, int], kubelet: FakeKubelet, tls: ssl.SSLContext) -> None:
         super().__init__(address, _Handler)
         self.kubelet = kubelet
         self.tls = tls
@@ -173,7 +183,7 @@ class _TLSServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _TLSServer
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         parts = [unquote(part) for part in url.path.strip("/").split("/")]
         if len(parts) == 4 and parts[0] == "containerLogs":
@@ -192,7 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         _log.debug("fake-kubelet http: " + format, *args)
 
 
@@ -209,27 +219,31 @@ class FakeKubelet:
         address: str = "127.0.0.1",
         follow_interval: float = 1.0,
         heartbeat_interval: float = 10.0,
+        provision_volumes: bool = True,
     ) -> None:
         self.core = client.CoreV1Api(api)
+        self.provision_volumes = provision_volumes
         self.node_name, self.address = node_name, address
         self.follow_interval, self.heartbeat_interval = follow_interval, heartbeat_interval
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(cert_file, key_file)
         self._server = _TLSServer((address, 0), self, tls)
         self.port: int = self._server.server_address[1]
+        self._since = _rfc3339(_now())
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._pods: dict[tuple[str, str], JSON] = {}
         self._started: dict[str, dt.datetime] = {}
         self._ips = ipaddress.ip_network("10.244.0.0/16").hosts()
-        self._watch: urllib3.BaseHTTPResponse | None = None
+        self._watches: set[urllib3.BaseHTTPResponse] = set()
         self._threads: list[threading.Thread] = []
 
     # lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Register the node and start serving, watching and heart-beating."""
         self._register_node()
-        for target in (self._server.serve_forever, self._run_pods, self._run_heartbeat):
+        targets = (self._server.serve_forever, self._run_pods, self._run_heartbeat)
+        for target in (*targets, *((self._run_volumes,) if self.provision_volumes else ())):
             thread = threading.Thread(target=target, name=f"fake-kubelet-{target.__name__}")
             thread.daemon = True
             thread.start()
@@ -240,9 +254,11 @@ class FakeKubelet:
         self._stopped.set()
         self._server.shutdown()
         self._server.server_close()
-        watch = self._watch
-        if watch is not None:
-            watch.shutdown()
+        with self._lock:
+            watches = list(self._watches)
+        for watch in watches:
+            with contextlib.suppress(Exception):
+                watch.shutdown()
         for thread in self._threads:
             thread.join(timeout=15)
         if unregister:
@@ -259,7 +275,7 @@ class FakeKubelet:
             for kind, reason in NODE_CONDITIONS.items()
         ]
         for condition in conditions:
-            condition |= {"lastHeartbeatTime": now, "lastTransitionTime": now}
+            condition |= {"lastHeartbeatTime": now, "lastTransitionTime": self._since}
         info = dict.fromkeys(("machineID", "systemUUID", "bootID", "kernelVersion"), "fake")
         info |= {
             "osImage": "fake-kubelet",
@@ -288,9 +304,9 @@ class FakeKubelet:
             "kubernetes.io/arch": "amd64",
             "type": "fake-kubelet",
         }
-        body = {"metadata": {"name": self.node_name, "labels": labels}, "spec": {}}
+        meta = client.V1ObjectMeta(name=self.node_name, labels=labels)
         try:
-            self.core.create_node(body)
+            self.core.create_node(client.V1Node(metadata=meta))
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -306,36 +322,47 @@ class FakeKubelet:
         while not self._stopped.wait(self.heartbeat_interval):
             try:
                 self._patch_node_status()
-            except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            except Exception as exc:  # a missed beat is harmless; keep beating
                 _log.warning("fake-kubelet: node heartbeat failed: %s", exc)
 
-    # pods ------------------------------------------------------------------------------
-    def _run_pods(self) -> None:
-        selector = f"spec.nodeName={self.node_name}"
+    # watches -----------------------------------------------------------------------------
+    def _list_and_watch(
+        self,
+        what: str,
+        lister: Callable[..., Any],
+        on_list: Callable[[list[JSON]], None],
+        on_event: Callable[[str, JSON], None],
+        **query: Any,
+    ) -> None:
+        """List, then follow a watch from that version; resync from a new list on any error."""
         while not self._stopped.is_set():
             try:
                 listing = cast(
                     urllib3.BaseHTTPResponse,
-                    self.core.list_pod_for_all_namespaces(
-                        field_selector=selector, _preload_content=False, _request_timeout=30
-                    ),
+                    lister(**query, _preload_content=False, _request_timeout=30),
                 )
-                pods = json.loads(listing.data)
-                with self._lock:
-                    self._pods = {_key(pod): pod for pod in pods["items"]}
-                for pod in pods["items"]:
-                    self._reconcile(pod)
-                self._follow_watch(selector, pods["metadata"]["resourceVersion"])
+                try:
+                    answer = json.loads(listing.data)
+                finally:
+                    listing.release_conn()
+                on_list(answer["items"])
+                self._follow(lister, answer["metadata"]["resourceVersion"], on_event, query)
             except Exception:  # keep going whatever the API server says
                 if not self._stopped.is_set():
-                    _log.exception("fake-kubelet: pod loop failed; resyncing")
+                    _log.exception("fake-kubelet: %s loop failed; resyncing", what)
                     self._stopped.wait(1)
 
-    def _follow_watch(self, selector: str, version: str) -> None:
-        self._watch = cast(
+    def _follow(
+        self,
+        lister: Callable[..., Any],
+        version: str,
+        on_event: Callable[[str, JSON], None],
+        query: dict[str, Any],
+    ) -> None:
+        watch = cast(
             urllib3.BaseHTTPResponse,
-            self.core.list_pod_for_all_namespaces(
-                field_selector=selector,
+            lister(
+                **query,
                 watch=True,
                 resource_version=version,
                 timeout_seconds=30,
@@ -343,31 +370,56 @@ class FakeKubelet:
                 _request_timeout=(10, 60),
             ),
         )
+        with self._lock:
+            self._watches.add(watch)
         try:
-            for line in self._watch:
+            for line in watch:
                 event = json.loads(line)
                 if event["type"] == "ERROR" or self._stopped.is_set():
                     return
-                pod = event["object"]
-                with self._lock:
-                    if event["type"] == "DELETED":
-                        self._pods.pop(_key(pod), None)
-                        self._started.pop(pod["metadata"]["uid"], None)
-                    else:
-                        self._pods[_key(pod)] = pod
-                if event["type"] != "DELETED":
-                    self._reconcile(pod)
+                on_event(event["type"], event["object"])
         finally:
-            self._watch.release_conn()
-            self._watch = None
+            with self._lock:
+                self._watches.discard(watch)
+            watch.close()  # never reuse a connection with unread events
+            watch.release_conn()
+
+    # pods ------------------------------------------------------------------------------
+    def _run_pods(self) -> None:
+        self._list_and_watch(
+            "pod",
+            self.core.list_pod_for_all_namespaces,
+            self._on_pod_list,
+            self._on_pod_event,
+            field_selector=f"spec.nodeName={self.node_name}",
+        )
+
+    def _on_pod_list(self, pods: list[JSON]) -> None:
+        with self._lock:
+            self._pods = {_key(pod): pod for pod in pods}
+        for pod in pods:
+            self._reconcile(pod)
+
+    def _on_pod_event(self, kind: str, pod: JSON) -> None:
+        with self._lock:
+            if kind == "DELETED":
+                self._pods.pop(_key(pod), None)
+                self._started.pop(pod["metadata"]["uid"], None)
+            else:
+                self._pods[_key(pod)] = pod
+        if kind != "DELETED":
+            self._reconcile(pod)
 
     def _reconcile(self, pod: JSON) -> None:
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):
             try:
-                self.core.delete_namespaced_pod(meta["name"], meta["namespace"], grace_period_seconds=0)
+                options = client.V1DeleteOptions(
+                    grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta["uid"])
+                )
+                self.core.delete_namespaced_pod(meta["name"], meta["namespace"], body=options)
             except ApiException as exc:
-                if exc.status != 404:
+                if exc.status not in (404, 409):  # gone, or a new pod with the same name
                     raise
             return
         if meta["uid"] in self._started:
@@ -377,7 +429,7 @@ class FakeKubelet:
         spec = pod["spec"]
         statuses = [_container_status(c, meta["uid"], stamp) for c in spec["containers"]]
         ready = all(status["ready"] for status in statuses)
-        pulling = any("ErrImagePull" in json.dumps(status["state"]) for status in statuses)
+        pulling = any(_failure(c) == "ErrImagePull" for c in spec["containers"])
         conditions = [
             {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": stamp}
             for kind, ok in (
@@ -395,7 +447,9 @@ class FakeKubelet:
                 "imageID": f"fake://{c.get('image', '')}",
                 "ready": True,
                 "restartCount": 0,
-                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": stamp}},
+                "state": {
+                    "terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": stamp}
+                },
             }
             for c in spec.get("initContainers") or []
         ]
@@ -413,6 +467,82 @@ class FakeKubelet:
             meta["name"], meta["namespace"], {"status": status}, _content_type=MERGE_PATCH
         )
         self._started[meta["uid"]] = started
+
+    # volumes ---------------------------------------------------------------------------
+    def _run_volumes(self) -> None:
+        self._list_and_watch(
+            "claim",
+            self.core.list_persistent_volume_claim_for_all_namespaces,
+            self._on_claim_list,
+            self._on_claim_event,
+        )
+
+    def _on_claim_list(self, claims: list[JSON]) -> None:
+        for claim in claims:
+            self._provision(claim)
+        alive = {claim["metadata"]["uid"] for claim in claims}
+        volumes = cast(
+            urllib3.BaseHTTPResponse,
+            self.core.list_persistent_volume(
+                label_selector=f"{VOLUME_LABEL}={self.node_name}",
+                _preload_content=False,
+                _request_timeout=30,
+            ),
+        )
+        try:
+            items = json.loads(volumes.data)["items"]
+        finally:
+            volumes.release_conn()
+        for volume in items:
+            if volume["spec"].get("claimRef", {}).get("uid") not in alive:
+                self._release_volume(volume["metadata"]["name"])
+
+    def _on_claim_event(self, kind: str, claim: JSON) -> None:
+        if kind == "DELETED":
+            self._release_volume(_volume_name(claim))
+        else:
+            self._provision(claim)
+
+    def _provision(self, claim: JSON) -> None:
+        """Create a volume already bound to ``claim``; the real PV controller binds them."""
+        meta, spec = claim["metadata"], claim.get("spec") or {}
+        if spec.get("volumeName") or meta.get("deletionTimestamp"):
+            return
+        if (claim.get("status") or {}).get("phase", "Pending") != "Pending":
+            return
+        requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        volume: Any = {  # the client validates a dict into its model
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": _volume_name(claim), "labels": {VOLUME_LABEL: self.node_name}},
+            "spec": {
+                "capacity": {"storage": requested},
+                "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": spec.get("storageClassName") or "",
+                "volumeMode": spec.get("volumeMode") or "Filesystem",
+                "hostPath": {"path": f"/fake-kubelet/volumes/{meta['uid']}"},
+                "claimRef": {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "namespace": meta["namespace"],
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            },
+        }
+        try:
+            self.core.create_persistent_volume(volume, _request_timeout=30)
+        except ApiException as exc:
+            if exc.status != 409:  # 409: provisioned already
+                raise
+
+    def _release_volume(self, name: str) -> None:
+        try:
+            self.core.delete_persistent_volume(name, _request_timeout=30)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     # logs ------------------------------------------------------------------------------
     def serve_logs(
@@ -444,7 +574,9 @@ class FakeKubelet:
             tail = int(query["tailLines"])
             entries = entries[-tail:] if tail > 0 else []
         stamps = query.get("timestamps") == "true"
-        text = "".join((f"{_rfc3339(t, nano=True)} " if stamps else "") + f"{s}\n" for t, s in entries)
+        text = "".join(
+            (f"{_rfc3339(t, nano=True)} " if stamps else "") + f"{s}\n" for t, s in entries
+        )
         limit = int(query.get("limitBytes", 0)) or None
         if query.get("follow") != "true":
             handler.reply(200, text.encode()[:limit].decode(errors="ignore"))
@@ -467,6 +599,10 @@ class FakeKubelet:
                 handler.wfile.flush()
         except OSError:  # the client left
             return
+
+
+def _volume_name(claim: JSON) -> str:
+    return f"fake-pv-{claim['metadata']['uid']}"
 
 
 def _key(pod: JSON) -> tuple[str, str]:

@@ -2,9 +2,10 @@
 
 :class:`KubeTestEnv` starts etcd, kube-apiserver (TLS, static admin token, RBAC),
 kube-controller-manager and kube-scheduler on free loopback ports, with certificates,
-tokens, logs and data in a temporary directory, plus a :class:`FakeKubelet` node so pods
-become Running and their logs flow through the API server. ``stop()`` kills every
-process group and removes the directory.
+tokens, logs and data in a temporary directory (etcd's data on /dev/shm when it has
+room), plus a :class:`FakeKubelet` node so pods become Running, their logs flow through
+the API server and claims get volumes. ``stop()`` kills every process group and removes
+the directories.
 
 The control-plane binaries come from ``scripts/kube-testenv-build.sh`` (cached in
 ``${AGENT_PLATFORM_CACHE:-~/.cache/agent-platform}/kube-v1.20.2/bin``, or the directory
@@ -20,8 +21,11 @@ Usage::
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
+import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -32,9 +36,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -54,6 +58,8 @@ KUBE_VERSION = "v1.20.2"
 SERVER_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 ADMIN_USER = "test-admin"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+SHM = Path("/dev/shm")
+_log = logging.getLogger(__name__)
 
 
 class KubeTestEnvError(RuntimeError):
@@ -76,17 +82,33 @@ def missing_binaries(bin_dir: Path | None = None) -> list[str]:
     return missing + [name for name in ("etcd", "openssl") if shutil.which(name) is None]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (all bound at once, so never the same twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def _free_bytes(directory: Path) -> int:
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        stat = os.statvfs(directory)
+    except OSError:
+        return 0
+    return stat.f_bavail * stat.f_frsize
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    """The last log lines, skipping Go stack dumps, after the last klog errors."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
     except OSError:
         return "(no log)"
+    dump = next((i for i, line in enumerate(text) if re.match(r"goroutine \d+ \[", line)), None)
+    text = text[:dump]
+    errors = [line for line in text[:-lines] if re.match(r"[EF]\d{4} ", line)][-10:]
+    return "\n".join([*errors, "...", *text[-lines:]] if errors else text[-lines:])
 
 
 class KubeTestEnv:
@@ -107,6 +129,7 @@ class KubeTestEnv:
         self.kubelet: FakeKubelet | None = None
         self._with_kubelet = fake_kubelet
         self._workdir: Path | None = None
+        self._etcd_dir: Path | None = None
         self._processes: list[tuple[str, subprocess.Popen[bytes], Path]] = []
         self._api_clients: list[client.ApiClient] = []
         self.port = 0
@@ -176,14 +199,15 @@ class KubeTestEnv:
             self.kubelet.stop(unregister=False)
             self.kubelet = None
         for api in self._api_clients:
-            api.close()
+            api.rest_client.close()
         self._api_clients.clear()
         for _name, process, _log in reversed(self._processes):
             _kill(process)
         self._processes.clear()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
+        for directory in (self._workdir, self._etcd_dir):
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+        self._workdir = self._etcd_dir = None
 
     # clients ---------------------------------------------------------------------------
     def kubeconfig_for_token(self, token: str, path: Path | None = None) -> Path:
@@ -218,6 +242,22 @@ class KubeTestEnv:
         self._api_clients.append(api)
         return api
 
+    def service_account_ready(self, namespace: str, name: str = "default") -> bool:
+        """Whether the account has its token: pods using it are refused until then."""
+        url = f"{self.server}/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
+        account = json.loads(_get(url, self._auth(), self.ca_file))
+        return bool(account.get("secrets"))
+
+    def wait_for_service_account(
+        self, namespace: str, name: str = "default", timeout: float = 30.0
+    ) -> None:
+        """Wait until pods may use the account (in a new namespace, about a second)."""
+        deadline = time.monotonic() + timeout
+        while not self.service_account_ready(namespace, name):
+            if time.monotonic() > deadline:
+                raise KubeTestEnvError(f"service account {namespace}/{name} has no token")
+            time.sleep(0.1)
+
     # internals -------------------------------------------------------------------------
     def _openssl(self, *args: str) -> None:
         result = subprocess.run(
@@ -251,7 +291,6 @@ class KubeTestEnv:
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f'{self.admin_token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
         tokens.chmod(0o600)
-        self.kubeconfig_for_token(self.admin_token, self.kubeconfig)
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log_path = self.workdir / f"{name}.log"
@@ -268,19 +307,22 @@ class KubeTestEnv:
 
     def _start_control_plane(self) -> None:
         work = self.workdir
-        etcd_port, peer_port = _free_port(), _free_port()
+        etcd_port, peer_port, self.port = _free_ports(3)
+        # etcd fsyncs every write: on tmpfs, a busy disk cannot stall the API server.
+        if _free_bytes(SHM) > 2**30:
+            self._etcd_dir = Path(tempfile.mkdtemp(prefix="kube-testenv-etcd-", dir=SHM))
+        etcd_data = (self._etcd_dir or work) / "etcd"
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
         self._spawn(
             "etcd",
             [
-                "etcd", "--name=test", f"--data-dir={work / 'etcd'}", "--logger=zap",
+                "etcd", "--name=test", f"--data-dir={etcd_data}", "--logger=zap",
                 f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
                 f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
                 f"--initial-cluster=test={peer_url}",
             ],
         )  # fmt: skip
         self._wait("etcd", lambda: b'"health":"true"' in _get(f"{etcd_url}/health"))
-        self.port = _free_port()
         self._spawn(
             "kube-apiserver",
             [
@@ -304,7 +346,11 @@ class KubeTestEnv:
                 "--profiling=false",
             ],
         )  # fmt: skip
-        self._wait("kube-apiserver", lambda: _get(f"{self.server}/readyz", self._auth(), self.ca_file) == b"ok")
+        self._wait(
+            "kube-apiserver",
+            lambda: _get(f"{self.server}/readyz", self._auth(), self.ca_file) == b"ok",
+        )
+        self.kubeconfig_for_token(self.admin_token, self.kubeconfig)
         common = [f"--kubeconfig={self.kubeconfig}", "--leader-elect=false", "--port=0"]
         self._spawn(
             "kube-controller-manager",
@@ -319,18 +365,14 @@ class KubeTestEnv:
             "kube-scheduler",
             [str(self.bin_dir / "kube-scheduler"), *common, "--secure-port=0"],
         )
-        self._wait("kube-controller-manager", self._default_service_account_ready)
+        self._wait("kube-controller-manager", lambda: self.service_account_ready("default"))
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
-    def _default_service_account_ready(self) -> bool:
-        url = f"{self.server}/api/v1/namespaces/default/serviceaccounts/default"
-        account = json.loads(_get(url, self._auth(), self.ca_file))
-        return bool(account.get("secrets"))
-
     def _wait(self, name: str, ready: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + self.startup_timeout
+        begun = time.monotonic()
+        deadline = begun + self.startup_timeout
         error = ""
         while time.monotonic() < deadline:
             for proc_name, process, log_path in self._processes:
@@ -341,6 +383,7 @@ class KubeTestEnv:
                     )
             try:
                 if ready():
+                    _log.info("%s ready in %.1f s", name, time.monotonic() - begun)
                     return
             except (OSError, ValueError) as exc:
                 error = str(exc)
@@ -364,18 +407,17 @@ def _get(url: str, headers: dict[str, str] | None = None, ca_file: Path | None =
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as exc:
-        return exc.read()
+        with exc:
+            error: bytes = exc.read()
+            return error
 
 
 def _kill(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             process.wait(timeout=timeout)
             return
         except subprocess.TimeoutExpired:
             continue
-
