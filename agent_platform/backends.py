@@ -9,6 +9,8 @@ from .settings import Settings
 
 __all__ = ["build_orchestrator"]
 
+_TOLERATION_FIELDS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
+
 
 def build_orchestrator(settings: Settings) -> Orchestrator:
     if settings.orchestrator == "docker":
@@ -27,4 +29,35 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
                 orphan_grace_seconds=settings.orphan_grace_seconds,
             )
         )
-    raise ValueError("ORCHESTRATOR=kubernetes is not available in this version yet")
+    # Imported here: a Docker deployment never loads the Kubernetes client.
+    from orchestrators.kubernetes import KubernetesConfig, KubernetesOrchestrator
+
+    for toleration in settings.kube_tolerations:
+        unknown = sorted(set(toleration) - _TOLERATION_FIELDS)
+        if unknown:
+            raise ValueError(f"AGENT_API_KUBE_TOLERATIONS: unknown field(s) {', '.join(unknown)}")
+    return KubernetesOrchestrator(
+        KubernetesConfig(
+            namespace=settings.kube_namespace,
+            kubeconfig=str(settings.kubeconfig) if settings.kubeconfig else None,
+            context=settings.kube_context,
+            timeout=settings.engine_timeout,
+            retries=settings.kube_retries,
+            resource_prefix=settings.resource_prefix,
+            workspace_path=settings.workspace_path,
+            workspace_size=settings.kube_workspace_size,
+            storage_class=settings.kube_storage_class,
+            stop_timeout=settings.stop_timeout,
+            max_workers=settings.engine_threads,
+            max_log_streams=settings.max_log_streams,
+            read_only_rootfs=settings.read_only_rootfs,
+            run_as_non_root=settings.kube_run_as_non_root,
+            run_as_user=settings.kube_run_as_user,
+            image_pull_secret=settings.kube_image_pull_secret,
+            pull_missing_images=settings.pull_missing_images,
+            node_selector=dict(settings.kube_node_selector),
+            tolerations=tuple(dict(t) for t in settings.kube_tolerations),
+            spawn_wait_seconds=settings.spawn_wait_seconds,
+            orphan_grace_seconds=settings.orphan_grace_seconds,
+        )
+    )

@@ -88,6 +88,44 @@ class Settings(BaseSettings):
         default=None, description="also append audit records (JSON lines) to this file"
     )
 
+    kube_namespace: str = Field(
+        default="agents", pattern=DNS1123_LABEL, description="namespace of the agents (Kubernetes)"
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig file; default: in-cluster in a pod, else KUBECONFIG/~/.kube/config",
+    )
+    kube_context: str | None = Field(default=None, description="kubeconfig context to use")
+    kube_image_pull_secret: str | None = Field(
+        default=None, pattern=DNS1123_LABEL, description="pull secret in the namespace (ACR)"
+    )
+    kube_node_selector: dict[str, str] = Field(
+        default_factory=dict, description="node labels agents must run on; JSON object"
+    )
+    kube_tolerations: list[dict[str, str | int]] = Field(
+        default_factory=list, description="tolerations of agent pods; JSON list of objects"
+    )
+    kube_run_as_non_root: bool = Field(
+        default=True, description="agent pods must run as a non-root user (restricted profile)"
+    )
+    kube_run_as_user: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="user (and group) id agent pods run as"
+    )
+    kube_storage_class: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+        description="storage class of workspace claims; default: the cluster's default",
+    )
+    kube_workspace_size: str = Field(
+        default="1Gi", pattern=r"^[1-9][0-9]{0,6}(Mi|Gi|Ti)$", description="size of a workspace"
+    )
+    kube_retries: int = Field(
+        default=2, ge=0, le=10, description="retries of a failed idempotent Kubernetes API call"
+    )
+    spawn_wait_seconds: float = Field(
+        default=30.0, ge=0, le=600, description="how long spawn/start wait for a ready pod"
+    )
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -1,5 +1,5 @@
 """Orchestrator backends behind agent-api: the abstract contract, one error hierarchy, one
-label schema, the spawn policy, and the Docker backend."""
+label schema, the spawn policy, and the Docker and Kubernetes backends."""
 
 from .base import Orchestrator
 from .errors import (

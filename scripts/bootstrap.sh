@@ -42,3 +42,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+
+if [ "$extras" = test ]; then
+  # The Kubernetes control plane the tests run against: built once per machine (several
+  # minutes), then cached outside the repository; quick when already there.
+  if ! scripts/kube-testenv-build.sh >.venv/kube-testenv-build.log 2>&1; then
+    tail -n 40 .venv/kube-testenv-build.log >&2
+    if [ "${CI:-}" = true ]; then
+      log "building the Kubernetes test environment failed"
+      exit 1
+    fi
+    log "building the Kubernetes test environment failed: its tests will be skipped"
+  fi
+fi

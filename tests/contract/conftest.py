@@ -1,7 +1,13 @@
-"""The backends the contract suite runs against; each one is a real engine."""
+"""The backends the contract suite runs against; each one is a real engine.
+
+``kubernetes`` runs as the cluster's admin; ``kubernetes-sa`` with the token of the
+ServiceAccount that ``deployment/kubernetes/`` creates, in a namespace where only that
+directory's Role is bound: the suite passing there is what shows the Role is enough.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -9,8 +15,18 @@ import pytest
 from orchestrators.base import Orchestrator
 
 from ..support.backends import docker_orchestrator
+from ..support.images import BUSYBOX_IMAGE
+from ..support.kube_env import KubeTestEnv
+from ..support.kube_fixture import (  # noqa: F401 - fixtures used through getfixturevalue
+    ServiceAccountAccess,
+    kube_env,
+    kube_namespace,
+    kubernetes_orchestrator,
+    service_account,
+    service_account_namespace,
+)
 
-BACKENDS = ["docker"]
+BACKENDS = ["docker", "kubernetes", "kubernetes-sa"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -19,6 +35,14 @@ def backend_factory(request: pytest.FixtureRequest) -> Callable[[], Orchestrator
     if request.param == "docker":
         request.getfixturevalue("clean_docker")
         return docker_orchestrator
+    if request.param == "kubernetes":
+        env: KubeTestEnv = request.getfixturevalue("kube_env")
+        namespace: str = request.getfixturevalue("kube_namespace")
+        return functools.partial(kubernetes_orchestrator, env.kubeconfig, namespace)
+    if request.param == "kubernetes-sa":
+        access: ServiceAccountAccess = request.getfixturevalue("service_account")
+        namespace = request.getfixturevalue("service_account_namespace")
+        return functools.partial(kubernetes_orchestrator, access.kubeconfig, namespace)
     raise AssertionError(f"unknown backend {request.param}")
 
 
@@ -31,6 +55,8 @@ async def backend(backend_factory: Callable[[], Orchestrator]) -> AsyncIterator[
 
 @pytest.fixture
 def image(backend: Orchestrator, request: pytest.FixtureRequest) -> str:
-    """An image the backend can run."""
+    """An image the backend can run (the fake kubelet runs any name; nothing is pulled)."""
+    if backend.name == "kubernetes":
+        return BUSYBOX_IMAGE
     busybox: str = request.getfixturevalue("busybox")
     return busybox

@@ -1,0 +1,372 @@
+"""Pure functions that build what is sent to the Kubernetes API server; no I/O here.
+
+This is the only place an agent's Kubernetes objects are described, as plain manifests
+(dicts, the JSON the API server receives):
+
+- a Deployment (one replica, ``Recreate``), named deterministically from its owner and
+  name so that the API server's "already exists" makes names unique per owner atomically;
+- a Secret with the agent's secret values, referenced from the pod (``secretKeyRef``),
+  never written into the Deployment;
+- a PersistentVolumeClaim for the workspace;
+- a NetworkPolicy that denies all traffic, for ``"network": "none"``.
+
+The pod always meets the Pod Security Standard "restricted": no privilege escalation, all
+capabilities dropped, the runtime's default seccomp profile, no service-account token,
+resource requests and limits, no host namespace, port or path. The request schema cannot
+express anything else, and nothing from a request is forwarded as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import labels as L
+from ..models import AgentSpec, Resources
+
+__all__ = [
+    "CONTAINER",
+    "RESTARTED_AT",
+    "SPAWNING",
+    "Manifest",
+    "PodSettings",
+    "build_claim",
+    "build_deployment",
+    "build_network_policy",
+    "build_secret",
+    "claim_name",
+    "deadline_patch",
+    "deployment_name",
+    "is_label_value",
+    "network_policy_name",
+    "owner_reference",
+    "read_metadata",
+    "replicas_patch",
+    "restart_patch",
+    "secret_name",
+    "split_metadata",
+]
+
+Manifest = dict[str, Any]
+
+CONTAINER = "agent"
+# Set on a Deployment from its creation until the spawn scaled it up: a Deployment that
+# still carries it long after was left by an interrupted spawn.
+SPAWNING = "agents.hive.io/spawning"
+# The annotation ``kubectl rollout restart`` writes: changing it rolls out a new pod.
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+_TMP_SIZE = "64Mi"
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
+# Keys the pod template leaves out: a label that changes (the deadline) must not change
+# the template, or every renewal would roll out a new pod.
+_NOT_ON_PODS = frozenset({L.EXPIRES_AT})
+
+
+@dataclass(frozen=True, slots=True)
+class PodSettings:
+    """What the operator configures about every agent pod."""
+
+    workspace_path: str = "/workspace"
+    stop_timeout: int = 10
+    read_only_rootfs: bool = False
+    run_as_non_root: bool = True
+    run_as_user: int | None = None
+    image_pull_secret: str | None = None
+    pull_missing_images: bool = True
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
+
+
+# -- names ----------------------------------------------------------------------------------
+
+
+def deployment_name(prefix: str, owner: str, name: str) -> str:
+    """Unique per owner and name, stable, and a DNS-1123 label (at most 63 characters).
+
+    The readable part is the agent's name (cut to 30 characters); the digest of owner and
+    name tells apart owners and names that share those 30 characters.
+    """
+    digest = hashlib.sha256(f"{owner}\x00{name}".encode()).hexdigest()[:12]
+    return f"{prefix}{name[:30]}-{digest}"
+
+
+def secret_name(prefix: str, agent_id: str) -> str:
+    return f"{prefix}secret-{agent_id}"
+
+
+def claim_name(prefix: str, agent_id: str) -> str:
+    return f"{prefix}ws-{agent_id}"
+
+
+def network_policy_name(prefix: str, agent_id: str) -> str:
+    return f"{prefix}isolate-{agent_id}"
+
+
+# -- labels and annotations -------------------------------------------------------------------
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= 63 and _LABEL_VALUE.match(value) is not None
+
+
+def split_metadata(schema: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The label schema as (labels, annotations): what does not fit a label is annotated."""
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    for key, value in schema.items():
+        if key in L.ANNOTATION_KEYS or not is_label_value(value):
+            annotations[key] = value
+        else:
+            labels[key] = value
+    return labels, annotations
+
+
+def read_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The label schema back from an object's labels and the platform's annotations."""
+    annotations = metadata.get("annotations") or {}
+    schema = {k: str(v) for k, v in annotations.items() if k.startswith(_OUR_KEYS)}
+    schema.update(metadata.get("labels") or {})
+    return schema
+
+
+def _selector_labels(schema: Mapping[str, str]) -> dict[str, str]:
+    return {key: schema[key] for key in (L.MANAGED_BY, L.INSTANCE, L.ID)}
+
+
+def owner_reference(deployment: Manifest) -> dict[str, Any]:
+    """Makes an object a dependent of the agent's Deployment: the garbage collector removes
+    it with the Deployment even if an explicit delete never happens."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+        "uid": deployment["metadata"]["uid"],
+    }
+
+
+# -- the Deployment ---------------------------------------------------------------------------
+
+
+def _quantities(resources: Resources) -> dict[str, str]:
+    return {
+        "cpu": f"{max(1, round(resources.cpus * 1000))}m",
+        "memory": f"{resources.memory_mb}Mi",
+    }
+
+
+def _env(spec: AgentSpec, secret: str) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env += [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for key in sorted(spec.secrets)
+    ]
+    return env
+
+
+def build_deployment(
+    spec: AgentSpec,
+    *,
+    schema: Mapping[str, str],
+    name: str,
+    prefix: str,
+    resources: Resources,
+    settings: PodSettings,
+) -> Manifest:
+    """The agent's Deployment, created with zero replicas and the ``SPAWNING`` mark: the
+    spawn scales it to one once the objects it refers to exist."""
+    labels, annotations = split_metadata(schema)
+    agent_id = schema[L.ID]
+    pod_labels = {k: v for k, v in labels.items() if k not in _NOT_ON_PODS}
+    quantities = _quantities(resources)
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent" if settings.pull_missing_images else "Never",
+        "env": _env(spec, secret_name(prefix, agent_id)),
+        "resources": {"limits": quantities, "requests": dict(quantities)},
+        "securityContext": _container_security(settings),
+        "volumeMounts": [],
+    }
+    if spec.command:
+        # Like Docker's command: the image's entrypoint stays, its default arguments go.
+        container["args"] = list(spec.command)
+    volumes: list[dict[str, Any]] = []
+    if spec.workspace:
+        volumes.append(
+            {
+                "name": "workspace",
+                "persistentVolumeClaim": {"claimName": claim_name(prefix, agent_id)},
+            }
+        )
+        container["volumeMounts"].append(
+            {"name": "workspace", "mountPath": settings.workspace_path}
+        )
+    if settings.read_only_rootfs:
+        volumes.append({"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": _TMP_SIZE}})
+        container["volumeMounts"].append({"name": "tmp", "mountPath": "/tmp"})  # noqa: S108
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "hostname": spec.name,
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": settings.stop_timeout,
+        "securityContext": _pod_security(settings),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if settings.image_pull_secret:
+        pod["imagePullSecrets"] = [{"name": settings.image_pull_secret}]
+    if settings.node_selector:
+        pod["nodeSelector"] = dict(settings.node_selector)
+    if settings.tolerations:
+        pod["tolerations"] = [dict(t) for t in settings.tolerations]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {**annotations, SPAWNING: "true"},
+        },
+        "spec": {
+            "replicas": 0,
+            "revisionHistoryLimit": 0,
+            # One pod at a time: the workspace claim is ReadWriteOnce, and a restart is a
+            # stop then a start, as on Docker.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": _selector_labels(schema)},
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod},
+        },
+    }
+
+
+def _pod_security(settings: PodSettings) -> dict[str, Any]:
+    security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if settings.run_as_non_root:
+        security["runAsNonRoot"] = True
+    if settings.run_as_user is not None:
+        security["runAsUser"] = settings.run_as_user
+        security["runAsGroup"] = settings.run_as_user
+        security["fsGroup"] = settings.run_as_user  # the workspace is writable by the agent
+    return security
+
+
+def _container_security(settings: PodSettings) -> dict[str, Any]:
+    security: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": settings.read_only_rootfs,
+    }
+    if settings.run_as_non_root:
+        security["runAsNonRoot"] = True
+    return security
+
+
+# -- what the agent owns ----------------------------------------------------------------------
+
+
+def _owned_metadata(
+    name: str, deployment: Manifest, schema: Mapping[str, str], kind: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "labels": L.owned_labels(
+            instance=schema[L.INSTANCE],
+            agent_id=schema[L.ID],
+            owner=schema[L.OWNER],
+            kind=kind,
+        ),
+        "ownerReferences": [owner_reference(deployment)],
+    }
+
+
+def build_secret(
+    spec: AgentSpec, *, prefix: str, deployment: Manifest, schema: Mapping[str, str]
+) -> Manifest:
+    """The agent's secret values, owned by its Deployment."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _owned_metadata(
+            secret_name(prefix, schema[L.ID]), deployment, schema, "secret"
+        ),
+        "data": {
+            key: base64.b64encode(value.get_secret_value().encode()).decode()
+            for key, value in sorted(spec.secrets.items())
+        },
+    }
+
+
+def build_claim(
+    *,
+    prefix: str,
+    deployment: Manifest,
+    schema: Mapping[str, str],
+    size: str,
+    storage_class: str | None,
+) -> Manifest:
+    """The workspace claim, owned by the Deployment; it survives stop and start."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _owned_metadata(
+            claim_name(prefix, schema[L.ID]), deployment, schema, "workspace"
+        ),
+        "spec": spec,
+    }
+
+
+def build_network_policy(
+    *, prefix: str, deployment: Manifest, schema: Mapping[str, str]
+) -> Manifest:
+    """No traffic in or out of the agent's pod (``"network": "none"``)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _owned_metadata(
+            network_policy_name(prefix, schema[L.ID]), deployment, schema, "network-policy"
+        ),
+        "spec": {
+            "podSelector": {"matchLabels": _selector_labels(schema)},
+            "policyTypes": ["Ingress", "Egress"],
+        },
+    }
+
+
+# -- patches ----------------------------------------------------------------------------------
+
+
+def replicas_patch(replicas: int, *, spawned: bool = False) -> Manifest:
+    """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark."""
+    patch: Manifest = {"spec": {"replicas": replicas}}
+    if spawned:
+        patch["metadata"] = {"annotations": {SPAWNING: None}}
+    return patch
+
+
+def restart_patch(stamp: str) -> Manifest:
+    """A new pod from the same template (what ``kubectl rollout restart`` does), running."""
+    return {
+        "spec": {
+            "replicas": 1,
+            "template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}},
+        }
+    }
+
+
+def deadline_patch(deadline: str) -> Manifest:
+    """A new TTL deadline: on the Deployment only, so that no new pod is rolled out."""
+    return {"metadata": {"labels": {L.EXPIRES_AT: deadline}}}

@@ -1,0 +1,721 @@
+"""``KubernetesOrchestrator``: agents as Deployments in one namespace, on the official client.
+
+One agent is one Deployment (one replica) plus what it owns: a Secret for its secret values,
+a PersistentVolumeClaim for its workspace, a NetworkPolicy for ``"network": "none"``; each
+carries an owner reference to the Deployment, and is also deleted explicitly. Everything is
+read back from labels and annotations (``orchestrators.labels``): no state of its own.
+
+The client is synchronous, so every call runs in a bounded thread pool (log streams in a
+pool of their own) and waits (a pod becoming ready, pods going away) sleep on the event
+loop between short calls. Lists cost two calls (Deployments, then pods, by label selector)
+whatever the number of agents.
+
+Lifecycle: stop scales to zero and waits until no pod is left; start scales to one and
+waits (``spawn_wait_seconds``) for the pod to be ready; restart rolls out a new pod (what
+``kubectl rollout restart`` does); the TTL deadline is a label the renewal rewrites (labels
+can change on Kubernetes: no lease objects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from .. import labels as L
+from ..base import Orchestrator
+from ..errors import (
+    AgentConflict,
+    AgentExpired,
+    AgentNotFound,
+    AgentQuotaExceeded,
+    AmbiguousAgentName,
+    IdempotencyKeyReused,
+    ImageNotFound,
+    InvalidSpec,
+    SpawnFailed,
+)
+from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
+from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
+from .objects import (
+    CONTAINER,
+    RESTARTED_AT,
+    SPAWNING,
+    PodSettings,
+    build_claim,
+    build_deployment,
+    build_network_policy,
+    build_secret,
+    claim_name,
+    deadline_patch,
+    deployment_name,
+    is_label_value,
+    network_policy_name,
+    read_metadata,
+    replicas_patch,
+    restart_patch,
+    secret_name,
+)
+from .status import IMAGE_REASONS, START_REASONS, agent_status, is_ready, live_pods, pod_failure
+
+__all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
+
+T = TypeVar("T")
+JSON = dict[str, Any]
+Settled = Callable[[JSON, list[JSON]], bool]
+# (list, delete) methods of one kind of object; aliases, as ``list`` is also a method below.
+Kinds = list[tuple[Callable[..., Any], Callable[..., Any]]]
+Names = list[str]
+_AGENT_ID = re.compile(r"^[0-9a-f]{32}$")
+_CHUNK = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesConfig:
+    """How to reach the cluster, where agents go and how their pods are built."""
+
+    namespace: str = "agents"
+    kubeconfig: str | None = None  # None: in-cluster in a pod, else KUBECONFIG/~/.kube/config
+    context: str | None = None
+    timeout: float = 30.0
+    retries: int = 2
+    resource_prefix: str = "hive-"
+    workspace_path: str = "/workspace"
+    workspace_size: str = "1Gi"
+    storage_class: str | None = None
+    stop_timeout: int = 10
+    max_workers: int = 16
+    max_log_streams: int = 64
+    read_only_rootfs: bool = False
+    run_as_non_root: bool = True
+    run_as_user: int | None = None
+    image_pull_secret: str | None = None
+    pull_missing_images: bool = True
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    spawn_wait_seconds: float = 30.0
+    orphan_grace_seconds: float = 300.0  # an in-flight spawn's objects are younger than this
+
+
+def _name_of(obj: Mapping[str, Any]) -> str:
+    return str(obj["metadata"]["name"])
+
+
+def _schema(deployment: Mapping[str, Any]) -> dict[str, str]:
+    return read_metadata(deployment.get("metadata") or {})
+
+
+def _created(obj: Mapping[str, Any]) -> datetime | None:
+    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _stamp(pod: Mapping[str, Any]) -> str | None:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(RESTARTED_AT)
+    return str(value) if value is not None else None
+
+
+class KubernetesOrchestrator(Orchestrator):
+    """Agents as hardened Deployments in one namespace of one cluster."""
+
+    name = "kubernetes"
+
+    def __init__(self, config: KubernetesConfig) -> None:
+        self._config = config
+        self._ns = config.namespace
+        self._prefix = config.resource_prefix
+        self._instance = L.instance_name(config.resource_prefix)
+        self._executor = ThreadPoolExecutor(config.max_workers, thread_name_prefix="kube")
+        self._log_executor = ThreadPoolExecutor(
+            config.max_log_streams, thread_name_prefix="kube-logs"
+        )
+        self._kube = KubeApi(
+            ApiAccess(
+                kubeconfig=config.kubeconfig,
+                context=config.context,
+                timeout=config.timeout,
+                retries=config.retries,
+                pool_size=config.max_workers + config.max_log_streams,
+            )
+        )
+        self._pod = PodSettings(
+            workspace_path=config.workspace_path,
+            stop_timeout=config.stop_timeout,
+            read_only_rootfs=config.read_only_rootfs,
+            run_as_non_root=config.run_as_non_root,
+            run_as_user=config.run_as_user,
+            image_pull_secret=config.image_pull_secret,
+            pull_missing_images=config.pull_missing_images,
+            node_selector=dict(config.node_selector),
+            tolerations=tuple(config.tolerations),
+        )
+
+    @property
+    def config(self) -> KubernetesConfig:
+        """The configuration it was built with."""
+        return self._config
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    def _deployments(self, terms: Mapping[str, str]) -> list[JSON]:
+        items = self._kube.list_items(self._kube.apps.list_namespaced_deployment, self._ns, terms)
+        return [d for d in items if L.is_managed(_schema(d))]
+
+    def _pods(self, terms: Mapping[str, str]) -> list[JSON]:
+        return self._kube.list_items(self._kube.core.list_namespaced_pod, self._ns, terms)
+
+    def _pods_of(self, agent_id: str) -> list[JSON]:
+        return self._pods(L.selector(instance=self._instance, agent_id=agent_id))
+
+    def _find(self, ref: str, owner: str | None) -> JSON:
+        if not is_label_value(ref) or (owner is not None and not is_label_value(owner)):
+            raise AgentNotFound(f"no agent {ref!r}")
+        found: list[JSON] = []
+        if _AGENT_ID.match(ref):
+            found = self._deployments(
+                L.selector(instance=self._instance, owner=owner, agent_id=ref)
+            )
+        if not found:
+            found = self._deployments(L.selector(instance=self._instance, owner=owner, name=ref))
+        if not found:
+            raise AgentNotFound(f"no agent {ref!r}")
+        if len(found) > 1:
+            raise AmbiguousAgentName(
+                f"{len(found)} agents of different owners are named {ref!r}: use the id or owner="
+            )
+        return found[0]
+
+    def _state(self, agent_id: str) -> tuple[JSON, list[JSON]]:
+        found = self._deployments(L.selector(instance=self._instance, agent_id=agent_id))
+        if not found:
+            raise AgentNotFound("the agent was removed")
+        return found[0], self._pods_of(agent_id)
+
+    def _view(self, deployment: JSON, pods: list[JSON]) -> Agent:
+        schema = _schema(deployment)
+        status, detail = agent_status(deployment, pods)
+        deadline = schema.get(L.EXPIRES_AT)
+        return L.agent_from_labels(
+            schema,
+            status=status,
+            detail=detail,
+            orchestrator=self.name,
+            expires_at=L.parse_moment(deadline) if deadline else None,
+        )
+
+    def _agent(self, deployment: JSON) -> Agent:
+        return self._view(deployment, self._pods_of(_schema(deployment)[L.ID]))
+
+    def _patch(self, deployment: JSON, body: JSON) -> JSON:
+        try:
+            return self._kube.call(
+                self._kube.apps.patch_namespaced_deployment,
+                _name_of(deployment),
+                self._ns,
+                body,
+                _content_type=MERGE_PATCH,
+                idempotent=True,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise AgentNotFound("the agent was removed") from exc
+            raise
+
+    def _delete_pods(self, pods: list[JSON], grace: int) -> None:
+        for pod in pods:
+            self._kube.delete(
+                self._kube.core.delete_namespaced_pod,
+                _name_of(pod),
+                self._ns,
+                grace_period_seconds=grace,
+            )
+
+    def _shorter_grace(self, timeout: int | None) -> int | None:
+        """The grace to delete pods with when a call asks for less than the pod template's
+        (the ReplicaSet already deletes them with that); a grace of 0 would force-delete the
+        pod object while its container may still run, so 1 is the least."""
+        if timeout is None:
+            return None
+        grace = max(1, timeout)
+        return grace if grace < self._config.stop_timeout else None
+
+    async def _settle(
+        self, agent_id: str, until: Settled, timeout: float
+    ) -> tuple[JSON, list[JSON]]:
+        """Poll the agent until ``until`` holds or ``timeout`` seconds passed; its last state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.1
+        while True:
+            deployment, pods = await self._run(self._state, agent_id)
+            if until(deployment, pods) or loop.time() >= deadline:
+                return deployment, pods
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 1.5)
+
+    # -- the contract ---------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        def work() -> None:
+            # A read the Role allows: the server answers and the credentials are good.
+            self._kube.call(
+                self._kube.apps.list_namespaced_deployment,
+                self._ns,
+                limit=1,
+                label_selector=f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}",
+                idempotent=True,
+            )
+
+        await self._run(work)
+
+    async def list(
+        self, *, owner: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Agent]:
+        if owner is not None and not is_label_value(owner):
+            return []
+
+        def work() -> list[Agent]:
+            terms = L.selector(instance=self._instance, owner=owner, user_labels=labels)
+            deployments = self._deployments(terms)
+            if not deployments:
+                return []
+            by_agent: dict[str, list[JSON]] = {}
+            for pod in self._pods(terms):
+                agent_id = ((pod.get("metadata") or {}).get("labels") or {}).get(L.ID)
+                by_agent.setdefault(str(agent_id), []).append(pod)
+            return [self._view(d, by_agent.get(_schema(d)[L.ID], [])) for d in deployments]
+
+        return await self._run(work)
+
+    async def get(self, ref: str, *, owner: str | None = None) -> Agent:
+        return await self._run(lambda: self._agent(self._find(ref, owner)))
+
+    async def start(self, ref: str, *, owner: str | None = None) -> Agent:
+        def scale_up() -> str:
+            deployment = self._find(ref, owner)
+            self._refuse_if_expired(deployment)
+            if not deployment["spec"].get("replicas"):
+                self._patch(deployment, replicas_patch(1))
+            return _schema(deployment)[L.ID]
+
+        agent_id = await self._run(scale_up)
+        return self._view(*await self._settle(agent_id, _started, self._config.spawn_wait_seconds))
+
+    async def stop(
+        self, ref: str, *, owner: str | None = None, timeout: int | None = None
+    ) -> Agent:
+        grace = self._config.stop_timeout if timeout is None else timeout
+        shorter = self._shorter_grace(timeout)
+
+        def scale_down() -> str:
+            deployment = self._find(ref, owner)
+            agent_id = _schema(deployment)[L.ID]
+            if deployment["spec"].get("replicas"):
+                self._patch(deployment, replicas_patch(0))
+            if shorter is not None:
+                self._delete_pods(live_pods(self._pods_of(agent_id)), shorter)
+            return agent_id
+
+        agent_id = await self._run(scale_down)
+        # The pods get their grace, then the call's own timeout to be reported gone.
+        wait = max(grace, 1) + self._config.timeout
+        return self._view(*await self._settle(agent_id, lambda _, pods: not pods, wait))
+
+    async def restart(
+        self, ref: str, *, owner: str | None = None, timeout: int | None = None
+    ) -> Agent:
+        grace = self._config.stop_timeout if timeout is None else timeout
+        shorter = self._shorter_grace(timeout)
+        stamp = datetime.now(UTC).isoformat()
+
+        def roll() -> str:
+            deployment = self._find(ref, owner)
+            self._refuse_if_expired(deployment)
+            agent_id = _schema(deployment)[L.ID]
+            self._patch(deployment, restart_patch(stamp))
+            if shorter is not None:
+                old = [p for p in live_pods(self._pods_of(agent_id)) if _stamp(p) != stamp]
+                self._delete_pods(old, shorter)
+            return agent_id
+
+        def restarted(_: JSON, pods: list[JSON]) -> bool:
+            new = [p for p in live_pods(pods) if _stamp(p) == stamp]
+            return any(is_ready(p) or pod_failure(p) is not None for p in new)
+
+        agent_id = await self._run(roll)
+        wait = max(grace, 1) + self._config.spawn_wait_seconds
+        return self._view(*await self._settle(agent_id, restarted, wait))
+
+    def _refuse_if_expired(self, deployment: JSON) -> None:
+        deadline = _schema(deployment).get(L.EXPIRES_AT)
+        if deadline is None:
+            return
+        moment = L.parse_moment(deadline)
+        if moment <= datetime.now(UTC):
+            raise AgentExpired(
+                f"the agent's TTL passed at {moment.isoformat()}: renew it before starting it"
+            )
+
+    async def renew(self, ref: str, *, owner: str | None = None, ttl_seconds: int) -> Agent:
+        def work() -> Agent:
+            deployment = self._find(ref, owner)
+            if L.EXPIRES_AT not in _schema(deployment):
+                raise InvalidSpec(
+                    "this agent was spawned without ttl_seconds, so it has no TTL to renew"
+                )
+            deadline = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+            return self._agent(self._patch(deployment, deadline_patch(L.format_moment(deadline))))
+
+        return await self._run(work)
+
+    async def sweep(self, *, now: datetime | None = None) -> SweepReport:
+        def work() -> SweepReport:
+            moment = now or datetime.now(UTC)
+            grace = timedelta(seconds=self._config.orphan_grace_seconds)
+            report = SweepReport()
+            live: set[str] = set()
+            for deployment in self._deployments(L.selector(instance=self._instance)):
+                schema = _schema(deployment)
+                annotations = deployment["metadata"].get("annotations") or {}
+                created = _created(deployment)
+                if SPAWNING in annotations and created is not None and moment - created > grace:
+                    # Left by a spawn that was interrupted before it scaled the agent up.
+                    self._remove(deployment)
+                    report.removed.append(_name_of(deployment))
+                    continue
+                live.add(schema[L.ID])
+                deadline = schema.get(L.EXPIRES_AT)
+                if deadline is None or L.parse_moment(deadline) > moment:
+                    continue
+                if deployment["spec"].get("replicas"):
+                    with contextlib.suppress(AgentNotFound):
+                        self._patch(deployment, replicas_patch(0))
+                        report.stopped.append(schema[L.ID])
+            report.removed.extend(self._remove_orphans(live, moment, grace))
+            return report
+
+        return await self._run(work)
+
+    def _owned_kinds(self) -> Kinds:
+        """(list, delete) of every kind of object an agent owns."""
+        core, networking = self._kube.core, self._kube.networking
+        return [
+            (core.list_namespaced_secret, core.delete_namespaced_secret),
+            (
+                core.list_namespaced_persistent_volume_claim,
+                core.delete_namespaced_persistent_volume_claim,
+            ),
+            (
+                networking.list_namespaced_network_policy,
+                networking.delete_namespaced_network_policy,
+            ),
+        ]
+
+    def _remove_orphans(self, live: set[str], moment: datetime, grace: timedelta) -> Names:
+        """Objects of this instance whose agent is gone, once older than the grace period
+        (younger ones may belong to a spawn in flight, here or in another replica)."""
+        terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: self._instance}
+        removed: Names = []
+        for lister, deleter in self._owned_kinds():
+            for obj in self._kube.list_items(lister, self._ns, terms):
+                labels = obj["metadata"].get("labels") or {}
+                created = _created(obj)
+                if labels.get(L.ID) in live or created is None or moment - created < grace:
+                    continue
+                if self._kube.delete(deleter, _name_of(obj), self._ns):
+                    removed.append(_name_of(obj))
+        return removed
+
+    async def delete(self, ref: str, *, owner: str | None = None) -> None:
+        def work() -> None:
+            deployment = self._find(ref, owner)
+            if not self._remove(deployment):
+                raise AgentNotFound(f"no agent {ref!r}")
+
+        await self._run(work)
+
+    def _remove(self, deployment: JSON) -> bool:
+        """Delete the Deployment (its ReplicaSets and pods follow in the background) and what
+        it owns, explicitly; False if the Deployment was already gone."""
+        schema = _schema(deployment)
+        agent_id = schema[L.ID]
+        try:
+            stored: StoredSpec | None = StoredSpec.model_validate_json(schema[L.SPEC])
+        except ValueError:
+            stored = None
+        gone = self._kube.delete(
+            self._kube.apps.delete_namespaced_deployment,
+            _name_of(deployment),
+            self._ns,
+            propagation_policy="Background",
+        )
+        core, networking = self._kube.core, self._kube.networking
+        owned = [
+            (stored is None or bool(stored.secret_names), core.delete_namespaced_secret,
+             secret_name(self._prefix, agent_id)),
+            (stored is None or stored.workspace, core.delete_namespaced_persistent_volume_claim,
+             claim_name(self._prefix, agent_id)),
+            (stored is None or stored.network == "none",
+             networking.delete_namespaced_network_policy,
+             network_policy_name(self._prefix, agent_id)),
+        ]  # fmt: skip
+        for wanted, deleter, name in owned:
+            if wanted:
+                self._kube.delete(deleter, name, self._ns)
+        return gone
+
+    async def logs(
+        self, ref: str, *, owner: str | None = None, options: LogOptions
+    ) -> AsyncIterator[bytes]:
+        def open_stream() -> urllib3.BaseHTTPResponse | None:
+            deployment = self._find(ref, owner)
+            pod = _current_pod(self._pods_of(_schema(deployment)[L.ID]))
+            if pod is None:
+                return None  # stopped: its pod and its output are gone
+            query: dict[str, Any] = {
+                "container": CONTAINER,
+                "follow": options.follow,
+                "timestamps": options.timestamps,
+            }
+            if options.tail is not None:
+                query["tail_lines"] = options.tail
+            if options.since is not None:
+                seconds = math.ceil((datetime.now(UTC) - options.since).total_seconds())
+                if seconds <= 0:
+                    return None  # nothing was written in the future
+                query["since_seconds"] = seconds
+            # A follower may be quiet for hours: only the connection has a timeout then.
+            timeout = None if options.follow else self._kube.timeout
+            try:
+                return self._kube.stream(
+                    self._kube.core.read_namespaced_pod_log,
+                    _name_of(pod),
+                    self._ns,
+                    _request_timeout=timeout,
+                    **query,
+                )
+            except ApiException as exc:
+                if exc.status in (400, 404):
+                    return None  # the container has not started yet, or the pod just went
+                raise
+
+        stream = await self._run(open_stream)
+        return self._drain(stream)
+
+    async def _drain(self, stream: urllib3.BaseHTTPResponse | None) -> AsyncIterator[bytes]:
+        if stream is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    chunk = await loop.run_in_executor(self._log_executor, _read, stream)
+                except Exception as exc:
+                    raise translate(exc) from exc
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            # Shutting the socket down unblocks the worker thread still reading it.
+            await loop.run_in_executor(None, release, stream)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._log_executor.shutdown(wait=False, cancel_futures=True)
+        self._kube.close()
+
+    # -- spawn ----------------------------------------------------------------------------
+
+    async def spawn(
+        self,
+        spec: AgentSpec,
+        *,
+        owner: str,
+        resources: Resources,
+        idempotency_key: str | None = None,
+        max_agents: int | None = None,
+    ) -> Agent:
+        stored = StoredSpec.from_spec(spec, resources)
+        idem = L.idempotency_hash(owner, idempotency_key) if idempotency_key else None
+
+        def create() -> tuple[JSON, bool]:
+            if idem is not None and (earlier := self._replay(owner, idem, stored, spec)):
+                return earlier, True
+            if max_agents is not None:
+                count = len(self._deployments(L.selector(instance=self._instance, owner=owner)))
+                if count >= max_agents:
+                    raise AgentQuotaExceeded(
+                        f"owner {owner!r} already has {count} agents, the most allowed"
+                    )
+            try:
+                return self._create(spec, stored, owner, resources, idem), False
+            except AgentConflict:
+                # Two calls with one Idempotency-Key raced: the other one created it.
+                if idem is not None and (earlier := self._replay(owner, idem, stored, spec)):
+                    return earlier, True
+                raise
+
+        deployment, replayed = await self._run(create)
+        if replayed:
+            return await self._run(self._agent, deployment)
+        agent_id = _schema(deployment)[L.ID]
+        try:
+            deployment, pods = await self._settle(
+                agent_id, _started, self._config.spawn_wait_seconds
+            )
+        except AgentNotFound:
+            raise SpawnFailed("the agent was removed while it started") from None
+        except Exception:
+            # The caller gets an error, so the agent must not stay (when the cluster lets us).
+            with contextlib.suppress(Exception):
+                await self._run(self._remove, deployment)
+            raise
+        failure = next(filter(None, (pod_failure(p) for p in live_pods(pods))), None)
+        if failure is not None and failure[0] in IMAGE_REASONS | START_REASONS:
+            await self._run(self._remove, deployment)
+            reason, message = failure
+            if reason in IMAGE_REASONS:
+                raise ImageNotFound(
+                    f"image {spec.image!r} could not be pulled ({reason}): {message}"[:400]
+                )
+            raise SpawnFailed(f"the agent could not start ({reason}): {message}"[:400])
+        return self._view(deployment, pods)
+
+    def _replay(self, owner: str, idem: str, stored: StoredSpec, spec: AgentSpec) -> JSON | None:
+        found = self._deployments(
+            L.selector(instance=self._instance, owner=owner, idempotency=idem)
+        )
+        if not found:
+            return None
+        if StoredSpec.model_validate_json(_schema(found[0])[L.SPEC]) != stored:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request"
+            )
+        if SPAWNING in (found[0]["metadata"].get("annotations") or {}):
+            # The first call was cut off before it scaled the agent up: finish its work.
+            return self._complete(found[0], spec)
+        return found[0]
+
+    def _create(
+        self,
+        spec: AgentSpec,
+        stored: StoredSpec,
+        owner: str,
+        resources: Resources,
+        idem: str | None,
+    ) -> JSON:
+        created_at = datetime.now(UTC)
+        ttl = spec.ttl_seconds
+        schema = L.system_labels(
+            instance=self._instance,
+            agent_id=uuid.uuid4().hex,
+            owner=owner,
+            created_at=created_at,
+            spec=stored,
+            idempotency=idem,
+            expires_at=created_at + timedelta(seconds=ttl) if ttl else None,
+        )
+        manifest = build_deployment(
+            spec,
+            schema=schema,
+            name=deployment_name(self._prefix, owner, spec.name),
+            prefix=self._prefix,
+            resources=resources,
+            settings=self._pod,
+        )
+        try:
+            deployment = self._kube.call(
+                self._kube.apps.create_namespaced_deployment, self._ns, manifest, idempotent=False
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise AgentConflict(f"an agent named {spec.name!r} already exists") from exc
+            if exc.status in (400, 422):
+                raise SpawnFailed(f"the cluster refused the agent: {api_message(exc)}") from exc
+            raise
+        try:
+            return self._complete(deployment, spec)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._remove(deployment)
+            raise
+
+    def _complete(self, deployment: JSON, spec: AgentSpec) -> JSON:
+        """Create what the Deployment refers to (already there is fine), then scale it up."""
+        schema = _schema(deployment)
+        core, networking = self._kube.core, self._kube.networking
+        owned: list[tuple[str, Callable[..., Any], JSON]] = []
+        if spec.secrets:
+            secret = build_secret(spec, prefix=self._prefix, deployment=deployment, schema=schema)
+            owned.append(("secret", core.create_namespaced_secret, secret))
+        if spec.workspace:
+            claim = build_claim(
+                prefix=self._prefix,
+                deployment=deployment,
+                schema=schema,
+                size=self._config.workspace_size,
+                storage_class=self._config.storage_class,
+            )
+            owned.append(("workspace claim", core.create_namespaced_persistent_volume_claim, claim))
+        if spec.network == "none":
+            policy = build_network_policy(prefix=self._prefix, deployment=deployment, schema=schema)
+            owned.append(("network policy", networking.create_namespaced_network_policy, policy))
+        for what, creator, body in owned:
+            try:
+                self._kube.call(creator, self._ns, body, idempotent=False)
+            except ApiException as exc:
+                if exc.status == 409:
+                    continue
+                if exc.status in (400, 422):
+                    # Not the server's message: for a secret it could quote what was sent.
+                    raise SpawnFailed(f"the cluster refused the agent's {what}") from exc
+                raise
+        return self._patch(deployment, replicas_patch(1, spawned=True))
+
+
+def _started(deployment: JSON, pods: list[JSON]) -> bool:
+    """Running, or in a state that waiting will not change."""
+    status, _ = agent_status(deployment, pods)
+    return status in (AgentStatus.RUNNING, AgentStatus.FAILED, AgentStatus.UNKNOWN)
+
+
+def _current_pod(pods: Sequence[JSON]) -> JSON | None:
+    """The pod whose output is the agent's: a ready one, else the newest live one, else the
+    newest still terminating."""
+    live = live_pods(pods)
+    ready = [p for p in live if is_ready(p)]
+    for group in (ready, live, pods):
+        if group:
+            return max(group, key=lambda p: _created(p) or datetime.min.replace(tzinfo=UTC))
+    return None
+
+
+def _read(stream: urllib3.BaseHTTPResponse) -> bytes:
+    """What has arrived (at least one byte), or b"" at the end; a chunk as soon as it comes."""
+    return stream.read1(_CHUNK)
