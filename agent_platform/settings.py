@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         default=False, description="agents get a read-only root filesystem (and a /tmp tmpfs)"
     )
     max_body_bytes: int = Field(default=262_144, ge=1024, description="request body limit")
+    keep_alive: int = Field(
+        default=30,
+        ge=1,
+        description="seconds an idle HTTP keep-alive connection stays open; above any client's "
+        "pool idle time, so a client never reuses a connection the server is closing",
+    )
     rate_limit_per_minute: float = Field(
         default=0, ge=0, description="requests a minute per key; 0: no limit"
     )

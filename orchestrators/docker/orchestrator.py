@@ -517,7 +517,7 @@ class DockerOrchestrator(Orchestrator):
                         instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
                     ),
                 )
-            container_id: str = self._create_container(describe, spec.network != "none")["Id"]
+            return self._create_and_start(describe, networked=spec.network != "none")
         except BaseException as exc:
             self._remove_volumes(agent_id)
             if isinstance(exc, docker.errors.APIError) and exc.status_code == 409:
@@ -527,31 +527,43 @@ class DockerOrchestrator(Orchestrator):
             if isinstance(exc, docker.errors.APIError) and exc.is_client_error():
                 raise SpawnFailed(f"the engine refused the agent: {_explain(exc)}") from exc
             raise
-        try:
-            api.start(container_id)
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                api.remove_container(container_id, force=True)
-            self._remove_volumes(agent_id)
-            if isinstance(exc, docker.errors.APIError):
-                raise SpawnFailed(f"the agent could not start: {_explain(exc)}") from exc
-            raise
-        return container_id
 
-    def _create_container(
-        self, describe: Callable[[str], dict[str, Any]], networked: bool
-    ) -> dict[str, Any]:
+    def _create_and_start(self, describe: Callable[[str], dict[str, Any]], networked: bool) -> str:
+        """Create and start the container; a container that cannot start is removed.
+
+        The network may have been removed behind our back since its id was cached: the
+        engine then refuses the create or, with an id, only the start. Either way the
+        network is looked up again and the whole step tried once more.
+        """
         api = self._client()
-        network = self._ensure_network() if networked else "none"
-        try:
-            created: dict[str, Any] = api.create_container(**describe(network))
-        except docker.errors.NotFound as exc:
-            if not networked or "network" not in str(exc.explanation or ""):
-                raise
-            # The network was removed behind our back since it was last checked.
-            self._forget_network()
-            created = api.create_container(**describe(self._ensure_network()))
-        return created
+        for attempt in (1, 2):
+            retry = attempt == 1 and networked
+            network = self._ensure_network() if networked else "none"
+            try:
+                container_id: str = api.create_container(**describe(network))["Id"]
+            except docker.errors.NotFound as exc:
+                if not (retry and _lost_network(exc)):
+                    raise
+                self._forget_network()
+                continue
+            try:
+                api.start(container_id)
+                return container_id
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    api.remove_container(container_id, force=True)
+                if not isinstance(exc, docker.errors.APIError):
+                    raise
+                if retry and _lost_network(exc):
+                    self._forget_network()
+                    continue
+                raise SpawnFailed(f"the agent could not start: {_explain(exc)}") from exc
+        raise SpawnFailed("the agents' network disappeared twice while spawning")
+
+
+def _lost_network(exc: docker.errors.APIError) -> bool:
+    explanation = str(exc.explanation or "")
+    return "network" in explanation and "not found" in explanation
 
 
 def _release(stream: Iterator[bytes]) -> None:

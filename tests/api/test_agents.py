@@ -138,7 +138,10 @@ def test_list_filters_and_paginates(api: Api, busybox: str) -> None:
     both = api.alice.get("/v1/agents", params=[("label", "group=even"), ("status", "running")])
     assert sorted(a["name"] for a in both.json()["items"]) == ["aptest-p2", "aptest-p4"]
     assert_problem(
-        api.alice.get("/v1/agents", params={"cursor": "garbage!"}), 400, "invalid_cursor"
+        api.alice.get("/v1/agents", params={"cursor": "bm90LWEtY3Vyc29y"}), 400, "invalid_cursor"
+    )
+    assert_problem(
+        api.alice.get("/v1/agents", params={"cursor": "garbage!"}), 422, "validation_error"
     )
     assert_problem(
         api.alice.get("/v1/agents", params={"label": "novalue"}), 422, "validation_error"

@@ -157,6 +157,9 @@ async def test_an_agent_that_cannot_start_leaves_nothing(
 async def test_the_network_is_created_when_missing_and_agents_answer_by_name(
     backend: Orchestrator, busybox: str, clean_docker: docker.DockerClient
 ) -> None:
+    # The backend knows the network's id from an earlier spawn, then it goes away.
+    first = await backend.spawn(spec("aptest-first", busybox), owner="alice", resources=SMALL)
+    await backend.delete(first.id, owner="alice")
     for network in clean_docker.networks.list(names=[TEST_NETWORK]):
         for container in network.containers:
             network.disconnect(container, force=True)
