@@ -16,6 +16,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from ..support.engine import TEST_NETWORK, remove_test_resources
+
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "docs" / "reliability.md"
 
@@ -143,4 +145,23 @@ def engine_control(clean_docker: docker.DockerClient) -> Iterator[EngineControl]
         with contextlib.suppress(ProcessLookupError):
             os.kill(control.pid, signal.SIGCONT)
         if _dockerd_pid() is None:
+            control.start()
+        _remove_test_network(clean_docker, control)
+
+
+def _remove_test_network(client: docker.DockerClient, control: EngineControl) -> None:
+    """Leave no test network behind. An agent killed by the engine's own shutdown can leave
+    the network counting an endpoint that no longer exists (dockerd 20.10), which refuses
+    its removal until the engine restarts and recounts; restart it then."""
+    remove_test_resources(client)
+    for attempt in range(2):
+        try:
+            for network in client.api.networks(names=[TEST_NETWORK]):
+                if network["Name"] == TEST_NETWORK:
+                    client.api.remove_network(network["Id"])
+            return
+        except docker.errors.APIError as exc:
+            if attempt or "active endpoints" not in str(exc):
+                raise
+            control.stop()
             control.start()
