@@ -1,4 +1,9 @@
-"""FastAPI dependencies: the app state, the authenticated caller, and owner scoping."""
+"""FastAPI dependencies: the app state, the authenticated caller, and owner scoping.
+
+All are ``async def``: none does I/O that could block (a key check is a hash and, with a
+keys file, one ``stat``), and FastAPI runs a plain ``def`` dependency in a worker thread,
+which cost every request four thread hand-offs.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ __all__ = [
 _BEARER = {"WWW-Authenticate": 'Bearer realm="agent-api"'}
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.agent_api
     return state
 
@@ -33,7 +38,7 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def get_orchestrator(state: State) -> Orchestrator:
+async def get_orchestrator(state: State) -> Orchestrator:
     return state.orchestrator
 
 
@@ -48,7 +53,7 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def authenticate(request: Request, state: State) -> Principal:
+async def authenticate(request: Request, state: State) -> Principal:
     """401 without a valid key (the key itself is never logged or echoed)."""
     presented = _presented_key(request)
     if presented is None:
@@ -72,7 +77,7 @@ def authenticate(request: Request, state: State) -> Principal:
 Caller = Annotated[Principal, Depends(authenticate)]
 
 
-def require_writer(caller: Caller) -> Principal:
+async def require_writer(caller: Caller) -> Principal:
     """403 for a valid key whose role may only read."""
     if not caller.can_write:
         raise ProblemError(403, "forbidden", f"the role {caller.role.value!r} may only read")
@@ -82,7 +87,7 @@ def require_writer(caller: Caller) -> Principal:
 Writer = Annotated[Principal, Depends(require_writer)]
 
 
-def owner_scope(
+async def owner_scope(
     caller: Caller,
     owner: Annotated[
         str | None,

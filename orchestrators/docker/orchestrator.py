@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import docker.errors
+import pydantic_core
 import requests
 from docker import APIClient
 
@@ -52,6 +54,8 @@ __all__ = ["DockerConfig", "DockerOrchestrator"]
 T = TypeVar("T")
 Summary = dict[str, Any]
 _AGENT_ID = re.compile(r"^[0-9a-f]{32}$")
+_INSPECTED = "_inspected"  # the inspect answer a summary was made from, if it was
+_MAX_HINTS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,10 @@ class DockerOrchestrator(Orchestrator):
         self._network_id: str | None = None
         self._network_lock = threading.Lock()
         self._instance = L.instance_name(config.resource_prefix)
+        # Agent id -> container id, learnt from lists, lookups and spawns. Only a hint of
+        # which container to inspect: what the inspect says is checked, and a miss falls
+        # back to the label search, so a stale hint (or none, on another replica) is harmless.
+        self._hints: dict[str, str] = {}
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -112,11 +120,19 @@ class DockerOrchestrator(Orchestrator):
         """The API client, created on first use so the service starts while the engine is down."""
         with self._api_lock:
             if self._api is None:
-                self._api = APIClient(
-                    base_url=self._config.base_url or _default_base_url(),
+                base_url = self._config.base_url or _default_base_url()
+                api = APIClient(
+                    base_url=base_url,
                     version="auto",
                     timeout=self._config.timeout,
+                    # A pooled connection per engine thread, so that none is opened per call.
+                    max_pool_size=self._config.max_workers,
                 )
+                if base_url.startswith("unix://"):
+                    # No proxy or .netrc applies to a unix socket: skip requests' scan of the
+                    # environment for them on every call.
+                    api.trust_env = False
+                self._api = api
             return self._api
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -131,11 +147,56 @@ class DockerOrchestrator(Orchestrator):
     def _containers(self, terms: Mapping[str, str], **extra: list[str]) -> list[Summary]:
         filters: dict[str, list[str]] = {"label": [f"{k}={v}" for k, v in terms.items()]}
         filters.update(extra)
-        result: list[Summary] = self._client().containers(all=True, filters=filters)
+        api = self._client()
+        # The SDK's containers() with json.loads, with pydantic's parser: twice as fast on
+        # the megabytes that thousands of containers make (35 against 64 ms for 1000).
+        response = api.get(
+            f"{api.base_url}/v{api.api_version}/containers/json",
+            params={"all": "1", "filters": json.dumps(filters)},
+            timeout=self._config.timeout,
+        )
+        try:
+            response.raise_for_status()
+        except requests.exceptions.HTTPError as exc:
+            docker.errors.create_api_error_from_http_exception(exc)  # raises APIError
+        result: list[Summary] = pydantic_core.from_json(response.content)
         return [c for c in result if L.is_managed(c.get("Labels") or {})]
+
+    def _learn(self, summaries: Iterable[Summary]) -> None:
+        if len(self._hints) > _MAX_HINTS:
+            self._hints.clear()
+        for summary in summaries:
+            self._hints[summary["Labels"][L.ID]] = summary["Id"]
+
+    def _inspect(self, container_id: str) -> Summary | None:
+        """A list entry for one container, from one inspect (constant time, unlike a label
+        search, which the engine answers by scanning every container); None unless it is
+        one of this instance's agents."""
+        try:
+            info = self._client().inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if not L.is_managed(labels) or labels.get(L.INSTANCE) != self._instance:
+            return None
+        state, code, _, _ = inspect_facts(info)
+        return {
+            "Id": info["Id"],
+            "Labels": labels,
+            "State": state,
+            "Status": f"Exited ({code})" if state == "exited" else "",
+            _INSPECTED: info,
+        }
 
     def _find(self, ref: str, owner: str | None) -> Summary:
         found: list[Summary] = []
+        if _AGENT_ID.match(ref) and (hinted := self._hints.get(ref)) is not None:
+            summary = self._inspect(hinted)
+            if summary is not None and summary["Labels"].get(L.ID) == ref:
+                if owner is None or summary["Labels"].get(L.OWNER) == owner:
+                    return summary
+            else:
+                self._hints.pop(ref, None)
         if _AGENT_ID.match(ref):
             found = self._containers(L.selector(instance=self._instance, owner=owner, agent_id=ref))
         if not found:
@@ -146,13 +207,15 @@ class DockerOrchestrator(Orchestrator):
             raise AmbiguousAgentName(
                 f"{len(found)} agents of different owners are named {ref!r}: use the id or owner="
             )
+        self._learn(found)
         return found[0]
 
     def _refresh(self, container_id: str) -> Summary:
-        found = self._containers(L.selector(instance=self._instance), id=[container_id])
-        if not found:
+        found = self._inspect(container_id)
+        if found is None:
             raise AgentNotFound("the agent was removed")
-        return found[0]
+        self._learn([found])
+        return found
 
     def _agent(
         self, summary: Summary, *, inspect: bool, leases: Mapping[str, datetime] | None = None
@@ -165,8 +228,9 @@ class DockerOrchestrator(Orchestrator):
         state = str(summary.get("State", ""))
         code = exit_code_from_summary(str(summary.get("Status", "")))
         if inspect and state in ("exited", "dead") and code != 0:
+            info = summary.get(_INSPECTED)
             try:
-                info = self._client().inspect_container(summary["Id"])
+                info = info or self._client().inspect_container(summary["Id"])
             except docker.errors.NotFound as exc:
                 raise AgentNotFound("the agent was removed") from exc
             state, code, oom, error = inspect_facts(info)
@@ -193,6 +257,7 @@ class DockerOrchestrator(Orchestrator):
             summaries = self._containers(
                 L.selector(instance=self._instance, owner=owner, user_labels=labels)
             )
+            self._learn(summaries)
             with_ttl = any(L.EXPIRES_AT in s["Labels"] for s in summaries)
             leases = read_leases(self._client(), self._instance) if with_ttl else {}
             return [self._agent(s, inspect=False, leases=leases) for s in summaries]
@@ -309,6 +374,7 @@ class DockerOrchestrator(Orchestrator):
                 api.remove_container(summary["Id"], force=True)
             except docker.errors.NotFound as exc:
                 raise AgentNotFound(f"no agent {ref!r}") from exc
+            self._hints.pop(summary["Labels"][L.ID], None)
             self._remove_volumes(summary["Labels"][L.ID])
 
         await self._run(work)
