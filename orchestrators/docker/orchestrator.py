@@ -56,6 +56,8 @@ Summary = dict[str, Any]
 _AGENT_ID = re.compile(r"^[0-9a-f]{32}$")
 _INSPECTED = "_inspected"  # the inspect answer a summary was made from, if it was
 _MAX_HINTS = 100_000
+_RUNNING = frozenset({"running"})
+_NOT_RUNNING = frozenset({"created", "exited", "dead"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,20 +270,24 @@ class DockerOrchestrator(Orchestrator):
         return await self._run(lambda: self._agent(self._find(ref, owner), inspect=True))
 
     async def start(self, ref: str, *, owner: str | None = None) -> Agent:
-        return await self._lifecycle(ref, owner, lambda api, cid: api.start(cid), expiry=True)
+        return await self._lifecycle(
+            ref, owner, lambda api, cid: api.start(cid), _RUNNING, expiry=True
+        )
 
     async def stop(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
-        return await self._lifecycle(ref, owner, lambda api, cid: api.stop(cid, timeout=grace))
+        return await self._lifecycle(
+            ref, owner, lambda api, cid: api.stop(cid, timeout=grace), _NOT_RUNNING
+        )
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
         return await self._lifecycle(
-            ref, owner, lambda api, cid: api.restart(cid, timeout=grace), expiry=True
+            ref, owner, lambda api, cid: api.restart(cid, timeout=grace), _RUNNING, expiry=True
         )
 
     async def _lifecycle(
@@ -289,18 +295,31 @@ class DockerOrchestrator(Orchestrator):
         ref: str,
         owner: str | None,
         action: Callable[[APIClient, str], object],
+        settled: frozenset[str],
         *,
         expiry: bool = False,
     ) -> Agent:
+        """Run ``action`` on the agent. When the engine refuses it because another call is
+        acting on the same container (two replicas, two clients), the action is done if the
+        container is now in a ``settled`` state, and tried once more otherwise."""
+
         def work() -> Agent:
             summary = self._find(ref, owner)
             container_id = summary["Id"]
             if expiry:
                 self._refuse_if_expired(summary)
-            try:
-                action(self._client(), container_id)
-            except docker.errors.NotFound as exc:
-                raise AgentNotFound("the agent was removed") from exc
+            for attempt in range(2):
+                try:
+                    action(self._client(), container_id)
+                    break
+                except docker.errors.NotFound as exc:
+                    raise AgentNotFound("the agent was removed") from exc
+                except docker.errors.APIError:
+                    now = self._refresh(container_id)
+                    if now.get("State") in settled:
+                        return self._agent(now, inspect=True)
+                    if attempt:
+                        raise
             return self._agent(self._refresh(container_id), inspect=True)
 
         return await self._run(work)

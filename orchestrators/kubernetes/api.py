@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import pydantic_core
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -196,7 +197,8 @@ class KubeApi:
             data = response.data
         finally:
             response.release_conn()
-        answer: JSON = json.loads(data) if data else {}
+        # pydantic-core's parser: twice as fast as json.loads on the megabytes of a big list.
+        answer: JSON = pydantic_core.from_json(data) if data else {}
         return answer
 
     def stream(

@@ -300,18 +300,20 @@ class KubernetesOrchestrator(Orchestrator):
         if owner is not None and not is_label_value(owner):
             return []
 
-        def work() -> list[Agent]:
-            terms = L.selector(instance=self._instance, owner=owner, user_labels=labels)
-            deployments = self._deployments(terms)
-            if not deployments:
-                return []
+        terms = L.selector(instance=self._instance, owner=owner, user_labels=labels)
+        # Both lists at once, each on an engine thread: a list waits for the slower, not both.
+        deployments, pods = await asyncio.gather(
+            self._run(self._deployments, terms), self._run(self._pods, terms)
+        )
+
+        def views() -> list[Agent]:
             by_agent: dict[str, list[JSON]] = {}
-            for pod in self._pods(terms):
+            for pod in pods:
                 agent_id = ((pod.get("metadata") or {}).get("labels") or {}).get(L.ID)
                 by_agent.setdefault(str(agent_id), []).append(pod)
             return [self._view(d, by_agent.get(_schema(d)[L.ID], [])) for d in deployments]
 
-        return await self._run(work)
+        return await self._run(views)
 
     async def get(self, ref: str, *, owner: str | None = None) -> Agent:
         return await self._run(lambda: self._agent(self._find(ref, owner)))

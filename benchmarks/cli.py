@@ -1,0 +1,98 @@
+"""``python -m benchmarks``: run the suite, print the table, write the report and the plot."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
+from .plot import plot_latency
+from .report import comparison_table, render_report
+from .results import RunResults
+from .suite import run_suite
+
+__all__ = ["main", "parse_args", "write_outputs"]
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from exc
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("sizes must be positive numbers")
+    return sizes
+
+
+def parse_args(argv: list[str] | None = None) -> BenchConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="agent-api against the raw Docker engine, side by side, in one run.",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repetitions")
+    parser.add_argument("--sizes", type=_sizes, help="fleet sizes, e.g. 10,100,1000")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the report")
+    parser.add_argument("--plot", type=Path, help="the PNG (default: <output stem>-list.png)")
+    parser.add_argument("--repetitions", type=int, help="repetitions of each figure")
+    parser.add_argument("--load-seconds", type=float, help="duration of each sustained load")
+    parser.add_argument(
+        "--profile-seconds", type=float, help="py-spy time per missed target (0: none)"
+    )
+    parser.add_argument(
+        "--prefix", default=DEFAULT_PREFIX, help="name prefix of everything the run creates"
+    )
+    parser.add_argument(
+        "--no-kubernetes",
+        action="store_true",
+        help="skip the list figures on the Kubernetes backend (they start a control plane)",
+    )
+    args = parser.parse_args(argv)
+    config = BenchConfig(
+        output=args.output, plot=args.plot, prefix=args.prefix, kubernetes=not args.no_kubernetes
+    )
+    if args.quick:
+        config = quick_config(config)
+    if args.sizes:
+        config = replace(config, sizes=args.sizes)
+    if args.repetitions:
+        config = replace(config, repetitions=max(1, args.repetitions))
+    if args.load_seconds is not None:
+        config = replace(config, load_seconds=args.load_seconds)
+    if args.profile_seconds is not None:
+        config = replace(config, profile_seconds=args.profile_seconds)
+    return config
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def write_outputs(results: RunResults, config: BenchConfig) -> tuple[Path, Path | None]:
+    """The plot and the report of a run, where ``config`` says; their paths."""
+    plot = plot_latency(results, config.plot_path)
+    config.output.parent.mkdir(parents=True, exist_ok=True)
+    config.output.write_text(render_report(results, config, plot) + "\n")
+    return config.output, plot
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        results = run_suite(config)
+    except KeyboardInterrupt:
+        print("interrupted; everything the run created was removed", file=sys.stderr)
+        return 130
+    report, plot = write_outputs(results, config)
+    print("\n".join(comparison_table(results.comparisons)))
+    print()
+    for check in results.targets:
+        print(
+            f"{'met   ' if check.met else 'MISSED'}  {check.name}: {check.measured} ({check.goal})"
+        )
+    print(f"\nreport: {report}" + (f", plot: {plot}" if plot else ""))
+    return 0
