@@ -127,7 +127,7 @@ class ProfileSummary:
 
 @dataclass(slots=True)
 class TargetCheck:
-    """One of the issue's targets, and whether this run met it."""
+    """One of the performance targets, and whether this run met it."""
 
     name: str
     goal: str

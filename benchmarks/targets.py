@@ -1,4 +1,4 @@
-"""The issue's targets, checked against one run's figures (ratios proxy / raw engine)."""
+"""The performance targets, checked against one run's figures (ratios proxy / raw engine)."""
 
 from __future__ import annotations
 
