@@ -28,7 +28,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"description": "a body that is not JSON", **_PROBLEM},
     422: {"description": "invalid request", **_PROBLEM},
     429: {"description": "rate limited; retry after Retry-After", **_PROBLEM},
+    502: {"description": "the orchestrator refused the request", **_PROBLEM},
     503: {"description": "orchestrator unavailable; retry after Retry-After", **_PROBLEM},
+}
+_EXPIRED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the agent's TTL passed: renew it before starting it", **_PROBLEM},
 }
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=_ERRORS)
@@ -128,7 +132,9 @@ async def get_agent(agent: AgentRef, scope: OwnerScope, engine: Engine) -> Agent
     return await engine.get(agent, owner=scope)
 
 
-@router.post("/{agent}/start", response_model=Agent, summary="Start (idempotent)")
+@router.post(
+    "/{agent}/start", response_model=Agent, summary="Start (idempotent)", responses=_EXPIRED
+)
 async def start_agent(agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine) -> Agent:
     return await engine.start(agent, owner=scope)
 
@@ -140,14 +146,19 @@ async def stop_agent(
     return await engine.stop(agent, owner=scope, timeout=timeout)
 
 
-@router.post("/{agent}/restart", response_model=Agent, summary="Restart")
+@router.post("/{agent}/restart", response_model=Agent, summary="Restart", responses=_EXPIRED)
 async def restart_agent(
     agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, timeout: Grace = None
 ) -> Agent:
     return await engine.restart(agent, owner=scope, timeout=timeout)
 
 
-@router.post("/{agent}/action", response_model=Agent, summary="start, stop or restart by body")
+@router.post(
+    "/{agent}/action",
+    response_model=Agent,
+    summary="start, stop or restart by body",
+    responses=_EXPIRED,
+)
 async def act_on_agent(
     agent: AgentRef,
     body: ActionRequest,

@@ -27,6 +27,8 @@ def fuzz(url: str, tmp_path: Path, headers: list[str], examples: int, seconds: i
         sys.executable,
         "-m",
         "schemathesis.cli",
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
         "run",
         f"{url}/openapi.json",
         "--checks",
