@@ -21,14 +21,14 @@ class AgentList(BaseModel):
 
 
 class ActionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     action: Literal["start", "stop", "restart"]
     timeout: int | None = Field(default=None, ge=0, le=3600, description="grace for stop/restart")
 
 
 class RenewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     ttl_seconds: int = Field(ge=1, le=MAX_TTL_SECONDS, description="the new deadline, from now")
 

@@ -24,15 +24,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or invalid key", **_PROBLEM},
     403: {"description": "the key's role or the policy does not allow it", **_PROBLEM},
     404: {"description": "no such agent for this key", **_PROBLEM},
+    409: {
+        "description": "a name that agents of several owners share (use the id or owner=), "
+        "or a start of an agent whose TTL passed (renew it first)",
+        **_PROBLEM,
+    },
     413: {"description": "body over the size limit", **_PROBLEM},
     415: {"description": "a body that is not JSON", **_PROBLEM},
     422: {"description": "invalid request", **_PROBLEM},
     429: {"description": "rate limited; retry after Retry-After", **_PROBLEM},
     502: {"description": "the orchestrator refused the request", **_PROBLEM},
     503: {"description": "orchestrator unavailable; retry after Retry-After", **_PROBLEM},
-}
-_EXPIRED: dict[int | str, dict[str, Any]] = {
-    409: {"description": "the agent's TTL passed: renew it before starting it", **_PROBLEM},
 }
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=_ERRORS)
@@ -132,9 +134,7 @@ async def get_agent(agent: AgentRef, scope: OwnerScope, engine: Engine) -> Agent
     return await engine.get(agent, owner=scope)
 
 
-@router.post(
-    "/{agent}/start", response_model=Agent, summary="Start (idempotent)", responses=_EXPIRED
-)
+@router.post("/{agent}/start", response_model=Agent, summary="Start (idempotent)")
 async def start_agent(agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine) -> Agent:
     return await engine.start(agent, owner=scope)
 
@@ -146,7 +146,7 @@ async def stop_agent(
     return await engine.stop(agent, owner=scope, timeout=timeout)
 
 
-@router.post("/{agent}/restart", response_model=Agent, summary="Restart", responses=_EXPIRED)
+@router.post("/{agent}/restart", response_model=Agent, summary="Restart")
 async def restart_agent(
     agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, timeout: Grace = None
 ) -> Agent:
@@ -157,7 +157,6 @@ async def restart_agent(
     "/{agent}/action",
     response_model=Agent,
     summary="start, stop or restart by body",
-    responses=_EXPIRED,
 )
 async def act_on_agent(
     agent: AgentRef,

@@ -15,7 +15,7 @@ from orchestrators.errors import SpawnFailed
 from orchestrators.models import AgentSpec, AgentStatus, Resources
 
 from ..support.backends import SMALL, docker_orchestrator
-from ..support.engine import TEST_NETWORK, TEST_PREFIX
+from ..support.engine import TEST_NETWORK, TEST_PREFIX, remove_network
 
 pytestmark = pytest.mark.anyio
 
@@ -160,10 +160,7 @@ async def test_the_network_is_created_when_missing_and_agents_answer_by_name(
     # The backend knows the network's id from an earlier spawn, then it goes away.
     first = await backend.spawn(spec("aptest-first", busybox), owner="alice", resources=SMALL)
     await backend.delete(first.id, owner="alice")
-    for network in clean_docker.networks.list(names=[TEST_NETWORK]):
-        for container in network.containers:
-            network.disconnect(container, force=True)
-        network.remove()
+    remove_network(clean_docker, TEST_NETWORK)
     await backend.spawn(
         spec("aptest-web", busybox, command=["httpd", "-f", "-p", "8080", "-h", "/etc"]),
         owner="alice",

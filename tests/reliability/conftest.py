@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from ..support.engine import TEST_NETWORK, remove_test_resources
+from ..support.engine import TEST_NETWORK, remove_network, remove_test_resources
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "docs" / "reliability.md"
@@ -150,18 +150,7 @@ def engine_control(clean_docker: docker.DockerClient) -> Iterator[EngineControl]
 
 
 def _remove_test_network(client: docker.DockerClient, control: EngineControl) -> None:
-    """Leave no test network behind. An agent killed by the engine's own shutdown can leave
-    the network counting an endpoint that no longer exists (dockerd 20.10), which refuses
-    its removal until the engine restarts and recounts; restart it then."""
+    """Leave no test network behind, even one the outage left counting a dead endpoint."""
     remove_test_resources(client)
-    for attempt in range(2):
-        try:
-            for network in client.api.networks(names=[TEST_NETWORK]):
-                if network["Name"] == TEST_NETWORK:
-                    client.api.remove_network(network["Id"])
-            return
-        except docker.errors.APIError as exc:
-            if attempt or "active endpoints" not in str(exc):
-                raise
-            control.stop()
-            control.start()
+    remove_network(client, TEST_NETWORK)
+    control.pid = _dockerd_pid() or control.pid

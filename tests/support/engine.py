@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import docker
 import pytest
 
 from orchestrators import labels as L
 
-__all__ = ["TEST_NETWORK", "TEST_PREFIX", "docker_or_fail", "remove_test_resources"]
+__all__ = [
+    "TEST_NETWORK",
+    "TEST_PREFIX",
+    "docker_or_fail",
+    "remove_network",
+    "remove_test_resources",
+    "restart_local_engine",
+]
 
 # Overridable so that two test runs on one engine never remove each other's containers.
 TEST_PREFIX = os.environ.get("AGENT_PLATFORM_TEST_PREFIX", "aptest-")
 TEST_NETWORK = f"{TEST_PREFIX}net"
+ENSURE_DOCKER = Path(__file__).resolve().parents[2] / "scripts" / "ensure-docker.sh"
 
 
 def docker_or_fail() -> docker.DockerClient:
@@ -44,5 +56,42 @@ def remove_test_resources(client: docker.DockerClient, *, networks: bool = False
     if networks:
         for network in client.api.networks(names=[TEST_PREFIX]):
             if network["Name"].startswith(TEST_PREFIX):
-                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                remove_network(client, network["Name"])
+
+
+def _dockerd_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
+
+
+def restart_local_engine() -> bool:
+    """Restart the one local dockerd (as root); False when there is no such engine here."""
+    pids = _dockerd_pids()
+    if len(pids) != 1 or os.geteuid() != 0:
+        return False
+    os.kill(pids[0], signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pids[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    subprocess.run([str(ENSURE_DOCKER)], check=True, timeout=120)
+    return True
+
+
+def remove_network(client: docker.DockerClient, name: str) -> None:
+    """Remove the network called exactly ``name``, if there is one.
+
+    dockerd 20.10 can go on counting an endpoint of a container that is gone (killed by the
+    engine's own shutdown, or removed while its start failed) and then refuses to remove
+    the network until it restarts and recounts: the local engine is restarted then.
+    """
+    for attempt in range(2):
+        try:
+            for network in client.api.networks(names=[name]):
+                if network["Name"] == name:
                     client.api.remove_network(network["Id"])
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if attempt or "active endpoints" not in str(exc) or not restart_local_engine():
+                raise
