@@ -3,6 +3,7 @@ for real (pytest-docker), with a small stand-in for Sol that uses this repo's cl
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -18,7 +19,7 @@ import docker
 import pytest
 from pytest_docker.plugin import Services, get_docker_services
 
-from ..support.engine import TEST_PREFIX, remove_test_resources
+from ..support.engine import TEST_PREFIX, remove_network, remove_test_resources
 from ..support.images import build_python_base_image
 from ..support.server import free_port
 
@@ -95,6 +96,7 @@ def build_images(engine: docker.DockerClient) -> tuple[float, int]:
 def stack(
     docker_client: docker.DockerClient, busybox: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
+    dangling_before = {image.id for image in docker_client.images.list(filters={"dangling": True})}
     build_seconds, image_bytes = build_images(docker_client)
     key = secrets.token_urlsafe(32)
     port = free_port()
@@ -140,5 +142,13 @@ def stack(
             else:
                 os.environ[name] = value
         remove_test_resources(docker_client)
-        for network in docker_client.networks.list(names=[HIVE_NET]):
-            network.remove()
+        remove_network(docker_client, HIVE_NET)
+        # The next run builds them again; left here, each run would leave dangling images
+        # (the old tags, the build stage).
+        for image in (SOL_IMAGE, AGENT_API_IMAGE):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(image, force=True)
+        for leftover in docker_client.images.list(filters={"dangling": True}):
+            if leftover.id not in dangling_before:
+                with contextlib.suppress(docker.errors.APIError):
+                    docker_client.images.remove(leftover.id, force=True)
