@@ -6,8 +6,6 @@ import contextlib
 import os
 import platform
 import signal
-import subprocess
-import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +14,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from ..support.engine import TEST_NETWORK, remove_network, remove_test_resources
+from ..support.engine import (
+    TEST_NETWORK,
+    local_dockerd_pid,
+    remove_network,
+    remove_test_resources,
+    start_engine,
+    stop_engine,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "docs" / "reliability.md"
@@ -110,29 +115,16 @@ class EngineControl:
         os.kill(self.pid, signal.SIGCONT)
 
     def stop(self) -> None:
-        os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if not Path(f"/proc/{self.pid}").exists():
-                return
-            time.sleep(0.2)
-        raise RuntimeError("dockerd did not stop within 60 s")
+        stop_engine(self.pid)
 
     def start(self) -> None:
-        subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], check=True, timeout=120)
-        self.pid = _dockerd_pid() or self.pid
-
-
-def _dockerd_pid() -> int | None:
-    found = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False)
-    pids = [int(p) for p in found.stdout.split()]
-    return pids[0] if len(pids) == 1 else None
+        self.pid = start_engine() or self.pid
 
 
 @pytest.fixture
 def engine_control(clean_docker: docker.DockerClient) -> Iterator[EngineControl]:
     """The local engine, which the test may stop; it is always running again afterwards."""
-    pid = _dockerd_pid()
+    pid = local_dockerd_pid()
     if pid is None or os.geteuid() != 0:
         message = "needs root and one local dockerd process to stop and start"
         if os.environ.get("CI") == "true":
@@ -144,7 +136,7 @@ def engine_control(clean_docker: docker.DockerClient) -> Iterator[EngineControl]
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(control.pid, signal.SIGCONT)
-        if _dockerd_pid() is None:
+        if local_dockerd_pid() is None:
             control.start()
         _remove_test_network(clean_docker, control)
 
@@ -153,4 +145,4 @@ def _remove_test_network(client: docker.DockerClient, control: EngineControl) ->
     """Leave no test network behind, even one the outage left counting a dead endpoint."""
     remove_test_resources(client)
     remove_network(client, TEST_NETWORK)
-    control.pid = _dockerd_pid() or control.pid
+    control.pid = local_dockerd_pid() or control.pid

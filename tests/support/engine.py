@@ -18,9 +18,12 @@ __all__ = [
     "TEST_NETWORK",
     "TEST_PREFIX",
     "docker_or_fail",
+    "local_dockerd_pid",
     "remove_network",
     "remove_test_resources",
     "restart_local_engine",
+    "start_engine",
+    "stop_engine",
 ]
 
 # Overridable so that two test runs on one engine never remove each other's containers.
@@ -59,21 +62,37 @@ def remove_test_resources(client: docker.DockerClient, *, networks: bool = False
                 remove_network(client, network["Name"])
 
 
-def _dockerd_pids() -> list[int]:
+def local_dockerd_pid() -> int | None:
+    """The pid of the one dockerd on this machine; None when there is none, or several."""
     found = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False)
-    return [int(p) for p in found.stdout.split()]
+    pids = [int(p) for p in found.stdout.split()]
+    return pids[0] if len(pids) == 1 else None
+
+
+def stop_engine(pid: int) -> None:
+    """Stop the local dockerd as a shutdown would, and wait until it is gone."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.2)
+    raise RuntimeError("dockerd did not stop within 60 s")
+
+
+def start_engine() -> int | None:
+    """Start the local dockerd if none answers; its pid."""
+    subprocess.run([str(ENSURE_DOCKER)], check=True, timeout=120)
+    return local_dockerd_pid()
 
 
 def restart_local_engine() -> bool:
     """Restart the one local dockerd (as root); False when there is no such engine here."""
-    pids = _dockerd_pids()
-    if len(pids) != 1 or os.geteuid() != 0:
+    pid = local_dockerd_pid()
+    if pid is None or os.geteuid() != 0:
         return False
-    os.kill(pids[0], signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while Path(f"/proc/{pids[0]}").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    subprocess.run([str(ENSURE_DOCKER)], check=True, timeout=120)
+    stop_engine(pid)
+    start_engine()
     return True
 
 
