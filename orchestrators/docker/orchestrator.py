@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import re
@@ -44,6 +43,7 @@ from ..errors import (
     SpawnFailed,
 )
 from ..models import Agent, AgentSpec, LogOptions, Resources, StoredSpec, SweepReport
+from ..threads import in_thread
 from .leases import deadline_of, read_leases, write_lease
 from .objects import build_container, volume_name
 from .orphans import remove_orphans
@@ -138,13 +138,7 @@ class DockerOrchestrator(Orchestrator):
             return self._api
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._executor, functools.partial(fn, *args, **kwargs)
-            )
-        except Exception as exc:
-            raise _translate(exc) from exc
+        return await in_thread(self._executor, _translate, fn, *args, **kwargs)
 
     def _containers(self, terms: Mapping[str, str], **extra: list[str]) -> list[Summary]:
         filters: dict[str, list[str]] = {"label": [f"{k}={v}" for k, v in terms.items()]}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import math
 import re
 import uuid
@@ -47,6 +46,7 @@ from ..errors import (
     SpawnFailed,
 )
 from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
+from ..threads import in_thread
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
 from .objects import (
     CONTAINER,
@@ -175,13 +175,7 @@ class KubernetesOrchestrator(Orchestrator):
     # -- plumbing -------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._executor, functools.partial(fn, *args, **kwargs)
-            )
-        except Exception as exc:
-            raise translate(exc) from exc
+        return await in_thread(self._executor, translate, fn, *args, **kwargs)
 
     def _deployments(self, terms: Mapping[str, str]) -> list[JSON]:
         items = self._kube.list_items(self._kube.apps.list_namespaced_deployment, self._ns, terms)
