@@ -271,3 +271,18 @@ async def test_the_sweep_of_the_narrow_role_leaves_secrets_to_their_owner_refere
         assert f"{TEST_PREFIX}secret-{kept.id}" in secret_names()
     finally:
         await backend.close()
+
+
+async def test_a_user_label_cannot_pass_for_another_owner(
+    kube_backend: KubernetesOrchestrator, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    bobs = await kube_backend.spawn(spec("aptest-target"), owner="bob", resources=SMALL)
+    # Alice labels her agent as if it were Bob's, with every spelling the schema admits.
+    await kube_backend.spawn(
+        spec("aptest-mimic", labels={"owner": "bob", "agents.hive.io.owner": "bob"}),
+        owner="alice",
+        resources=SMALL,
+    )
+    policy = policies(kube_api, kube_namespace)[bobs.id]
+    (owners_agents,) = [p for p in policy["spec"]["ingress"][0]["from"] if "podSelector" in p]
+    assert selected(kube_api, kube_namespace, owners_agents["podSelector"]) == {bobs.id}
