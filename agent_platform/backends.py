@@ -53,11 +53,16 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
             read_only_rootfs=settings.read_only_rootfs,
             run_as_non_root=settings.kube_run_as_non_root,
             run_as_user=settings.kube_run_as_user,
+            fs_group=settings.kube_fs_group,
             image_pull_secret=settings.kube_image_pull_secret,
             pull_missing_images=settings.pull_missing_images,
             node_selector=dict(settings.kube_node_selector),
             tolerations=tuple(dict(t) for t in settings.kube_tolerations),
             spawn_wait_seconds=settings.spawn_wait_seconds,
             orphan_grace_seconds=settings.orphan_grace_seconds,
+            baseline_network_policy=settings.kube_baseline_network_policy,
+            ingress_namespaces=tuple(settings.kube_ingress_namespaces),
+            denied_cidrs=tuple(settings.kube_egress_denied_cidrs),
+            network_policy_enforced=settings.kube_network_policy_enforced,
         )
     )

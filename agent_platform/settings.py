@@ -6,8 +6,9 @@ key, or an unknown orchestrator.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,17 @@ from orchestrators.models import DNS1123_LABEL, Resources
 __all__ = ["Settings"]
 
 MIN_KEY_LENGTH = 16
+# Private, shared (CGNAT) and link-local ranges, IPv4 and IPv6: what an agent on Kubernetes
+# may not reach by default (the node's metadata endpoint is denied whatever this says).
+DENIED_CIDRS = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "fc00::/7",
+    "fe80::/10",
+)
 
 
 class Settings(BaseSettings):
@@ -117,6 +129,30 @@ class Settings(BaseSettings):
     kube_run_as_user: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="user (and group) id agent pods run as"
     )
+    kube_fs_group: int = Field(
+        default=10001,
+        ge=1,
+        le=2**31 - 1,
+        description="group that owns agents' workspaces (fsGroup), so that they are writable",
+    )
+    kube_baseline_network_policy: bool = Field(
+        default=True,
+        description="every agent on the default network gets the baseline NetworkPolicy",
+    )
+    kube_ingress_namespaces: list[Annotated[str, Field(pattern=DNS1123_LABEL)]] = Field(
+        default_factory=lambda: ["agent-platform"],
+        description="namespaces whose pods may connect to agents (besides the owner's own "
+        "agents); JSON list",
+    )
+    kube_egress_denied_cidrs: list[str] = Field(
+        default_factory=lambda: list(DENIED_CIDRS),
+        description="address ranges agents may not reach (the metadata endpoint always); JSON list",
+    )
+    kube_network_policy_enforced: bool = Field(
+        default=False,
+        description='a policy engine enforces NetworkPolicies; without it "network": "none" '
+        "is refused",
+    )
     kube_storage_class: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
@@ -145,6 +181,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"AGENT_API_KEY must be at least {MIN_KEY_LENGTH} characters, without spaces"
             )
+        return value
+
+    @field_validator("kube_egress_denied_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                network = ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a network address range: {exc}") from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{cidr!r} would deny every address: use network none")
         return value
 
     @model_validator(mode="after")

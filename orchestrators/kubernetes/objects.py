@@ -8,12 +8,14 @@ This is the only place an agent's Kubernetes objects are described, as plain man
 - a Secret with the agent's secret values, referenced from the pod (``secretKeyRef``),
   never written into the Deployment;
 - a PersistentVolumeClaim for the workspace;
-- a NetworkPolicy that denies all traffic, for ``"network": "none"``.
+- a NetworkPolicy: the baseline of ``network`` (``"default"``), or one that denies all
+  traffic, for ``"network": "none"``.
 
 The pod always meets the Pod Security Standard "restricted": no privilege escalation, all
 capabilities dropped, the runtime's default seccomp profile, no service-account token,
-resource requests and limits, no host namespace, port or path. The request schema cannot
-express anything else, and nothing from a request is forwarded as is.
+resource requests and limits, no host namespace, port or path; its workspace is owned by a
+non-root group (``fsGroup``) so that it is writable whatever the disk was made with. The
+request schema cannot express anything else, and nothing from a request is forwarded as is.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ __all__ = [
     "deployment_name",
     "is_label_value",
     "network_policy_name",
+    "owned_metadata",
     "owner_reference",
     "read_metadata",
     "replicas_patch",
     "restart_patch",
     "secret_name",
+    "selector_labels",
     "split_metadata",
 ]
 
@@ -76,6 +80,7 @@ class PodSettings:
     read_only_rootfs: bool = False
     run_as_non_root: bool = True
     run_as_user: int | None = None
+    fs_group: int = 10001
     image_pull_secret: str | None = None
     pull_missing_images: bool = True
     node_selector: Mapping[str, str] = field(default_factory=dict)
@@ -134,7 +139,7 @@ def read_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
     return schema
 
 
-def _selector_labels(schema: Mapping[str, str]) -> dict[str, str]:
+def selector_labels(schema: Mapping[str, str]) -> dict[str, str]:
     return {key: schema[key] for key in (L.MANAGED_BY, L.INSTANCE, L.ID)}
 
 
@@ -239,20 +244,27 @@ def build_deployment(
             # One pod at a time: the workspace claim is ReadWriteOnce, and a restart is a
             # stop then a start, as on Docker.
             "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": _selector_labels(schema)},
+            "selector": {"matchLabels": selector_labels(schema)},
             "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
 
 
 def _pod_security(settings: PodSettings) -> dict[str, Any]:
-    security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    # The workspace belongs to the group ``fsGroup`` (the kubelet makes it group-writable
+    # and adds the group to the agent's process), whatever user the image runs as: a fresh
+    # cloud disk is owned by root. ``OnRootMismatch``: only a disk not yet owned by it is
+    # walked, so a big workspace does not slow every start.
+    security: dict[str, Any] = {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "fsGroup": settings.fs_group,
+        "fsGroupChangePolicy": "OnRootMismatch",
+    }
     if settings.run_as_non_root:
         security["runAsNonRoot"] = True
     if settings.run_as_user is not None:
         security["runAsUser"] = settings.run_as_user
         security["runAsGroup"] = settings.run_as_user
-        security["fsGroup"] = settings.run_as_user  # the workspace is writable by the agent
     return security
 
 
@@ -271,7 +283,7 @@ def _container_security(settings: PodSettings) -> dict[str, Any]:
 # -- what the agent owns ----------------------------------------------------------------------
 
 
-def _owned_metadata(
+def owned_metadata(
     name: str, deployment: Manifest, schema: Mapping[str, str], kind: str
 ) -> dict[str, Any]:
     return {
@@ -294,9 +306,7 @@ def build_secret(
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _owned_metadata(
-            secret_name(prefix, schema[L.ID]), deployment, schema, "secret"
-        ),
+        "metadata": owned_metadata(secret_name(prefix, schema[L.ID]), deployment, schema, "secret"),
         "data": {
             key: base64.b64encode(value.get_secret_value().encode()).decode()
             for key, value in sorted(spec.secrets.items())
@@ -322,7 +332,7 @@ def build_claim(
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _owned_metadata(
+        "metadata": owned_metadata(
             claim_name(prefix, schema[L.ID]), deployment, schema, "workspace"
         ),
         "spec": spec,
@@ -336,11 +346,11 @@ def build_network_policy(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _owned_metadata(
+        "metadata": owned_metadata(
             network_policy_name(prefix, schema[L.ID]), deployment, schema, "network-policy"
         ),
         "spec": {
-            "podSelector": {"matchLabels": _selector_labels(schema)},
+            "podSelector": {"matchLabels": selector_labels(schema)},
             "policyTypes": ["Ingress", "Egress"],
         },
     }

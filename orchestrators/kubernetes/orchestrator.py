@@ -1,9 +1,18 @@
 """``KubernetesOrchestrator``: agents as Deployments in one namespace, on the official client.
 
 One agent is one Deployment (one replica) plus what it owns: a Secret for its secret values,
-a PersistentVolumeClaim for its workspace, a NetworkPolicy for ``"network": "none"``; each
-carries an owner reference to the Deployment, and is also deleted explicitly. Everything is
-read back from labels and annotations (``orchestrators.labels``): no state of its own.
+a PersistentVolumeClaim for its workspace, a NetworkPolicy (the baseline of ``network.py``,
+or deny-all for ``"network": "none"``); each carries an owner reference to the Deployment,
+and is also deleted explicitly. Everything is read back from labels and annotations
+(``orchestrators.labels``): no state of its own.
+
+``"network": "none"`` is refused (``PolicyViolation``) unless the operator declares that a
+policy engine enforces NetworkPolicies: without one the API would report an isolation that
+does not exist.
+
+The service never reads a Secret: the Role grants create and delete only. Secrets left by
+an interrupted spawn go with their Deployment (the garbage collector follows the owner
+reference); the sweep lists Deployments, claims and policies, never Secrets.
 
 The client is synchronous, so every call runs in a bounded thread pool (log streams in a
 pool of their own) and waits (a pod becoming ready, pods going away) sleep on the event
@@ -43,11 +52,18 @@ from ..errors import (
     IdempotencyKeyReused,
     ImageNotFound,
     InvalidSpec,
+    PolicyViolation,
     SpawnFailed,
 )
 from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
 from ..threads import in_thread
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
+from .network import (
+    DEFAULT_DENIED_CIDRS,
+    BaselineSettings,
+    baseline_policy_name,
+    build_baseline_policy,
+)
 from .objects import (
     CONTAINER,
     RESTARTED_AT,
@@ -100,12 +116,17 @@ class KubernetesConfig:
     read_only_rootfs: bool = False
     run_as_non_root: bool = True
     run_as_user: int | None = None
+    fs_group: int = 10001
     image_pull_secret: str | None = None
     pull_missing_images: bool = True
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
     spawn_wait_seconds: float = 30.0
     orphan_grace_seconds: float = 300.0  # an in-flight spawn's objects are younger than this
+    baseline_network_policy: bool = True
+    ingress_namespaces: tuple[str, ...] = ("agent-platform",)
+    denied_cidrs: tuple[str, ...] = DEFAULT_DENIED_CIDRS
+    network_policy_enforced: bool = False  # the operator's word: a policy engine enforces them
 
 
 def _name_of(obj: Mapping[str, Any]) -> str:
@@ -161,10 +182,16 @@ class KubernetesOrchestrator(Orchestrator):
             read_only_rootfs=config.read_only_rootfs,
             run_as_non_root=config.run_as_non_root,
             run_as_user=config.run_as_user,
+            fs_group=config.fs_group,
             image_pull_secret=config.image_pull_secret,
             pull_missing_images=config.pull_missing_images,
             node_selector=dict(config.node_selector),
             tolerations=tuple(config.tolerations),
+        )
+        self._baseline = BaselineSettings(
+            enabled=config.baseline_network_policy,
+            ingress_namespaces=tuple(config.ingress_namespaces),
+            denied_cidrs=tuple(config.denied_cidrs),
         )
 
     @property
@@ -419,10 +446,11 @@ class KubernetesOrchestrator(Orchestrator):
         return await self._run(work)
 
     def _owned_kinds(self) -> Kinds:
-        """(list, delete) of every kind of object an agent owns."""
+        """(list, delete) of the kinds of object an agent owns that the sweep looks at. Not
+        Secrets: listing them would read every value in the namespace, and the Role does not
+        allow it; a Secret whose Deployment is gone goes with it (owner reference)."""
         core, networking = self._kube.core, self._kube.networking
         return [
-            (core.list_namespaced_secret, core.delete_namespaced_secret),
             (
                 core.list_namespaced_persistent_volume_claim,
                 core.delete_namespaced_persistent_volume_claim,
@@ -480,6 +508,9 @@ class KubernetesOrchestrator(Orchestrator):
             (stored is None or stored.network == "none",
              networking.delete_namespaced_network_policy,
              network_policy_name(self._prefix, agent_id)),
+            (stored is None or (stored.network != "none" and self._baseline.enabled),
+             networking.delete_namespaced_network_policy,
+             baseline_policy_name(self._prefix, agent_id)),
         ]  # fmt: skip
         for wanted, deleter, name in owned:
             if wanted:
@@ -557,6 +588,13 @@ class KubernetesOrchestrator(Orchestrator):
         idempotency_key: str | None = None,
         max_agents: int | None = None,
     ) -> Agent:
+        if spec.network == "none" and not self._config.network_policy_enforced:
+            # Before anything is created: nothing is left behind.
+            raise PolicyViolation(
+                '"network": "none" is not available on this cluster: the operator has not '
+                "declared that a network policy engine enforces NetworkPolicies, so the "
+                "isolation could not be guaranteed"
+            )
         stored = StoredSpec.from_spec(spec, resources)
         idem = L.idempotency_hash(owner, idempotency_key) if idempotency_key else None
 
@@ -681,6 +719,11 @@ class KubernetesOrchestrator(Orchestrator):
             owned.append(("workspace claim", core.create_namespaced_persistent_volume_claim, claim))
         if spec.network == "none":
             policy = build_network_policy(prefix=self._prefix, deployment=deployment, schema=schema)
+            owned.append(("network policy", networking.create_namespaced_network_policy, policy))
+        elif self._baseline.enabled:
+            policy = build_baseline_policy(
+                prefix=self._prefix, deployment=deployment, schema=schema, settings=self._baseline
+            )
             owned.append(("network policy", networking.create_namespaced_network_policy, policy))
         for what, creator, body in owned:
             try:

@@ -141,6 +141,20 @@ def test_a_missing_image_is_422_and_leaves_nothing(
     assert apps.list_namespaced_deployment(kube_service[1]).items == []
 
 
+def test_network_none_is_403_without_a_declared_policy_engine_and_leaves_nothing(
+    kapi: Api, kube_service: tuple[ServerProcess, str], kube_env: KubeTestEnv
+) -> None:
+    refused = kapi.alice.post(
+        "/v1/agents",
+        json=body("aptest-offline", IMAGE, network="none", secrets={"TOKEN": "sk-offline"}),
+    )
+    problem = assert_problem(refused, 403, "policy_violation")
+    assert "network policy engine" in problem["detail"]
+    assert "sk-offline" not in refused.text
+    assert kapi.alice.get("/v1/agents").json()["items"] == []
+    assert leftovers(kube_env.api_client(), kube_service[1]) == []
+
+
 def test_stop_start_restart(kapi: Api) -> None:
     agent = spawn(kapi, "aptest-life", workspace=True)
     path = f"/v1/agents/{agent['id']}"
@@ -161,7 +175,7 @@ def test_stop_start_restart(kapi: Api) -> None:
 
 
 def test_delete(kapi: Api, kube_service: tuple[ServerProcess, str], kube_env: KubeTestEnv) -> None:
-    agent = spawn(kapi, "aptest-del", workspace=True, secrets={"A": "b"}, network="none")
+    agent = spawn(kapi, "aptest-del", workspace=True, secrets={"A": "b"})
     path = f"/v1/agents/{agent['id']}"
 
     deleted = kapi.alice.delete(path)

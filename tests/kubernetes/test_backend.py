@@ -162,23 +162,34 @@ async def test_the_workspace_survives_stop_and_start_and_goes_with_delete(
 
 
 async def test_network_none_is_a_deny_all_policy_on_the_agent_only(
-    kube_backend: KubernetesOrchestrator, kube_api: client.ApiClient, kube_namespace: str
+    kube_env: KubeTestEnv, kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
     networking = client.NetworkingV1Api(kube_api)
-    isolated = await kube_backend.spawn(
-        spec("aptest-alone", network="none"), owner="alice", resources=SMALL
+    enforced = kubernetes_orchestrator(
+        kube_env.kubeconfig, kube_namespace, network_policy_enforced=True
     )
-    await kube_backend.spawn(spec("aptest-social"), owner="alice", resources=SMALL)
+    try:
+        isolated = await enforced.spawn(
+            spec("aptest-alone", network="none"), owner="alice", resources=SMALL
+        )
+        social = await enforced.spawn(spec("aptest-social"), owner="alice", resources=SMALL)
 
-    (policy,) = read(networking.list_namespaced_network_policy, kube_namespace)["items"]
-    assert policy["spec"]["podSelector"]["matchLabels"][L.ID] == isolated.id
-    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert not policy["spec"].get("ingress")
-    assert not policy["spec"].get("egress")
-    assert isolated.network == "none"
+        policies = read(networking.list_namespaced_network_policy, kube_namespace)["items"]
+        by_agent = {p["spec"]["podSelector"]["matchLabels"][L.ID]: p for p in policies}
+        assert sorted(by_agent) == sorted([isolated.id, social.id])
+        # Only the deny-all: the baseline's allows would be added to it.
+        policy = by_agent[isolated.id]
+        assert policy["metadata"]["name"] == f"{TEST_PREFIX}isolate-{isolated.id}"
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert not policy["spec"].get("ingress")
+        assert not policy["spec"].get("egress")
+        assert isolated.network == "none"
 
-    await kube_backend.delete(isolated.id, owner="alice")
-    assert read(networking.list_namespaced_network_policy, kube_namespace)["items"] == []
+        await enforced.delete(isolated.id, owner="alice")
+        remaining = read(networking.list_namespaced_network_policy, kube_namespace)["items"]
+        assert [p["metadata"]["name"] for p in remaining] == [f"{TEST_PREFIX}baseline-{social.id}"]
+    finally:
+        await enforced.close()
 
 
 async def test_an_image_that_cannot_be_pulled_leaves_nothing(
@@ -189,7 +200,6 @@ async def test_an_image_that_cannot_be_pulled_leaves_nothing(
         image="registry.example/does-not-exist:1",
         secrets={"TOKEN": "t"},  # type: ignore[dict-item]
         workspace=True,
-        network="none",
     )
     with pytest.raises(ImageNotFound) as refused:
         await kube_backend.spawn(missing, owner="alice", resources=SMALL)
@@ -357,11 +367,15 @@ async def test_the_sweep_removes_what_interrupted_spawns_left(
     )
     stale = interrupted_spawn(kube_api, kube_namespace, spec("aptest-stale"))
     orphan_labels = L.owned_labels(
-        instance=L.instance_name(TEST_PREFIX), agent_id="f" * 32, owner="alice", kind="secret"
+        instance=L.instance_name(TEST_PREFIX), agent_id="f" * 32, owner="alice", kind="workspace"
     )
-    orphan = {"metadata": {"name": f"{TEST_PREFIX}secret-{'f' * 32}", "labels": orphan_labels}}
-    core.create_namespaced_secret(kube_namespace, orphan)  # type: ignore[arg-type]
-    stranger = {"metadata": {"name": "not-ours"}, "stringData": {"x": "y"}}
+    orphan = {
+        "metadata": {"name": f"{TEST_PREFIX}ws-{'f' * 32}", "labels": orphan_labels},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    core.create_namespaced_persistent_volume_claim(kube_namespace, orphan)  # type: ignore[arg-type]
+    # The sweep never lists Secrets (that would read every value in the namespace).
+    stranger = {"metadata": {"name": "not-ours", "labels": orphan_labels}, "stringData": {"x": "y"}}
     core.create_namespaced_secret(kube_namespace, stranger)  # type: ignore[arg-type]
 
     young = await kube_backend.sweep()
@@ -371,9 +385,9 @@ async def test_the_sweep_removes_what_interrupted_spawns_left(
     assert sorted(later.removed) == sorted([stale["metadata"]["name"], orphan["metadata"]["name"]])
     assert later.stopped == []
     assert [a.id for a in await kube_backend.list()] == [kept.id]
-    left = names(kube_api, core.list_namespaced_secret, kube_namespace)
-    assert "not-ours" in left
-    assert orphan["metadata"]["name"] not in left
+    assert "not-ours" in names(kube_api, core.list_namespaced_secret, kube_namespace)
+    claims = names(kube_api, core.list_namespaced_persistent_volume_claim, kube_namespace)
+    assert orphan["metadata"]["name"] not in claims
     core.delete_namespaced_secret("not-ours", kube_namespace)
 
 

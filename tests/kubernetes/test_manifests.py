@@ -8,15 +8,33 @@ server's authorizer answers them.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from ..support.kube_fixture import ServiceAccountAccess, can, load_manifests
+from ..support.kube_fixture import (
+    MANIFESTS,
+    ROOT,
+    ServiceAccountAccess,
+    can,
+    load_manifests,
+    pdb_resource,
+)
 
 JSON = dict[str, Any]
+
+
+def read_json(method: Any, *args: Any) -> JSON:
+    response = method(*args, _preload_content=False, _request_timeout=30)
+    try:
+        answer: JSON = json.loads(response.data)
+    finally:
+        response.release_conn()
+    return answer
 
 
 def by_kind() -> dict[str, list[JSON]]:
@@ -32,6 +50,7 @@ def test_the_directory_has_the_whole_deployment_and_nothing_cluster_wide() -> No
         "Deployment",
         "Namespace",
         "NetworkPolicy",
+        "PodDisruptionBudget",
         "Role",
         "RoleBinding",
         "Secret",
@@ -40,7 +59,14 @@ def test_the_directory_has_the_whole_deployment_and_nothing_cluster_wide() -> No
     ]
     assert [n["metadata"]["name"] for n in kinds["Namespace"]] == ["agent-platform", "agents"]
     for namespace in kinds["Namespace"]:
-        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+        labels = namespace["metadata"]["labels"]
+        # Enforced as of one pinned version of the standard: an upgrade of the cluster
+        # does not change what is admitted; the newest one warns and audits meanwhile.
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        assert re.fullmatch(r"v1\.\d+", labels["pod-security.kubernetes.io/enforce-version"])
+        for mode in ("warn", "audit"):
+            assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+            assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "latest"
     (role,) = kinds["Role"]
     (binding,) = kinds["RoleBinding"]
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "agents"
@@ -74,7 +100,6 @@ def test_the_role_grants_exactly_what_the_backend_calls() -> None:
         ("", "pods", "list"),
         ("", "pods", "delete"),
         ("", "pods/log", "get"),
-        ("", "secrets", "list"),
         ("", "secrets", "create"),
         ("", "secrets", "delete"),
         ("", "persistentvolumeclaims", "list"),
@@ -113,6 +138,59 @@ def test_the_service_runs_restricted_without_a_socket_and_with_probes() -> None:
     assert policy["spec"]["podSelector"] == deployment["spec"]["selector"]
 
 
+def test_the_image_is_pinned() -> None:
+    (deployment,) = by_kind()["Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    image = container["image"]
+    repository, _, tag = image.rpartition(":")
+    assert "/" not in tag, f"{image} has no tag"
+    assert repository
+    assert tag not in ("", "latest")
+
+
+def test_every_document_the_manifests_mention_exists() -> None:
+    mentioned: set[str] = set()
+    for path in MANIFESTS.glob("*.yaml"):
+        mentioned.update(re.findall(r"[\w./-]+\.(?:md|ya?ml|txt|json)\b", path.read_text()))
+    for name in sorted(mentioned):
+        assert (ROOT / name).exists() or (MANIFESTS / name).exists(), f"{name} does not exist"
+
+
+def test_a_drain_leaves_one_replica_of_the_service() -> None:
+    (budget,) = by_kind()["PodDisruptionBudget"]
+    (deployment,) = by_kind()["Deployment"]
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    assert 1 <= budget["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+
+
+def test_the_services_network_policy_is_narrow() -> None:
+    (policy,) = by_kind()["NetworkPolicy"]
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    # In: the API port only, and only from named sources (never from anywhere).
+    (ingress,) = spec["ingress"]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 8000}]
+    assert ingress["from"] == [
+        {"podSelector": {}},
+        {"namespaceSelector": {"matchLabels": {"agents.hive.io/agent-api-client": "true"}}},
+    ]
+    # Out: kube-dns on 53, and single addresses (the API server) on 443/6443; nothing else.
+    dns, api_server = spec["egress"]
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert {p["port"] for p in api_server["ports"]} == {443, 6443}
+    for peer in api_server["to"]:
+        assert set(peer) == {"ipBlock"}
+        assert ipaddress.ip_network(peer["ipBlock"]["cidr"]).num_addresses == 1
+
+
 @pytest.mark.kubernetes
 def test_the_manifests_apply_and_the_service_account_gets_a_token(
     service_account: ServiceAccountAccess, kube_api: client.ApiClient
@@ -121,11 +199,25 @@ def test_the_manifests_apply_and_the_service_account_gets_a_token(
     deployment = apps.read_namespaced_deployment("agent-api", service_account.service_namespace)
     assert deployment.spec is not None
     assert deployment.spec.replicas == 2
-    role = client.RbacAuthorizationV1Api(kube_api).read_namespaced_role(
-        "agent-api", service_account.agents_namespace
+    budget = pdb_resource(kube_api).get(
+        name="agent-api", namespace=service_account.service_namespace
     )
-    assert role.rules
-    assert service_account.token
+    assert budget.to_dict()["spec"] == {
+        "minAvailable": 1,
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "agent-api"}},
+    }
+    networking = client.NetworkingV1Api(kube_api)
+    stored = read_json(
+        networking.read_namespaced_network_policy, "agent-api", service_account.service_namespace
+    )
+    blocks = [
+        p["ipBlock"]["cidr"] for r in stored["spec"]["egress"] for p in r["to"] if "ipBlock" in p
+    ]
+    assert blocks == ["192.0.2.1/32"]
+    namespace = read_json(
+        client.CoreV1Api(kube_api).read_namespace, service_account.agents_namespace
+    )
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/audit"] == "restricted"
 
 
 @pytest.mark.kubernetes
@@ -147,7 +239,11 @@ def test_the_role_is_minimal(
     assert not allowed(agents, "create", "pods")
     assert not allowed(agents, "watch", "apps/deployments")
     assert not allowed(agents, "update", "apps/deployments")
-    assert not allowed(agents, "get", "secrets")
+    # Secrets are written and deleted, never read: get, list and watch return the values.
+    assert allowed(agents, "create", "secrets")
+    assert allowed(agents, "delete", "secrets")
+    for verb in ("get", "list", "watch"):
+        assert not allowed(agents, verb, "secrets")
     assert not allowed(agents, "create", "rbac.authorization.k8s.io/roles")
     assert not allowed(agents, "create", "rbac.authorization.k8s.io/rolebindings")
     assert not allowed(agents, "create", "serviceaccounts")

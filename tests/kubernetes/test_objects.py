@@ -117,6 +117,8 @@ def test_the_deployment_is_the_restricted_pod_of_the_spec() -> None:
                     "securityContext": {
                         "runAsNonRoot": True,
                         "seccompProfile": {"type": "RuntimeDefault"},
+                        "fsGroup": 10001,
+                        "fsGroupChangePolicy": "OnRootMismatch",
                     },
                     "containers": [
                         {
@@ -180,7 +182,8 @@ def test_operator_settings_reach_the_pod() -> None:
         stop_timeout=3,
         read_only_rootfs=True,
         run_as_non_root=True,
-        run_as_user=10001,
+        run_as_user=2000,
+        fs_group=3000,
         image_pull_secret="acr-pull",
         pull_missing_images=False,
         node_selector={"agentpool": "agents"},
@@ -192,9 +195,10 @@ def test_operator_settings_reach_the_pod() -> None:
     assert pod["securityContext"] == {
         "seccompProfile": {"type": "RuntimeDefault"},
         "runAsNonRoot": True,
-        "runAsUser": 10001,
-        "runAsGroup": 10001,
-        "fsGroup": 10001,
+        "runAsUser": 2000,
+        "runAsGroup": 2000,
+        "fsGroup": 3000,
+        "fsGroupChangePolicy": "OnRootMismatch",
     }
     assert pod["terminationGracePeriodSeconds"] == 3
     assert pod["imagePullSecrets"] == [{"name": "acr-pull"}]
@@ -214,7 +218,11 @@ def test_operator_settings_reach_the_pod() -> None:
 
 def test_root_may_be_allowed_by_the_operator_only() -> None:
     pod = deployment_of(agent_spec(), PodSettings(run_as_non_root=False))["spec"]["template"]
-    assert pod["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["spec"]["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "fsGroup": 10001,
+        "fsGroupChangePolicy": "OnRootMismatch",
+    }
     assert "runAsNonRoot" not in pod["spec"]["containers"][0]["securityContext"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -76,6 +78,11 @@ def test_the_defaults_are_the_restricted_profile(clean_env: pytest.MonkeyPatch) 
         ("AGENT_API_KUBE_RUN_AS_USER", "0"),
         ("AGENT_API_KUBE_NODE_SELECTOR", "[1, 2]"),
         ("AGENT_API_SPAWN_WAIT_SECONDS", "-1"),
+        ("AGENT_API_KUBE_FS_GROUP", "0"),
+        ("AGENT_API_KUBE_INGRESS_NAMESPACES", '["Not_A_Namespace"]'),
+        ("AGENT_API_KUBE_EGRESS_DENIED_CIDRS", '["10.0.0.1/8"]'),
+        ("AGENT_API_KUBE_EGRESS_DENIED_CIDRS", '["not-a-range"]'),
+        ("AGENT_API_KUBE_EGRESS_DENIED_CIDRS", '["0.0.0.0/0"]'),
     ],
 )
 def test_bad_kubernetes_settings_are_refused(
@@ -91,3 +98,56 @@ def test_an_unknown_toleration_field_is_refused(clean_env: pytest.MonkeyPatch) -
     clean_env.setenv("AGENT_API_KUBE_TOLERATIONS", '[{"key": "a", "privileged": true}]')
     with pytest.raises(ValueError, match="privileged"):
         build_orchestrator(Settings())
+
+
+async def test_the_isolation_settings_reach_the_backend(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("ORCHESTRATOR", "kubernetes")
+    defaults = build_orchestrator(Settings())
+    try:
+        assert isinstance(defaults, KubernetesOrchestrator)
+        assert defaults.config.fs_group == 10001
+        assert defaults.config.baseline_network_policy is True
+        assert defaults.config.network_policy_enforced is False
+        assert defaults.config.ingress_namespaces == ("agent-platform",)
+    finally:
+        await defaults.close()
+    for name, value in {
+        "AGENT_API_KUBE_FS_GROUP": "3000",
+        "AGENT_API_KUBE_BASELINE_NETWORK_POLICY": "false",
+        "AGENT_API_KUBE_INGRESS_NAMESPACES": '["gateway", "agent-platform"]',
+        "AGENT_API_KUBE_EGRESS_DENIED_CIDRS": '["192.168.0.0/16", "fd00::/8"]',
+        "AGENT_API_KUBE_NETWORK_POLICY_ENFORCED": "true",
+    }.items():
+        clean_env.setenv(name, value)
+    backend = build_orchestrator(Settings())
+    try:
+        assert isinstance(backend, KubernetesOrchestrator)
+        config = backend.config
+        assert config.fs_group == 3000
+        assert config.baseline_network_policy is False
+        assert config.ingress_namespaces == ("gateway", "agent-platform")
+        assert config.denied_cidrs == ("192.168.0.0/16", "fd00::/8")
+        assert config.network_policy_enforced is True
+    finally:
+        await backend.close()
+
+
+def test_the_example_file_lists_the_isolation_settings_with_their_defaults(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    listed = dict(
+        line.split("=", 1) for line in example.splitlines() if line.startswith("AGENT_API_KUBE_")
+    )
+    defaults = Settings()
+    for field in (
+        "kube_fs_group",
+        "kube_baseline_network_policy",
+        "kube_ingress_namespaces",
+        "kube_egress_denied_cidrs",
+        "kube_network_policy_enforced",
+    ):
+        name = f"AGENT_API_{field.upper()}"
+        assert name in listed, name
+        clean_env.setenv(name, listed[name])
+        assert getattr(Settings(), field) == getattr(defaults, field), name

@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 import pytest
 import yaml
-from kubernetes import client, utils
+from kubernetes import client, dynamic, utils
 from kubernetes.client.exceptions import ApiException
 
 from orchestrators.kubernetes import KubernetesConfig, KubernetesOrchestrator
@@ -53,6 +53,7 @@ __all__ = [
     "kubernetes_orchestrator",
     "leftovers",
     "load_manifests",
+    "pdb_resource",
     "service_account_namespace",
     "wait_until",
 ]
@@ -260,9 +261,29 @@ def load_manifests(names: dict[str, str] | None = None) -> list[dict[str, Any]]:
     return documents
 
 
+def _serves(api: client.ApiClient, group_version: str) -> bool:
+    group, version = group_version.split("/")
+    groups = client.ApisApi(api).get_api_versions().groups or []
+    return any(
+        g.name == group and any(v.version == version for v in g.versions or []) for g in groups
+    )
+
+
+def pdb_resource(api: client.ApiClient) -> Any:
+    """PodDisruptionBudgets of the test server (v1.20): ``policy/v1`` came in 1.21 with the
+    same fields; the manifests use it, as every supported AKS version serves it."""
+    version = "policy/v1" if _serves(api, "policy/v1") else "policy/v1beta1"
+    discovery = dynamic.DynamicClient(api)  # type: ignore[no-untyped-call]
+    return discovery.resources.get(api_version=version, kind="PodDisruptionBudget")
+
+
 def apply_manifests(api: client.ApiClient, documents: list[dict[str, Any]]) -> None:
     for document in documents:
         namespace = document.get("metadata", {}).get("namespace", "default")
+        if document["kind"] == "PodDisruptionBudget":
+            resource = pdb_resource(api)
+            resource.create({**document, "apiVersion": resource.group_version}, namespace=namespace)
+            continue
         utils.create_from_dict(api, document, namespace=namespace)  # type: ignore[no-untyped-call]
 
 

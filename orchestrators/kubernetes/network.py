@@ -1,0 +1,143 @@
+"""The baseline NetworkPolicy of an agent on the default network; pure functions, no I/O.
+
+Every agent spawned with ``"network": "default"`` gets one NetworkPolicy of its own
+(``<prefix>baseline-<id>``, owned by its Deployment) that selects its pod only:
+
+- ingress only from the same owner's agents (of this deployment of the platform) and from
+  the pods of the namespaces the operator lists (the platform's own, by default): another
+  owner's agent cannot open a connection to it;
+- egress to the cluster's DNS (kube-dns in kube-system, port 53), to the same owner's agents,
+  and to every address except the denied ranges: the cloud metadata endpoint
+  (169.254.169.254, always) and, by default, the private and link-local ranges, so that an
+  agent reaches the public internet but not the node's identity, the VNet, the cluster's
+  services or another owner's agents.
+
+NetworkPolicies allow (they never deny): a pod selected by several policies gets the union.
+So an agent with ``"network": "none"`` gets the deny-all policy only, never this one.
+
+A NetworkPolicy is only data until a policy engine enforces it (on AKS: Azure NPM, Calico
+or Cilium); the API server stores it either way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import labels as L
+from .objects import Manifest, owned_metadata, selector_labels
+
+__all__ = [
+    "DEFAULT_DENIED_CIDRS",
+    "DNS_NAMESPACE",
+    "DNS_POD_LABELS",
+    "METADATA_ENDPOINT",
+    "NAMESPACE_NAME_LABEL",
+    "BaselineSettings",
+    "baseline_policy_name",
+    "build_baseline_policy",
+    "denied_blocks",
+]
+
+# The instance metadata service of Azure, AWS and GCP: it hands out the node's tokens.
+METADATA_ENDPOINT = "169.254.169.254/32"
+DEFAULT_DENIED_CIDRS: tuple[str, ...] = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",  # carrier-grade NAT, also AKS's default overlay range for pods
+    "169.254.0.0/16",  # link-local, the metadata endpoint among it
+    "fc00::/7",  # unique local
+    "fe80::/10",  # link-local
+)
+# The label every namespace carries with its own name (Kubernetes >= 1.21).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+DNS_NAMESPACE = "kube-system"
+DNS_POD_LABELS: Mapping[str, str] = {"k8s-app": "kube-dns"}  # CoreDNS on AKS and kubeadm
+_EVERYWHERE = {4: "0.0.0.0/0", 6: "::/0"}
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineSettings:
+    """What the operator configures about the baseline policy."""
+
+    enabled: bool = True
+    ingress_namespaces: tuple[str, ...] = ("agent-platform",)
+    denied_cidrs: tuple[str, ...] = DEFAULT_DENIED_CIDRS
+
+
+def baseline_policy_name(prefix: str, agent_id: str) -> str:
+    return f"{prefix}baseline-{agent_id}"
+
+
+def denied_blocks(denied: Iterable[str]) -> list[dict[str, Any]]:
+    """Peers for "everywhere but ``denied``": one ipBlock per address family, the metadata
+    endpoint always among the exceptions, overlapping ranges merged."""
+    networks = [ipaddress.ip_network(c, strict=True) for c in (*denied, METADATA_ENDPOINT)]
+    blocks: list[dict[str, Any]] = []
+    for family, everywhere in _EVERYWHERE.items():
+        same = [n for n in networks if n.version == family]
+        collapsed = ipaddress.collapse_addresses(same)  # type: ignore[type-var]
+        block: dict[str, Any] = {"cidr": everywhere}
+        excepted = sorted(str(n) for n in collapsed)
+        if excepted:
+            block["except"] = excepted
+        blocks.append({"ipBlock": block})
+    return blocks
+
+
+def _owners_agents(schema: Mapping[str, str]) -> dict[str, Any]:
+    """The pods of this owner's agents (of this deployment of the platform). The owner
+    label is the platform's own: a user label lives under another prefix."""
+    return {
+        "podSelector": {
+            "matchLabels": {
+                L.MANAGED_BY: L.MANAGED_BY_VALUE,
+                L.INSTANCE: schema[L.INSTANCE],
+                L.OWNER: schema[L.OWNER],
+            }
+        }
+    }
+
+
+def build_baseline_policy(
+    *,
+    prefix: str,
+    deployment: Manifest,
+    schema: Mapping[str, str],
+    settings: BaselineSettings,
+) -> Manifest:
+    """The baseline policy of one agent on the default network (see the module)."""
+    sources: list[dict[str, Any]] = [_owners_agents(schema)]
+    sources += [_namespace(name) for name in settings.ingress_namespaces]
+    dns: dict[str, Any] = {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
+        "podSelector": {"matchLabels": dict(DNS_POD_LABELS)},
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": owned_metadata(
+            baseline_policy_name(prefix, schema[L.ID]), deployment, schema, "network-policy"
+        ),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(schema)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": sources}],
+            "egress": [
+                {"to": [dns], "ports": _dns_ports()},
+                {"to": [_owners_agents(schema)]},
+                {"to": denied_blocks(settings.denied_cidrs)},
+            ],
+        },
+    }
+
+
+def _namespace(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}}
+
+
+def _dns_ports() -> Sequence[dict[str, Any]]:
+    return [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
