@@ -4,8 +4,8 @@ A key must be at least ``MIN_KEY_LENGTH`` characters without whitespace, must no
 placeholder (the ``.env.example`` value, or any key containing "change-me", "changeme",
 "placeholder" or "example"), and must not be a few characters repeated: the entropy of its
 character frequencies, times its length, must reach ``MIN_KEY_BITS``. A random key passes
-with a wide margin: ``secrets.token_urlsafe(24)`` (32 characters) scores about 140 bits,
-``openssl rand -hex 16`` about 110, ``"k" * 32`` scores 0 and ``"abab..."`` 32.
+with a wide margin: ``secrets.token_urlsafe(24)`` (32 characters) scores about 145 bits,
+``openssl rand -hex 16`` about 115, ``"k" * 32`` scores 0 and ``"abab..."`` 32.
 
 The estimate cannot tell a random key from a long phrase a person made up; it refuses what is
 certainly weak, and the README tells operators to generate keys.
