@@ -44,7 +44,8 @@ AgentRef = Annotated[
         min_length=1,
         max_length=128,
         pattern=r"^[a-z0-9][-a-z0-9]*$",
-        description="the agent's id or name",
+        description="the agent's id, or its name; a ref shaped like an id (32 hex "
+        "characters) is only ever looked up as an id",
     ),
 ]
 LabelFilter = Annotated[
