@@ -95,7 +95,7 @@ def create_app(
             "the engine's credentials builds every container itself, under a policy."
         ),
         lifespan=lifespan,
-        # Each is a setting (README: Exposed without a key); off, the path answers 404.
+        # Each is a setting (README: what is served without a key); off, the path answers 404.
         openapi_url="/openapi.json" if settings.expose_openapi else None,
         docs_url="/docs" if settings.expose_docs else None,
         redoc_url="/redoc" if settings.expose_docs else None,
