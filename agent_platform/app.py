@@ -21,6 +21,7 @@ from .backends import build_orchestrator
 from .bodyguard import BodyGuardMiddleware
 from .metrics import Metrics
 from .middleware import RequestContextMiddleware
+from .pagination import Cursors, cursor_key
 from .problems import install_problem_handlers
 from .ratelimit import RateLimiter
 from .routes import agents, health
@@ -42,6 +43,15 @@ def create_app(
     settings = settings or Settings()
     backend = orchestrator or build_orchestrator(settings)
     metrics = Metrics()
+    signing_key, signing_source = cursor_key(
+        settings.cursor_secret.get_secret_value() if settings.cursor_secret else None,
+        settings.key.get_secret_value() if settings.key else None,
+    )
+    if signing_source == "random":
+        logger.warning(
+            "cursors are signed with a key of this process only: set AGENT_API_CURSOR_SECRET "
+            "so that a cursor from one replica works on another"
+        )
     state = AppState(
         settings=settings,
         orchestrator=backend,
@@ -54,6 +64,7 @@ def create_app(
         metrics=metrics,
         audit=AuditLog(settings.audit_file),
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        cursors=Cursors(signing_key),
     )
     if settings.allowed_images == ["*"]:
         logger.warning("every image may be spawned: set AGENT_API_ALLOWED_IMAGES to restrict them")
@@ -84,11 +95,17 @@ def create_app(
             "the engine's credentials builds every container itself, under a policy."
         ),
         lifespan=lifespan,
+        # Each is a setting (README: what is served without a key); off, the path answers 404.
+        openapi_url="/openapi.json" if settings.expose_openapi else None,
+        docs_url="/docs" if settings.expose_docs else None,
+        redoc_url="/redoc" if settings.expose_docs else None,
     )
     app.state.agent_api = state
     install_problem_handlers(app, retry_after=settings.retry_after)
     app.include_router(agents.router)
     app.include_router(health.router)
+    if settings.expose_metrics:
+        app.include_router(health.metrics_router)
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, audit=state.audit)
     return app

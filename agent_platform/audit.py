@@ -1,7 +1,8 @@
 """The audit trail: one JSON record per mutating request, to the log and optionally a file.
 
-A record names who (key name and owner), what (action, agent), and how it ended; never a
-key, a secret or an environment value.
+A record names who (key name and the key's owner), what (action, the agent as the caller
+named it, and the agent it resolved to: its id and owner), and how it ended; never a key,
+a secret or an environment value.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class AuditLog:
         action: str,
         agent: str | None,
         status: int,
+        agent_id: str | None = None,
+        agent_owner: str | None = None,
     ) -> None:
         entry: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(),
@@ -47,6 +50,8 @@ class AuditLog:
             "owner": owner,
             "action": action,
             "agent": agent,
+            "agent_id": agent_id,
+            "agent_owner": agent_owner,
             "outcome": outcome_of(status),
             "status": status,
         }

@@ -10,6 +10,11 @@ keys come from the keys file, which is re-read when it changes on disk:
         role: operator             # admin | operator | viewer
         sha256: 9f86d08...         # hex digest of the key
         disabled: false
+
+The file fails closed: when it cannot be read or parsed, is deleted, or holds one bad entry
+(a malformed field, a digest listed twice, the digest of a published placeholder key), no
+key from it is accepted until it is fixed; the admin key from the environment still works.
+``broken`` says so (``/readyz`` and the ``agent_api_keys_file_valid`` metric report it).
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from pathlib import Path
 
 import yaml
 from loguru import logger
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from orchestrators.models import DNS1123_LABEL
+
+from .keyrules import PLACEHOLDER_DIGESTS
 
 __all__ = ["KeyRing", "Principal", "Role", "hash_key"]
 
@@ -69,6 +76,16 @@ class _KeysFile(BaseModel):
 
     keys: list[_KeyEntry]
 
+    @model_validator(mode="after")
+    def _digests_are_unambiguous(self) -> _KeysFile:
+        digests = [entry.sha256 for entry in self.keys]
+        if len(set(digests)) != len(digests):
+            # One entry may disable a key that another still grants: refuse both.
+            raise ValueError("a key digest is listed more than once")
+        if PLACEHOLDER_DIGESTS & set(digests):
+            raise ValueError("an entry is the digest of the published placeholder key")
+        return self
+
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -83,16 +100,34 @@ class KeyRing:
             principal = Principal("admin", admin_owner, Role.ADMIN)
             self._admin.append((hash_key(admin_key.get_secret_value()), principal))
         self._file = keys_file
+        # (mtime, size) of the file last read; None: never read, or gone when last looked.
         self._stamp: tuple[float, int] | None = None
         self._from_file: list[tuple[str, Principal]] = []
+        self._broken = False
         self._lock = threading.Lock()
         if keys_file is not None:
             self._load(strict=True)
 
-    def _load(self, *, strict: bool) -> None:
+    @property
+    def broken(self) -> bool:
+        """True while a keys file is configured but grants nothing because it is bad or gone.
+
+        Checks the file first, so that it is current even when no request came in."""
+        self._maybe_reload()
+        return self._broken
+
+    def _stat(self) -> tuple[float, int] | None:
         assert self._file is not None
         try:
             stat = self._file.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime, stat.st_size)
+
+    def _load(self, *, strict: bool) -> None:
+        assert self._file is not None
+        stamp = self._stat()
+        try:
             text = self._file.read_text()
             data = (
                 yaml.safe_load(text) if self._file.suffix in (".yaml", ".yml") else json.loads(text)
@@ -103,18 +138,28 @@ class KeyRing:
                 raise ValueError(
                     f"keys file {self._file} is unreadable: {type(exc).__name__}"
                 ) from exc
-            logger.error("keys file {} is unreadable; keeping the keys loaded before", self._file)
+            # Fail closed: a key the current file does not grant is refused, so a key that
+            # was disabled or removed in a file that then broke does not come back.
+            self._from_file = []
+            self._broken = True
+            self._stamp = stamp
+            logger.error(
+                "keys file {} is unreadable ({}); no key from it is accepted until it is fixed",
+                self._file,
+                type(exc).__name__,
+            )
             return
         self._from_file = [
             (entry.sha256, Principal(entry.name, entry.owner, entry.role))
             for entry in parsed.keys
             if not entry.disabled
         ]
-        self._stamp = (stat.st_mtime, stat.st_size)
+        self._broken = False
+        self._stamp = stamp
         logger.info("loaded {} enabled keys from {}", len(self._from_file), self._file)
 
     def reload(self) -> None:
-        """Re-read the keys file now (on SIGHUP); a broken file keeps the previous keys."""
+        """Re-read the keys file now (on SIGHUP); a broken file grants nothing."""
         if self._file is not None:
             with self._lock:
                 self._load(strict=False)
@@ -122,11 +167,13 @@ class KeyRing:
     def _maybe_reload(self) -> None:
         if self._file is None:
             return
-        try:
-            stat = self._file.stat()
-        except OSError:
+        stamp = self._stat()
+        if stamp is None:
+            if not self._broken or self._stamp is not None:
+                with self._lock:
+                    self._load(strict=False)  # gone: fails closed
             return
-        if (stat.st_mtime, stat.st_size) != self._stamp:
+        if stamp != self._stamp:
             with self._lock:
                 self._load(strict=False)
 

@@ -32,7 +32,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise _Refused(422, "validation_error", f"the JSON body repeats the key {key!r}")
+            # Not which key: it may be a secret put where a secret's name belongs.
+            raise _Refused(422, "validation_error", "the JSON body repeats a key in one object")
         seen[key] = value
     return seen
 

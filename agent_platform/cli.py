@@ -12,6 +12,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from .auth import Role, hash_key
+from .keyrules import weakness
 from .logsetup import configure_logging
 from .settings import Settings
 
@@ -62,11 +63,27 @@ def create_key(
     name: Annotated[str, typer.Option(help="a label for the key, shown in logs")],
     owner: Annotated[str, typer.Option(help="whose agents the key manages")],
     role: Annotated[Role, typer.Option(help="admin, operator or viewer")] = Role.OPERATOR,
+    stdin: Annotated[
+        bool,
+        typer.Option(
+            "--stdin",
+            help="hash a key read from standard input instead of making one; a weak or "
+            "placeholder key is refused",
+        ),
+    ] = False,
 ) -> None:
     """Print a new key once, and the entry to add to the keys file."""
-    key = secrets.token_urlsafe(32)
+    if stdin:
+        key = sys.stdin.readline().rstrip("\r\n")
+        reason = weakness(key)
+        if reason is not None:
+            typer.echo(f"configuration error: key: {reason}", err=True)
+            raise typer.Exit(2)
+    else:
+        key = secrets.token_urlsafe(32)
     entry = {"name": name, "owner": owner, "role": role.value, "sha256": hash_key(key)}
-    typer.echo(f"key (shown once, store it now): {key}")
+    if not stdin:
+        typer.echo(f"key (shown once, store it now): {key}")
     typer.echo("keys file entry:")
     typer.echo(json.dumps(entry))
     sys.stdout.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Metrics"]
 
@@ -22,6 +22,13 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.keys_file_valid = Gauge(
+            "agent_api_keys_file_valid",
+            "1 when the keys file was read and grants its keys (or none is configured), "
+            "0 when it is broken or gone and grants nothing",
+            registry=self.registry,
+        )
+        self.keys_file_valid.set(1)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -89,5 +89,7 @@ class RequestContextMiddleware:
             owner=state.get("owner"),
             action=action,
             agent=agent,
+            agent_id=state.get("audit_agent_id"),
+            agent_owner=state.get("audit_agent_owner"),
             status=status,
         )

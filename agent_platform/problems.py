@@ -111,11 +111,30 @@ def _status_of(exc: OrchestratorError) -> int:
     return next(status for cls, status in _STATUS_BY_ERROR if isinstance(exc, cls))
 
 
+# What is said of an invalid secret instead of pydantic's message (messages, not secrets).
+_NAME_RULE = (
+    "a secret name must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$ (a name and its value swapped?)"
+)
+_VALUE_RULE = "a secret value must be a string of at most 32768 characters without NUL"
+
+
+def _clean_error(err: Mapping[str, Any]) -> dict[str, Any]:
+    """Where and what, never the input. Inside a ``secrets`` map not even where: its keys
+    may be values put in the wrong place, so the location stops at ``secrets`` and the
+    message is one of ours."""
+    loc = list(err.get("loc", ()))
+    msg = str(err.get("msg", ""))
+    if "secrets" in loc:
+        at = loc.index("secrets")
+        inside = loc[at + 1 :]
+        if inside:
+            msg = _NAME_RULE if "[key]" in inside else _VALUE_RULE
+        loc = loc[: at + 1]
+    return {"loc": loc, "msg": msg, "type": err.get("type")}
+
+
 def _clean_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    return [
-        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
-        for err in errors
-    ]
+    return [_clean_error(err) for err in errors]
 
 
 def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:

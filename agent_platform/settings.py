@@ -1,7 +1,7 @@
 """The one settings class of agent-api, read from the environment and an optional ``.env``.
 
-Unsafe configurations are refused here, before anything starts: no key at all, a short
-key, or an unknown orchestrator.
+Unsafe configurations are refused here, before anything starts: no key at all, a weak or
+placeholder key (``keyrules``), or an unknown orchestrator.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrators.models import DNS1123_LABEL, Resources
 
+from .keyrules import MIN_KEY_LENGTH, weakness
+
 __all__ = ["Settings"]
 
-MIN_KEY_LENGTH = 16
 # Private, shared (CGNAT) and link-local ranges, IPv4 and IPv6: what an agent on Kubernetes
 # may not reach by default (the node's metadata endpoint is denied whatever this says).
 DENIED_CIDRS = (
@@ -39,7 +40,9 @@ class Settings(BaseSettings):
     )
 
     key: SecretStr | None = Field(
-        default=None, description="the admin API key (AGENT_API_KEY); at least 16 characters"
+        default=None,
+        description=f"the admin API key (AGENT_API_KEY); at least {MIN_KEY_LENGTH} random "
+        "characters, never the .env.example placeholder",
     )
     owner: str = Field(
         default="admin", pattern=DNS1123_LABEL, description="owner recorded for the admin key"
@@ -171,16 +174,32 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="signs list cursors; default: derived from AGENT_API_KEY (the same on "
+        "every replica), or random per process without an admin key",
+    )
+    expose_metrics: bool = Field(default=True, description="serve /metrics without a key")
+    expose_openapi: bool = Field(default=True, description="serve /openapi.json without a key")
+    expose_docs: bool = Field(
+        default=False, description="serve /docs and /redoc (needs AGENT_API_EXPOSE_OPENAPI)"
+    )
+
     @field_validator("key")
     @classmethod
     def _key_strength(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        raw = value.get_secret_value()
-        if len(raw) < MIN_KEY_LENGTH or raw != raw.strip() or any(c.isspace() for c in raw):
-            raise ValueError(
-                f"AGENT_API_KEY must be at least {MIN_KEY_LENGTH} characters, without spaces"
-            )
+        reason = weakness(value.get_secret_value())
+        if reason is not None:
+            raise ValueError(f"AGENT_API_KEY is refused: {reason}")
+        return value
+
+    @field_validator("cursor_secret")
+    @classmethod
+    def _cursor_secret_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (reason := weakness(value.get_secret_value())) is not None:
+            raise ValueError(f"AGENT_API_CURSOR_SECRET is refused: {reason}")
         return value
 
     @field_validator("kube_egress_denied_cidrs")
@@ -201,6 +220,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "no API key configured: set AGENT_API_KEY (or AGENT_API_KEYS_FILE); "
                 "the service does not run without authentication"
+            )
+        if self.expose_docs and not self.expose_openapi:
+            raise ValueError(
+                "AGENT_API_EXPOSE_DOCS needs AGENT_API_EXPOSE_OPENAPI: the docs page reads it"
             )
         for field in ("cpus", "memory_mb", "pids"):
             if getattr(self, f"default_{field}") > getattr(self, f"max_{field}"):

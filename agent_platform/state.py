@@ -1,4 +1,4 @@
-"""What one running app holds: its settings, backend, keys, policy and metrics."""
+"""What one running app holds: its settings, backend, keys, policy, metrics and cursor key."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from orchestrators.policy import SpawnPolicy
 from .audit import AuditLog
 from .auth import KeyRing
 from .metrics import Metrics
+from .pagination import Cursors
 from .ratelimit import RateLimiter
 from .settings import Settings
 
@@ -25,3 +26,4 @@ class AppState:
     metrics: Metrics
     audit: AuditLog
     limiter: RateLimiter
+    cursors: Cursors

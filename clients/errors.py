@@ -224,12 +224,23 @@ def error_from_transport(exc: httpx.TransportError, url: httpx.URL | str) -> Tra
     return TransportError(f"{what} ({type(exc).__name__})", code=code)
 
 
+def _without_secrets(loc: list[Any], msg: str) -> tuple[list[Any], str]:
+    """Nothing of a ``secrets`` map: its names may be values put in the wrong place."""
+    if "secrets" not in loc:
+        return loc, msg
+    at = loc.index("secrets")
+    if len(loc) > at + 1:
+        msg = "a secret name or value is invalid (a name and its value swapped?)"
+    return loc[: at + 1], msg
+
+
 def error_from_validation(exc: pydantic.ValidationError, what: str) -> ValidationError:
-    """A request refused before it was sent; input values are left out (they may be secrets)."""
-    problems = [
-        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_input=False, include_url=False)
-    ]
+    """A request refused before it was sent; input values are left out (they may be secrets),
+    and so is anything inside a ``secrets`` map."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc, msg = _without_secrets(list(err["loc"]), err["msg"])
+        problems.append({"loc": loc, "msg": msg, "type": err["type"]})
     first = problems[0] if problems else {"loc": [], "msg": "invalid"}
     where = ".".join(str(part) for part in first["loc"])
     detail = f"{what}: {where}: {first['msg']}" if where else f"{what}: {first['msg']}"

@@ -7,6 +7,7 @@ networks, so none of them can be asked for, and unknown fields are rejected.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -15,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = [
+    "AGENT_ID",
     "DNS1123_LABEL",
     "IMAGE_REFERENCE",
     "MAX_TTL_SECONDS",
@@ -29,10 +31,15 @@ __all__ = [
     "RestartPolicy",
     "StoredSpec",
     "SweepReport",
+    "is_agent_id",
 ]
 
 MAX_TTL_SECONDS = 365 * 24 * 3600
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# The shape of an agent id on every backend (uuid4().hex). A ref of this shape is only ever
+# looked up as an id, and a name may not take it, so an id and a name never meet.
+AGENT_ID = r"^[0-9a-f]{32}$"
+_AGENT_ID = re.compile(AGENT_ID)
 # Docker's image reference grammar: [domain[:port]/]path[:tag][@digest], path lower case.
 _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _PORT = r"(?::[0-9]{1,5})"
@@ -56,6 +63,11 @@ SecretValue = Annotated[SecretStr, Field(max_length=32768)]
 # Kubernetes label name and value rules, so a user label fits both backends unchanged.
 LabelKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
 LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
+
+
+def is_agent_id(ref: str) -> bool:
+    """True when ``ref`` has the shape of an agent id (and so is never read as a name)."""
+    return _AGENT_ID.fullmatch(ref) is not None
 
 
 class AgentStatus(StrEnum):
@@ -108,6 +120,13 @@ class AgentSpec(_Strict):
         default=None, ge=1, le=MAX_TTL_SECONDS, description="stopped automatically after this"
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_not_an_id(cls, value: str) -> str:
+        if is_agent_id(value):
+            raise ValueError("a name may not have the shape of an agent id (32 hex characters)")
+        return value
+
     @field_validator("secrets")
     @classmethod
     def _secret_values(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
@@ -117,9 +136,9 @@ class AgentSpec(_Strict):
 
     @model_validator(mode="after")
     def _env_and_secrets_disjoint(self) -> AgentSpec:
-        both = sorted(set(self.env) & set(self.secrets))
-        if both:
-            raise ValueError(f"names used both as env and as secret: {', '.join(both)}")
+        if set(self.env) & set(self.secrets):
+            # Not which: no part of the secrets map is ever echoed.
+            raise ValueError("a name is used both in env and in secrets")
         return self
 
 

@@ -11,7 +11,6 @@ from pydantic import StringConstraints
 from orchestrators.models import Agent, AgentStatus, LogOptions
 
 from ..deps import Caller, Engine, OwnerScope, State, Writer
-from ..pagination import paginate
 from ..problems import ProblemError
 from ..schemas import ActionRequest, AgentList, RenewRequest, SpawnRequest
 from ..since import SINCE_PATTERN, parse_since
@@ -45,7 +44,8 @@ AgentRef = Annotated[
         min_length=1,
         max_length=128,
         pattern=r"^[a-z0-9][-a-z0-9]*$",
-        description="the agent's id or name",
+        description="the agent's id, or its name; a ref shaped like an id (32 hex "
+        "characters) is only ever looked up as an id",
     ),
 ]
 LabelFilter = Annotated[
@@ -104,13 +104,14 @@ async def spawn_agent(
         max_agents=limit or None,
     )
     response.headers["Location"] = f"/v1/agents/{agent.id}"
-    return agent
+    return audited(request, agent)
 
 
 @router.get("", response_model=AgentList, summary="List agents")
 async def list_agents(
     scope: OwnerScope,
     engine: Engine,
+    state: State,
     status: Annotated[AgentStatus | None, Query(description="only agents in this status")] = None,
     label: Annotated[
         list[LabelFilter],
@@ -119,14 +120,21 @@ async def list_agents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[
         str | None,
-        Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of a page"),
+        Query(description="next_cursor of a page; anything else is 400 invalid_cursor"),
     ] = None,
 ) -> AgentList:
     agents = await engine.list(owner=scope, labels=_label_filters(label))
     if status is not None:
         agents = [a for a in agents if a.status == status]
-    page, next_cursor = paginate(agents, limit=limit, cursor=cursor)
+    page, next_cursor = state.cursors.paginate(agents, limit=limit, cursor=cursor)
     return AgentList(items=page, next_cursor=next_cursor)
+
+
+def audited(request: Request, agent: Agent) -> Agent:
+    """Name the resolved agent (id and owner) in the request's audit record."""
+    request.state.audit_agent_id = agent.id
+    request.state.audit_agent_owner = agent.owner
+    return agent
 
 
 @router.get("/{agent}", response_model=Agent, summary="One agent")
@@ -135,22 +143,34 @@ async def get_agent(agent: AgentRef, scope: OwnerScope, engine: Engine) -> Agent
 
 
 @router.post("/{agent}/start", response_model=Agent, summary="Start (idempotent)")
-async def start_agent(agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine) -> Agent:
-    return await engine.start(agent, owner=scope)
+async def start_agent(
+    agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, request: Request
+) -> Agent:
+    return audited(request, await engine.start(agent, owner=scope))
 
 
 @router.post("/{agent}/stop", response_model=Agent, summary="Stop (idempotent)")
 async def stop_agent(
-    agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, timeout: Grace = None
+    agent: AgentRef,
+    _: Writer,
+    scope: OwnerScope,
+    engine: Engine,
+    request: Request,
+    timeout: Grace = None,
 ) -> Agent:
-    return await engine.stop(agent, owner=scope, timeout=timeout)
+    return audited(request, await engine.stop(agent, owner=scope, timeout=timeout))
 
 
 @router.post("/{agent}/restart", response_model=Agent, summary="Restart")
 async def restart_agent(
-    agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, timeout: Grace = None
+    agent: AgentRef,
+    _: Writer,
+    scope: OwnerScope,
+    engine: Engine,
+    request: Request,
+    timeout: Grace = None,
 ) -> Agent:
-    return await engine.restart(agent, owner=scope, timeout=timeout)
+    return audited(request, await engine.restart(agent, owner=scope, timeout=timeout))
 
 
 @router.post(
@@ -168,10 +188,10 @@ async def act_on_agent(
 ) -> Agent:
     request.state.audit_action = body.action
     if body.action == "start":
-        return await engine.start(agent, owner=scope)
+        return audited(request, await engine.start(agent, owner=scope))
     if body.action == "stop":
-        return await engine.stop(agent, owner=scope, timeout=body.timeout)
-    return await engine.restart(agent, owner=scope, timeout=body.timeout)
+        return audited(request, await engine.stop(agent, owner=scope, timeout=body.timeout))
+    return audited(request, await engine.restart(agent, owner=scope, timeout=body.timeout))
 
 
 @router.post(
@@ -180,9 +200,14 @@ async def act_on_agent(
     summary="Renew the TTL: the agent is stopped ttl_seconds from now",
 )
 async def renew_agent(
-    agent: AgentRef, body: RenewRequest, _: Writer, scope: OwnerScope, engine: Engine
+    agent: AgentRef,
+    body: RenewRequest,
+    _: Writer,
+    scope: OwnerScope,
+    engine: Engine,
+    request: Request,
 ) -> Agent:
-    return await engine.renew(agent, owner=scope, ttl_seconds=body.ttl_seconds)
+    return audited(request, await engine.renew(agent, owner=scope, ttl_seconds=body.ttl_seconds))
 
 
 @router.delete(
@@ -191,8 +216,12 @@ async def renew_agent(
     response_class=Response,
     summary="Remove the agent and what it owns; 404 once gone",
 )
-async def delete_agent(agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine) -> Response:
-    await engine.delete(agent, owner=scope)
+async def delete_agent(
+    agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, request: Request
+) -> Response:
+    # Resolved once, then deleted by its id: what the audit names is what was removed.
+    target = audited(request, await engine.get(agent, owner=scope))
+    await engine.delete(target.id, owner=scope)
     return Response(status_code=204)
 
 

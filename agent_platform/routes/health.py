@@ -1,4 +1,4 @@
-"""Liveness, readiness and metrics: no key needed."""
+"""Liveness, readiness and metrics: no key needed (metrics only if exposed, see app)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..deps import State
+from ..problems import ProblemError
 from ..schemas import Health
 
-__all__ = ["router"]
+__all__ = ["metrics_router", "router"]
 
 router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health, summary="The process answers")
@@ -21,19 +23,32 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    summary="The orchestrator answers",
-    responses={503: {"description": "orchestrator unreachable (problem+json, Retry-After)"}},
+    summary="The orchestrator answers and the keys file is valid",
+    responses={
+        503: {
+            "description": "orchestrator unreachable (problem+json, Retry-After), or the keys "
+            "file is broken (keys_file_broken: its keys are refused until it is fixed)"
+        }
+    },
 )
 async def readyz(state: State) -> Health:
+    if state.keys.broken:
+        raise ProblemError(
+            503,
+            "keys_file_broken",
+            "the keys file cannot be read or holds a bad entry: no key from it is accepted "
+            "until it is fixed (the admin key still works)",
+        )
     await state.orchestrator.ping()
     return Health(status="ready")
 
 
-@router.get(
+@metrics_router.get(
     "/metrics",
     response_class=Response,
     summary="Prometheus metrics",
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(state: State) -> Response:
+    state.metrics.keys_file_valid.set(0 if state.keys.broken else 1)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -42,7 +41,15 @@ from ..errors import (
     OrchestratorUnavailable,
     SpawnFailed,
 )
-from ..models import Agent, AgentSpec, LogOptions, Resources, StoredSpec, SweepReport
+from ..models import (
+    Agent,
+    AgentSpec,
+    LogOptions,
+    Resources,
+    StoredSpec,
+    SweepReport,
+    is_agent_id,
+)
 from ..threads import in_thread
 from .leases import deadline_of, read_leases, write_lease
 from .objects import build_container, volume_name
@@ -53,7 +60,6 @@ __all__ = ["DockerConfig", "DockerOrchestrator"]
 
 T = TypeVar("T")
 Summary = dict[str, Any]
-_AGENT_ID = re.compile(r"^[0-9a-f]{32}$")
 _INSPECTED = "_inspected"  # the inspect answer a summary was made from, if it was
 _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
@@ -186,18 +192,21 @@ class DockerOrchestrator(Orchestrator):
         }
 
     def _find(self, ref: str, owner: str | None) -> Summary:
-        found: list[Summary] = []
-        if _AGENT_ID.match(ref) and (hinted := self._hints.get(ref)) is not None:
+        """A ref shaped like an id is looked up as an id and nothing else: it never falls
+        back to a name (names cannot take that shape; see ``AgentSpec``)."""
+        by_id = is_agent_id(ref)
+        if by_id and (hinted := self._hints.get(ref)) is not None:
             summary = self._inspect(hinted)
             if summary is not None and summary["Labels"].get(L.ID) == ref:
                 if owner is None or summary["Labels"].get(L.OWNER) == owner:
                     return summary
             else:
                 self._hints.pop(ref, None)
-        if _AGENT_ID.match(ref):
-            found = self._containers(L.selector(instance=self._instance, owner=owner, agent_id=ref))
-        if not found:
-            found = self._containers(L.selector(instance=self._instance, owner=owner, name=ref))
+        if by_id:
+            terms = L.selector(instance=self._instance, owner=owner, agent_id=ref)
+        else:
+            terms = L.selector(instance=self._instance, owner=owner, name=ref)
+        found = self._containers(terms)
         if not found:
             raise AgentNotFound(f"no agent {ref!r}")
         if len(found) > 1:

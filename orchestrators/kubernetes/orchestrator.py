@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +54,16 @@ from ..errors import (
     PolicyViolation,
     SpawnFailed,
 )
-from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
+from ..models import (
+    Agent,
+    AgentSpec,
+    AgentStatus,
+    LogOptions,
+    Resources,
+    StoredSpec,
+    SweepReport,
+    is_agent_id,
+)
 from ..threads import in_thread
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
 from .network import (
@@ -93,7 +101,6 @@ Settled = Callable[[JSON, list[JSON]], bool]
 # (list, delete) methods of one kind of object; aliases, as ``list`` is also a method below.
 Kinds = list[tuple[Callable[..., Any], Callable[..., Any]]]
 Names = list[str]
-_AGENT_ID = re.compile(r"^[0-9a-f]{32}$")
 _CHUNK = 65536
 
 
@@ -217,13 +224,12 @@ class KubernetesOrchestrator(Orchestrator):
     def _find(self, ref: str, owner: str | None) -> JSON:
         if not is_label_value(ref) or (owner is not None and not is_label_value(owner)):
             raise AgentNotFound(f"no agent {ref!r}")
-        found: list[JSON] = []
-        if _AGENT_ID.match(ref):
-            found = self._deployments(
-                L.selector(instance=self._instance, owner=owner, agent_id=ref)
-            )
-        if not found:
-            found = self._deployments(L.selector(instance=self._instance, owner=owner, name=ref))
+        # A ref shaped like an id is an id and nothing else: it never falls back to a name.
+        if is_agent_id(ref):
+            terms = L.selector(instance=self._instance, owner=owner, agent_id=ref)
+        else:
+            terms = L.selector(instance=self._instance, owner=owner, name=ref)
+        found = self._deployments(terms)
         if not found:
             raise AgentNotFound(f"no agent {ref!r}")
         if len(found) > 1:

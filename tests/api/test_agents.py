@@ -141,7 +141,7 @@ def test_list_filters_and_paginates(api: Api, busybox: str) -> None:
         api.alice.get("/v1/agents", params={"cursor": "bm90LWEtY3Vyc29y"}), 400, "invalid_cursor"
     )
     assert_problem(
-        api.alice.get("/v1/agents", params={"cursor": "garbage!"}), 422, "validation_error"
+        api.alice.get("/v1/agents", params={"cursor": "garbage!"}), 400, "invalid_cursor"
     )
     assert_problem(
         api.alice.get("/v1/agents", params={"label": "novalue"}), 422, "validation_error"

@@ -116,7 +116,7 @@ def test_list_filters_and_the_pagination_helper(alice: AgentClient, busybox: str
     assert (unknown_cursor.value.status, unknown_cursor.value.code) == (400, "invalid_cursor")
     with pytest.raises(ValidationError) as bad_cursor:
         alice.list_agents(cursor="garbage!")
-    assert (bad_cursor.value.status, bad_cursor.value.code) == (422, "validation_error")
+    assert (bad_cursor.value.status, bad_cursor.value.code) == (400, "invalid_cursor")
 
 
 def test_lifecycle_and_delete_semantics(alice: AgentClient, busybox: str) -> None:
@@ -242,7 +242,8 @@ def test_errors_carry_the_servers_code_detail_and_status(
     with pytest.raises(ValidationError) as shape:
         alice.spawn("aptest-cl-shape", busybox, secrets={"TOKEN": 123456789})  # type: ignore[dict-item]
     assert (shape.value.status, shape.value.code) == (None, "invalid_request")
-    assert "secrets.TOKEN" in str(shape.value)
+    assert "secrets" in str(shape.value)
+    assert "TOKEN" not in str(shape.value)  # nothing of a secrets map, not even its names
     assert "123456789" not in str(shape.value)
     with pytest.raises(ValidationError):
         alice.get("")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from orchestrators.base import Orchestrator
 from orchestrators.errors import (
@@ -240,6 +241,26 @@ async def test_unknown_references_are_not_found(backend: Orchestrator) -> None:
             await backend.get(ref)
         with pytest.raises(AgentNotFound):
             await backend.delete(ref)
+
+
+async def test_a_ref_shaped_like_an_id_is_never_read_as_a_name(
+    backend: Orchestrator, image: str
+) -> None:
+    lookalike = "0123456789abcdef" * 2
+    with pytest.raises(ValidationError):
+        sleeper(lookalike, image)
+    # As an agent spawned before names were checked would be: built without validation.
+    legacy = AgentSpec.model_construct(
+        name=lookalike, image=image, command=["sleep", "3600"], restart_policy="no"
+    )
+    bobs = await spawn(backend, legacy, owner="bob")
+    for owner in (None, "bob"):
+        with pytest.raises(AgentNotFound):
+            await backend.get(lookalike, owner=owner)
+        with pytest.raises(AgentNotFound):
+            await backend.delete(lookalike, owner=owner)
+    assert (await backend.get(bobs.id, owner="bob")).name == lookalike
+    await backend.delete(bobs.id)
 
 
 async def test_a_new_instance_sees_exactly_the_same_agents(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from agent_platform.settings import Settings
 from orchestrators.kubernetes import KubernetesConfig, KubernetesOrchestrator
 
 pytestmark = pytest.mark.anyio
-KEY = "k" * 32
+KEY = secrets.token_urlsafe(32)  # a repeated character is refused as a weak key
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import agent_platform
 import clients
 import orchestrators
 import orchestrators.docker
-from agent_platform.pagination import paginate
+from agent_platform.pagination import Cursors
 from agent_platform.problems import ProblemError
 from agent_platform.since import parse_since
 from orchestrators import labels as L
@@ -206,7 +206,7 @@ def test_pages_cover_every_agent_once_in_order() -> None:
     agents = [agent(i) for i in range(7)]
     seen, cursor = [], None
     while True:
-        page, cursor = paginate(agents, limit=3, cursor=cursor)
+        page, cursor = Cursors(b"unit-test-key").paginate(agents, limit=3, cursor=cursor)
         seen += page
         if cursor is None:
             break
