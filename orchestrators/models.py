@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from .images import id_shaped
+
 __all__ = [
     "DNS1123_LABEL",
     "IMAGE_REFERENCE",
@@ -107,6 +109,13 @@ class AgentSpec(_Strict):
     ttl_seconds: int | None = Field(
         default=None, ge=1, le=MAX_TTL_SECONDS, description="stopped automatically after this"
     )
+
+    @field_validator("image")
+    @classmethod
+    def _image_not_an_id(cls, value: str) -> str:
+        if id_shaped(value):
+            raise ValueError("an image id is not accepted: name the image (repository and tag)")
+        return value
 
     @field_validator("secrets")
     @classmethod

@@ -8,9 +8,9 @@ This module decides only what may vary per deployment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
 from .errors import PolicyViolation
+from .images import matches
 from .models import AgentSpec, Resources
 
 __all__ = ["SpawnPolicy"]
@@ -41,5 +41,6 @@ class SpawnPolicy:
         return resolved
 
     def check_image(self, image: str) -> None:
-        if not any(fnmatchcase(image, pattern) for pattern in self.allowed_images):
+        """Patterns match the parsed reference (see ``orchestrators.images``)."""
+        if not any(matches(image, pattern) for pattern in self.allowed_images):
             raise PolicyViolation(f"image {image!r} is not allowed by this server's policy")

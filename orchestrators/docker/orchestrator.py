@@ -42,6 +42,7 @@ from ..errors import (
     OrchestratorUnavailable,
     SpawnFailed,
 )
+from ..images import parse_reference
 from ..models import Agent, AgentSpec, LogOptions, Resources, StoredSpec, SweepReport
 from ..threads import in_thread
 from .leases import deadline_of, read_leases, write_lease
@@ -535,7 +536,7 @@ class DockerOrchestrator(Orchestrator):
     def _ensure_image(self, image: str) -> None:
         api = self._client()
         try:
-            api.inspect_image(image)
+            _check_named(api.inspect_image(image), image)
             return
         except docker.errors.ImageNotFound:
             pass
@@ -547,11 +548,12 @@ class DockerOrchestrator(Orchestrator):
             raise ImageNotFound(f"image {image!r} is not present on the engine")
         try:
             api.pull(image)
-            api.inspect_image(image)
+            info = api.inspect_image(image)
         except (docker.errors.APIError, docker.errors.ImageNotFound) as exc:
             raise ImageNotFound(
                 f"image {image!r} is not present on the engine and could not be pulled"
             ) from exc
+        _check_named(info, image)
 
     def _create(
         self,
@@ -639,6 +641,25 @@ class DockerOrchestrator(Orchestrator):
                     continue
                 raise SpawnFailed(f"the agent could not start: {_explain(exc)}") from exc
         raise SpawnFailed("the agents' network disappeared twice while spawning")
+
+
+def _check_named(info: Mapping[str, Any], image: str) -> None:
+    """Refuse an image the engine found by id rather than by the name that was allowed.
+
+    Given a name it has no image for, the engine tries the name as an id prefix, so an
+    allowed-looking reference (``cafe``) could run any local image. The image found must
+    carry the reference as one of its tags or digests.
+    """
+    ref = parse_reference(image)
+    if ref.digest is not None:
+        expected, known = f"{ref.familiar}@{ref.digest}", info.get("RepoDigests") or []
+    else:
+        expected, known = f"{ref.familiar}:{ref.tag or 'latest'}", info.get("RepoTags") or []
+    if expected not in known:
+        raise InvalidSpec(
+            f"image {image!r} names no image on the engine (it matched an image id): "
+            "name the image by repository and tag"
+        )
 
 
 def _lost_network(exc: docker.errors.APIError) -> bool:
