@@ -27,6 +27,7 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
                 max_log_streams=settings.max_log_streams,
                 read_only_rootfs=settings.read_only_rootfs,
                 orphan_grace_seconds=settings.orphan_grace_seconds,
+                agent_user=settings.agent_user or None,
             )
         )
     # Imported here: a Docker deployment never loads the Kubernetes client.

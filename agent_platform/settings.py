@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     pull_missing_images: bool = True
     workspace_path: str = Field(default="/workspace", pattern=r"^/[A-Za-z0-9_./-]*$")
     stop_timeout: int = Field(default=10, ge=0, le=3600)
+    agent_user: str = Field(
+        default="10001:10001",
+        pattern=r"^([0-9]{1,10}:[0-9]{1,10})?$",
+        description="uid:gid Docker agents run as (their workspace is theirs); empty: the "
+        "image's own user",
+    )
 
     default_cpus: float = Field(default=1.0, gt=0)
     default_memory_mb: int = Field(default=512, ge=6)

@@ -49,6 +49,7 @@ from .leases import deadline_of, read_leases, write_lease
 from .objects import build_container, volume_name
 from .orphans import remove_orphans
 from .status import container_status, exit_code_from_summary, inspect_facts
+from .workspace import prepare_with_helper, prepare_workspace
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
 
@@ -76,6 +77,7 @@ class DockerConfig:
     max_log_streams: int = 64
     read_only_rootfs: bool = False
     orphan_grace_seconds: float = 300.0  # an in-flight spawn's volume is younger than this
+    agent_user: str | None = "10001:10001"  # uid:gid agents run as; None: the image's user
 
 
 def _translate(exc: Exception) -> OrchestratorError:
@@ -589,7 +591,15 @@ class DockerOrchestrator(Orchestrator):
                 volume=volume,
                 workspace_path=config.workspace_path,
                 read_only_rootfs=config.read_only_rootfs,
+                user=config.agent_user,
             ).kwargs()
+
+        user = config.agent_user
+        prepare: Callable[[str], None] | None = None
+        if volume is not None and user and not config.read_only_rootfs:
+
+            def prepare(container_id: str) -> None:
+                prepare_workspace(api, container_id, path=config.workspace_path, user=user)
 
         try:
             if volume is not None:
@@ -599,7 +609,21 @@ class DockerOrchestrator(Orchestrator):
                         instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
                     ),
                 )
-            return self._create_and_start(describe, networked=spec.network != "none")
+                if user and config.read_only_rootfs:
+                    prepare_with_helper(
+                        api,
+                        image=spec.image,
+                        volume=volume,
+                        path=config.workspace_path,
+                        user=user,
+                        name=f"{config.resource_prefix}init-{agent_id}",
+                        labels=L.owned_labels(
+                            instance=self._instance, agent_id=agent_id, owner=owner, kind="init"
+                        ),
+                    )
+            return self._create_and_start(
+                describe, networked=spec.network != "none", prepare=prepare
+            )
         except BaseException as exc:
             self._remove_volumes(agent_id)
             if isinstance(exc, docker.errors.APIError) and exc.status_code == 409:
@@ -610,7 +634,12 @@ class DockerOrchestrator(Orchestrator):
                 raise SpawnFailed(f"the engine refused the agent: {_explain(exc)}") from exc
             raise
 
-    def _create_and_start(self, describe: Callable[[str], dict[str, Any]], networked: bool) -> str:
+    def _create_and_start(
+        self,
+        describe: Callable[[str], dict[str, Any]],
+        networked: bool,
+        prepare: Callable[[str], None] | None = None,
+    ) -> str:
         """Create and start the container; a container that cannot start is removed.
 
         The network may have been removed behind our back since its id was cached: the
@@ -629,6 +658,8 @@ class DockerOrchestrator(Orchestrator):
                 self._forget_network()
                 continue
             try:
+                if prepare is not None:
+                    prepare(container_id)
                 api.start(container_id)
                 return container_id
             except BaseException as exc:
