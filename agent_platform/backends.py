@@ -19,6 +19,7 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
                 base_url=settings.docker_host,
                 timeout=settings.engine_timeout,
                 network=settings.network,
+                service_container=settings.service_container,
                 resource_prefix=settings.resource_prefix,
                 pull_missing_images=settings.pull_missing_images,
                 workspace_path=settings.workspace_path,

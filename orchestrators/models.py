@@ -21,6 +21,7 @@ __all__ = [
     "IMAGE_REFERENCE",
     "MAX_TTL_SECONDS",
     "Agent",
+    "AgentAddress",
     "AgentName",
     "AgentSpec",
     "AgentStatus",
@@ -168,6 +169,15 @@ class StoredSpec(_Strict):
         )
 
 
+class AgentAddress(BaseModel):
+    """How the agent's owner reaches it: a DNS name on a network the owner's services join."""
+
+    model_config = ConfigDict(frozen=True)
+
+    network: str = Field(description="the network (on Docker: <AGENT_API_NETWORK>.<owner>)")
+    host: str = Field(description="the agent's DNS name on that network (its name)")
+
+
 class Agent(BaseModel):
     """An agent as every route returns it, rebuilt from the engine's labels and state."""
 
@@ -190,6 +200,11 @@ class Agent(BaseModel):
     command: list[str] | None
     expires_at: datetime | None = Field(
         default=None, description="when the agent is stopped automatically (ttl_seconds)"
+    )
+    address: AgentAddress | None = Field(
+        default=None,
+        description="how its owner reaches it; null without a network or where the backend "
+        "gives agents no name of their own",
     )
     orchestrator: str
 

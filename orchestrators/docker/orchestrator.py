@@ -46,6 +46,7 @@ from ..images import parse_reference
 from ..models import Agent, AgentSpec, LogOptions, Resources, StoredSpec, SweepReport
 from ..threads import in_thread
 from .leases import deadline_of, read_leases, write_lease
+from .networks import find_or_create, network_name, remove_idle_networks
 from .objects import build_container, volume_name
 from .orphans import remove_orphans
 from .status import container_status, exit_code_from_summary, inspect_facts
@@ -68,7 +69,8 @@ class DockerConfig:
 
     base_url: str | None = None  # None: DOCKER_HOST or the local socket
     timeout: float = 30.0
-    network: str = "hive-net"
+    network: str = "hive-net"  # agents of owner o join the network "<network>.<o>"
+    service_container: str | None = None  # agent-api's container, joined to them if set
     resource_prefix: str = "hive-"
     pull_missing_images: bool = True
     workspace_path: str = "/workspace"
@@ -111,7 +113,7 @@ class DockerOrchestrator(Orchestrator):
         self._log_executor = ThreadPoolExecutor(config.max_log_streams, thread_name_prefix="logs")
         self._api: APIClient | None = None
         self._api_lock = threading.Lock()
-        self._network_id: str | None = None
+        self._network_ids: dict[str, str] = {}  # owner network name -> id
         self._network_lock = threading.Lock()
         self._instance = L.instance_name(config.resource_prefix)
         # Agent id -> container id, learnt from lists, lookups and spawns. Only a hint of
@@ -185,6 +187,7 @@ class DockerOrchestrator(Orchestrator):
             "Labels": labels,
             "State": state,
             "Status": f"Exited ({code})" if state == "exited" else "",
+            "NetworkSettings": info.get("NetworkSettings") or {},
             _INSPECTED: info,
         }
 
@@ -243,6 +246,7 @@ class DockerOrchestrator(Orchestrator):
             detail=detail,
             orchestrator=self.name,
             expires_at=deadline_of(labels, leases or {}),
+            address=_address(summary, labels),
         )
 
     # -- the contract ---------------------------------------------------------------------
@@ -379,6 +383,17 @@ class DockerOrchestrator(Orchestrator):
                     grace=self._config.orphan_grace_seconds,
                 )
             )
+            idle = remove_idle_networks(
+                api,
+                instance=self._instance,
+                busy_owners={summary["Labels"][L.OWNER] for summary in containers},
+                now=moment,
+                grace=self._config.orphan_grace_seconds,
+                service_container=self._config.service_container,
+            )
+            if idle:
+                self._forget_network()
+            report.removed.extend(idle)
             return report
 
         return await self._run(work)
@@ -495,45 +510,28 @@ class DockerOrchestrator(Orchestrator):
             return self._agent(self._refresh(found[0]["Id"]), inspect=True)
         return self._agent(found[0], inspect=True)
 
-    def _ensure_network(self) -> str:
-        """The id of the agents' network, created if missing.
-
-        Docker does not keep network names unique: replicas racing to create it can make
-        two. Every replica then settles on the one with the smallest id, removes the others
-        if nothing is attached to them, and attaches agents by id, never by the ambiguous
-        name.
-        """
+    def _ensure_network(self, owner: str) -> str:
+        """The id of the owner's agent network, created if missing (see ``networks``)."""
+        name = network_name(self._config.network, owner)
         with self._network_lock:
-            if self._network_id is not None:
-                return self._network_id
-            api, name = self._client(), self._config.network
+            if (known := self._network_ids.get(name)) is not None:
+                return known
+            network_id = find_or_create(
+                self._client(),
+                name,
+                instance=self._instance,
+                owner=owner,
+                service_container=self._config.service_container,
+            )
+            self._network_ids[name] = network_id
+            return network_id
 
-            def same_name() -> list[dict[str, Any]]:
-                found = [n for n in api.networks(names=[name]) if n.get("Name") == name]
-                return sorted(found, key=lambda n: str(n["Id"]))
-
-            found = same_name()
-            if not found:
-                try:
-                    api.create_network(
-                        name,
-                        driver="bridge",
-                        check_duplicate=True,
-                        labels={L.MANAGED_BY: L.MANAGED_BY_VALUE},
-                    )
-                except docker.errors.APIError as exc:
-                    if exc.status_code != 409:  # 409: another replica created it first
-                        raise
-                found = same_name()
-            for duplicate in found[1:]:
-                with contextlib.suppress(docker.errors.APIError):
-                    api.remove_network(duplicate["Id"])
-            self._network_id = str(found[0]["Id"])
-            return self._network_id
-
-    def _forget_network(self) -> None:
+    def _forget_network(self, owner: str | None = None) -> None:
         with self._network_lock:
-            self._network_id = None
+            if owner is None:
+                self._network_ids.clear()
+            else:
+                self._network_ids.pop(network_name(self._config.network, owner), None)
 
     def _ensure_image(self, image: str) -> None:
         api = self._client()
@@ -622,7 +620,7 @@ class DockerOrchestrator(Orchestrator):
                         ),
                     )
             return self._create_and_start(
-                describe, networked=spec.network != "none", prepare=prepare
+                describe, owner if spec.network != "none" else None, prepare=prepare
             )
         except BaseException as exc:
             self._remove_volumes(agent_id)
@@ -637,7 +635,7 @@ class DockerOrchestrator(Orchestrator):
     def _create_and_start(
         self,
         describe: Callable[[str], dict[str, Any]],
-        networked: bool,
+        network_owner: str | None,
         prepare: Callable[[str], None] | None = None,
     ) -> str:
         """Create and start the container; a container that cannot start is removed.
@@ -648,14 +646,14 @@ class DockerOrchestrator(Orchestrator):
         """
         api = self._client()
         for attempt in (1, 2):
-            retry = attempt == 1 and networked
-            network = self._ensure_network() if networked else "none"
+            retry = attempt == 1 and network_owner is not None
+            network = self._ensure_network(network_owner) if network_owner else "none"
             try:
                 container_id: str = api.create_container(**describe(network))["Id"]
             except docker.errors.NotFound as exc:
                 if not (retry and _lost_network(exc)):
                     raise
-                self._forget_network()
+                self._forget_network(network_owner)
                 continue
             try:
                 if prepare is not None:
@@ -668,10 +666,19 @@ class DockerOrchestrator(Orchestrator):
                 if not isinstance(exc, docker.errors.APIError):
                     raise
                 if retry and _lost_network(exc):
-                    self._forget_network()
+                    self._forget_network(network_owner)
                     continue
                 raise SpawnFailed(f"the agent could not start: {_explain(exc)}") from exc
         raise SpawnFailed("the agents' network disappeared twice while spawning")
+
+
+def _address(summary: Summary, labels: Mapping[str, str]) -> tuple[str, str] | None:
+    """The network the agent is on, as the engine says, and its DNS name there."""
+    networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+    names = [name for name in networks if name not in ("none", "host", "bridge")]
+    if len(names) != 1:
+        return None
+    return names[0], labels[L.NAME]
 
 
 def _check_named(info: Mapping[str, Any], image: str) -> None:
