@@ -19,6 +19,7 @@ import docker.errors
 from docker import APIClient
 
 from .. import labels as L
+from ..errors import EngineError
 
 __all__ = ["KIND", "find_or_create", "network_name", "remove_idle_networks"]
 
@@ -61,7 +62,11 @@ def find_or_create(
             )
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: another replica created it first
-                raise
+                # Typically the engine's address pools are used up (see the README).
+                explanation = str(exc.explanation or exc)[:300]
+                raise EngineError(
+                    f"the agents' network {name} could not be created: {explanation}"
+                ) from exc
         found = same_name()
     for duplicate in found[1:]:
         with contextlib.suppress(docker.errors.APIError):
