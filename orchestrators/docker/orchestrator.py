@@ -506,6 +506,11 @@ class DockerOrchestrator(Orchestrator):
         if found[0].get("State") == "created":
             # The first call was cut off between create and start: finish its work.
             with contextlib.suppress(docker.errors.APIError):
+                if stored.workspace:
+                    labels = found[0]["Labels"]
+                    self._own_workspace(
+                        found[0]["Id"], image=stored.image, agent_id=labels[L.ID], owner=owner
+                    )
                 self._client().start(found[0]["Id"])
             return self._agent(self._refresh(found[0]["Id"]), inspect=True)
         return self._agent(found[0], inspect=True)
@@ -592,12 +597,11 @@ class DockerOrchestrator(Orchestrator):
                 user=config.agent_user,
             ).kwargs()
 
-        user = config.agent_user
         prepare: Callable[[str], None] | None = None
-        if volume is not None and user and not config.read_only_rootfs:
+        if volume is not None and config.agent_user and not config.read_only_rootfs:
 
             def prepare(container_id: str) -> None:
-                prepare_workspace(api, container_id, path=config.workspace_path, user=user)
+                self._own_workspace(container_id, image=spec.image, agent_id=agent_id, owner=owner)
 
         try:
             if volume is not None:
@@ -607,18 +611,8 @@ class DockerOrchestrator(Orchestrator):
                         instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
                     ),
                 )
-                if user and config.read_only_rootfs:
-                    prepare_with_helper(
-                        api,
-                        image=spec.image,
-                        volume=volume,
-                        path=config.workspace_path,
-                        user=user,
-                        name=f"{config.resource_prefix}init-{agent_id}",
-                        labels=L.owned_labels(
-                            instance=self._instance, agent_id=agent_id, owner=owner, kind="init"
-                        ),
-                    )
+                if config.read_only_rootfs:
+                    self._own_workspace(None, image=spec.image, agent_id=agent_id, owner=owner)
             return self._create_and_start(
                 describe, owner if spec.network != "none" else None, prepare=prepare
             )
@@ -631,6 +625,30 @@ class DockerOrchestrator(Orchestrator):
             if isinstance(exc, docker.errors.APIError) and exc.is_client_error():
                 raise SpawnFailed(f"the engine refused the agent: {_explain(exc)}") from exc
             raise
+
+    def _own_workspace(
+        self, container_id: str | None, *, image: str, agent_id: str, owner: str
+    ) -> None:
+        """Make the workspace volume the agent user's (see ``workspace``): through the
+        created container, or through a helper where the container cannot take it."""
+        config, api = self._config, self._client()
+        user = config.agent_user
+        if not user:
+            return
+        if container_id is not None and not config.read_only_rootfs:
+            prepare_workspace(api, container_id, path=config.workspace_path, user=user)
+            return
+        prepare_with_helper(
+            api,
+            image=image,
+            volume=volume_name(config.resource_prefix, agent_id),
+            path=config.workspace_path,
+            user=user,
+            name=f"{config.resource_prefix}init-{agent_id}",
+            labels=L.owned_labels(
+                instance=self._instance, agent_id=agent_id, owner=owner, kind="init"
+            ),
+        )
 
     def _create_and_start(
         self,

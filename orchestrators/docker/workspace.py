@@ -64,6 +64,9 @@ def prepare_with_helper(
         "NetworkMode": "none",
         "Mounts": [{"Type": "volume", "Source": volume, "Target": path, "ReadOnly": False}],
     }
+    # One left by a service killed mid-way would hold the name (and the volume).
+    with contextlib.suppress(docker.errors.NotFound):
+        api.remove_container(name, force=True)
     helper = api.create_container(
         image,
         name=name,
