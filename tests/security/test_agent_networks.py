@@ -184,3 +184,27 @@ async def test_an_idle_owner_network_is_removed_by_the_sweep(
         assert again.address.network == name
     finally:
         await backend.close()
+
+
+@pytest.mark.anyio
+async def test_the_operator_may_let_agents_reach_agent_api(
+    platform: Any, busybox: str, clean_docker: docker.DockerClient
+) -> None:
+    backend = DockerOrchestrator(
+        DockerConfig(
+            network=TEST_NETWORK,
+            resource_prefix=TEST_PREFIX,
+            pull_missing_images=False,
+            stop_timeout=0,
+            service_container=STANDIN,
+        )
+    )
+    try:
+        spec = AgentSpec(name="aptest-caller", image=busybox, command=["sleep", "3600"])
+        await backend.spawn(spec, owner="dave", resources=SMALL)
+        caller = container(clean_docker, "dave", "aptest-caller")
+        assert fetches(caller, "http://agent-api:8000/hostname")
+        platform.reload()
+        assert f"{TEST_NETWORK}.dave" in platform.attrs["NetworkSettings"]["Networks"]
+    finally:
+        await backend.close()
