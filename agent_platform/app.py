@@ -60,6 +60,7 @@ def create_app(
             default_resources=settings.default_resources,
             max_resources=settings.max_resources,
             allowed_images=tuple(settings.allowed_images),
+            reserved_names=frozenset(settings.reserved_names),
         ),
         metrics=metrics,
         audit=AuditLog(settings.audit_file),

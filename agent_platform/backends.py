@@ -19,6 +19,7 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
                 base_url=settings.docker_host,
                 timeout=settings.engine_timeout,
                 network=settings.network,
+                service_container=settings.service_container,
                 resource_prefix=settings.resource_prefix,
                 pull_missing_images=settings.pull_missing_images,
                 workspace_path=settings.workspace_path,
@@ -27,6 +28,7 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
                 max_log_streams=settings.max_log_streams,
                 read_only_rootfs=settings.read_only_rootfs,
                 orphan_grace_seconds=settings.orphan_grace_seconds,
+                agent_user=settings.agent_user or None,
             )
         )
     # Imported here: a Docker deployment never loads the Kubernetes client.

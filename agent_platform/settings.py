@@ -66,11 +66,32 @@ class Settings(BaseSettings):
     max_log_streams: int = Field(default=64, ge=1, le=4096)
     retry_after: int = Field(default=5, ge=1, description="Retry-After seconds on 503")
 
-    network: str = Field(default="hive-net", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    network: str = Field(
+        default="hive-net",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        description="stem of the owners' agent networks: owner o's agents join <network>.<o>",
+    )
+    service_container: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+        description="agent-api's own container; set, it joins every owner's agent network "
+        "(as agent-api) so that agents can call the API; unset, agents cannot reach it",
+    )
+    reserved_names: list[str] = Field(
+        default_factory=list,
+        description="agent names refused besides agent-api and sol (the platform's services); "
+        "JSON list",
+    )
     resource_prefix: str = Field(default="hive-", pattern=r"^[a-z0-9][a-z0-9-]{0,19}$")
     pull_missing_images: bool = True
     workspace_path: str = Field(default="/workspace", pattern=r"^/[A-Za-z0-9_./-]*$")
     stop_timeout: int = Field(default=10, ge=0, le=3600)
+    agent_user: str = Field(
+        default="10001:10001",
+        pattern=r"^([0-9]{1,10}:[0-9]{1,10})?$",
+        description="uid:gid Docker agents run as (their workspace is theirs); empty: the "
+        "image's own user",
+    )
 
     default_cpus: float = Field(default=1.0, gt=0)
     default_memory_mb: int = Field(default=512, ge=6)

@@ -217,7 +217,7 @@ def create_fleet(
 
 
 def remove_resources(api: Any, *, prefix: str, network: str, workers: int = 8) -> int:
-    """Remove every container and volume named ``prefix*`` and the network; the count removed.
+    """Remove every container and volume named ``prefix*`` and the networks; the count removed.
 
     Only names under the run's prefix are touched, so other users of the engine keep theirs.
     """
@@ -238,7 +238,8 @@ def remove_resources(api: Any, *, prefix: str, network: str, workers: int = 8) -
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_volume(volume["Name"], force=True)
     for found in api.networks(names=[network]):
-        if found.get("Name") == network:
+        # The network and the owners' agent networks made from it (<network>.<owner>).
+        if found.get("Name") == network or str(found.get("Name")).startswith(f"{network}."):
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_network(found["Id"])
     return len(containers)

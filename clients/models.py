@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 __all__ = [
     "Agent",
+    "AgentAddress",
     "AgentPage",
     "AgentStatus",
     "Health",
@@ -89,6 +90,15 @@ class Resources(BaseModel):
     pids: int
 
 
+class AgentAddress(BaseModel):
+    """How the owner reaches an agent: its DNS name on a network the owner's services join."""
+
+    model_config = ConfigDict(frozen=True)
+
+    network: str
+    host: str
+
+
 class Agent(BaseModel):
     """An agent as the server returns it."""
 
@@ -110,6 +120,7 @@ class Agent(BaseModel):
     network: str | None = None
     command: list[str] | None = None
     expires_at: datetime | None = None
+    address: AgentAddress | None = None
     orchestrator: str | None = None
 
     @property

@@ -87,6 +87,10 @@ def describe_agent(agent: Agent) -> str:
         )
     if agent.network == "none":
         lines.append("It has no network access.")
+    elif agent.address:
+        lines.append(
+            f"Reach it by the name '{agent.address.host}' on the network '{agent.address.network}'."
+        )
     if agent.expires_at:
         lines.append(f"It is stopped automatically at {agent.expires_at.isoformat()}.")
     if agent.labels:

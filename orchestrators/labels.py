@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from .models import Agent, AgentStatus, StoredSpec
+from .models import Agent, AgentAddress, AgentStatus, StoredSpec
 
 __all__ = [
     "ANNOTATION_KEYS",
@@ -166,8 +166,10 @@ def agent_from_labels(
     detail: str | None,
     orchestrator: str,
     expires_at: datetime | None = None,
+    address: tuple[str, str] | None = None,
 ) -> Agent:
-    """Rebuild the public view of an agent from its labels (and annotations) alone."""
+    """Rebuild the public view of an agent from its labels (and annotations) alone;
+    ``address`` is (network, host) where the backend knows how its owner reaches it."""
     return _agent(
         labels[ID],
         labels[NAME],
@@ -178,6 +180,7 @@ def agent_from_labels(
         detail,
         orchestrator,
         expires_at,
+        address,
     )
 
 
@@ -192,6 +195,7 @@ def _agent(
     detail: str | None,
     orchestrator: str,
     expires_at: datetime | None,
+    address: tuple[str, str] | None = None,
 ) -> Agent:
     """Built once per distinct input: labels never change after creation and ``Agent`` is
     frozen, so a list of a fleet that did not change builds nothing (it was most of a list's
@@ -214,5 +218,6 @@ def _agent(
         network=spec.network,
         command=spec.command,
         expires_at=expires_at,
+        address=AgentAddress(network=address[0], host=address[1]) if address else None,
         orchestrator=orchestrator,
     )

@@ -15,12 +15,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from .images import id_shaped
+
 __all__ = [
     "AGENT_ID",
     "DNS1123_LABEL",
     "IMAGE_REFERENCE",
     "MAX_TTL_SECONDS",
     "Agent",
+    "AgentAddress",
     "AgentName",
     "AgentSpec",
     "AgentStatus",
@@ -127,6 +130,13 @@ class AgentSpec(_Strict):
             raise ValueError("a name may not have the shape of an agent id (32 hex characters)")
         return value
 
+    @field_validator("image")
+    @classmethod
+    def _image_not_an_id(cls, value: str) -> str:
+        if id_shaped(value):
+            raise ValueError("an image id is not accepted: name the image (repository and tag)")
+        return value
+
     @field_validator("secrets")
     @classmethod
     def _secret_values(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
@@ -178,6 +188,15 @@ class StoredSpec(_Strict):
         )
 
 
+class AgentAddress(BaseModel):
+    """How the agent's owner reaches it: a DNS name on a network the owner's services join."""
+
+    model_config = ConfigDict(frozen=True)
+
+    network: str = Field(description="the network (on Docker: <AGENT_API_NETWORK>.<owner>)")
+    host: str = Field(description="the agent's DNS name on that network (its name)")
+
+
 class Agent(BaseModel):
     """An agent as every route returns it, rebuilt from the engine's labels and state."""
 
@@ -200,6 +219,11 @@ class Agent(BaseModel):
     command: list[str] | None
     expires_at: datetime | None = Field(
         default=None, description="when the agent is stopped automatically (ttl_seconds)"
+    )
+    address: AgentAddress | None = Field(
+        default=None,
+        description="how its owner reaches it; null without a network or where the backend "
+        "gives agents no name of their own",
     )
     orchestrator: str
 

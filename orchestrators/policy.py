@@ -8,12 +8,15 @@ This module decides only what may vary per deployment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
 from .errors import PolicyViolation
+from .images import matches
 from .models import AgentSpec, Resources
 
-__all__ = ["SpawnPolicy"]
+__all__ = ["PLATFORM_NAMES", "SpawnPolicy"]
+
+# The compose services' names: an agent answering to one of them would receive their traffic.
+PLATFORM_NAMES = frozenset({"agent-api", "sol"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,14 @@ class SpawnPolicy:
     default_resources: Resources
     max_resources: Resources
     allowed_images: tuple[str, ...] = ("*",)
+    reserved_names: frozenset[str] = frozenset()
+
+    def check_name(self, name: str) -> None:
+        """The platform's own service names are never an agent's (its DNS name)."""
+        if name in PLATFORM_NAMES or name in self.reserved_names:
+            raise PolicyViolation(
+                f"the name {name!r} is reserved for the platform's own services: choose another"
+            )
 
     def resolve_resources(self, spec: AgentSpec) -> Resources:
         """The limits the agent will run with, or ``PolicyViolation`` past a ceiling."""
@@ -41,5 +52,6 @@ class SpawnPolicy:
         return resolved
 
     def check_image(self, image: str) -> None:
-        if not any(fnmatchcase(image, pattern) for pattern in self.allowed_images):
+        """Patterns match the parsed reference (see ``orchestrators.images``)."""
+        if not any(matches(image, pattern) for pattern in self.allowed_images):
             raise PolicyViolation(f"image {image!r} is not allowed by this server's policy")

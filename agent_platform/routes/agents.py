@@ -93,6 +93,7 @@ async def spawn_agent(
     ] = None,
 ) -> Agent:
     request.state.audit_agent = body.name
+    state.policy.check_name(body.name)
     state.policy.check_image(body.image)
     resources = state.policy.resolve_resources(body)
     limit = state.settings.max_agents_per_owner

@@ -30,6 +30,7 @@ class ContainerRequest:
     hostname: str
     host_config: dict[str, Any]
     networking_config: dict[str, Any]
+    user: str | None = None
 
     def kwargs(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class ContainerRequest:
             "hostname": self.hostname,
             "host_config": self.host_config,
             "networking_config": self.networking_config,
+            "user": self.user,
         }
 
 
@@ -64,6 +66,7 @@ def build_container(
     volume: str | None,
     workspace_path: str,
     read_only_rootfs: bool = False,
+    user: str | None = None,
 ) -> ContainerRequest:
     """The full container description for one agent."""
     environment = [f"{key}={value}" for key, value in spec.env.items()]
@@ -102,4 +105,5 @@ def build_container(
             if network_mode == "none"
             else {"EndpointsConfig": {network: {"Aliases": [spec.name]}}}
         ),
+        user=user or None,
     )

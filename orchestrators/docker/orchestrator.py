@@ -41,6 +41,7 @@ from ..errors import (
     OrchestratorUnavailable,
     SpawnFailed,
 )
+from ..images import parse_reference
 from ..models import (
     Agent,
     AgentSpec,
@@ -52,9 +53,11 @@ from ..models import (
 )
 from ..threads import in_thread
 from .leases import deadline_of, read_leases, write_lease
+from .networks import find_or_create, network_name, remove_idle_networks
 from .objects import build_container, volume_name
 from .orphans import remove_orphans
 from .status import container_status, exit_code_from_summary, inspect_facts
+from .workspace import prepare_with_helper, prepare_workspace
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
 
@@ -72,7 +75,8 @@ class DockerConfig:
 
     base_url: str | None = None  # None: DOCKER_HOST or the local socket
     timeout: float = 30.0
-    network: str = "hive-net"
+    network: str = "hive-net"  # agents of owner o join the network "<network>.<o>"
+    service_container: str | None = None  # agent-api's container, joined to them if set
     resource_prefix: str = "hive-"
     pull_missing_images: bool = True
     workspace_path: str = "/workspace"
@@ -81,6 +85,7 @@ class DockerConfig:
     max_log_streams: int = 64
     read_only_rootfs: bool = False
     orphan_grace_seconds: float = 300.0  # an in-flight spawn's volume is younger than this
+    agent_user: str | None = "10001:10001"  # uid:gid agents run as; None: the image's user
 
 
 def _translate(exc: Exception) -> OrchestratorError:
@@ -114,7 +119,7 @@ class DockerOrchestrator(Orchestrator):
         self._log_executor = ThreadPoolExecutor(config.max_log_streams, thread_name_prefix="logs")
         self._api: APIClient | None = None
         self._api_lock = threading.Lock()
-        self._network_id: str | None = None
+        self._network_ids: dict[str, str] = {}  # owner network name -> id
         self._network_lock = threading.Lock()
         self._instance = L.instance_name(config.resource_prefix)
         # Agent id -> container id, learnt from lists, lookups and spawns. Only a hint of
@@ -188,6 +193,7 @@ class DockerOrchestrator(Orchestrator):
             "Labels": labels,
             "State": state,
             "Status": f"Exited ({code})" if state == "exited" else "",
+            "NetworkSettings": info.get("NetworkSettings") or {},
             _INSPECTED: info,
         }
 
@@ -249,6 +255,7 @@ class DockerOrchestrator(Orchestrator):
             detail=detail,
             orchestrator=self.name,
             expires_at=deadline_of(labels, leases or {}),
+            address=_address(summary, labels),
         )
 
     # -- the contract ---------------------------------------------------------------------
@@ -385,6 +392,17 @@ class DockerOrchestrator(Orchestrator):
                     grace=self._config.orphan_grace_seconds,
                 )
             )
+            idle = remove_idle_networks(
+                api,
+                instance=self._instance,
+                busy_owners={summary["Labels"][L.OWNER] for summary in containers},
+                now=moment,
+                grace=self._config.orphan_grace_seconds,
+                service_container=self._config.service_container,
+            )
+            if idle:
+                self._forget_network()
+            report.removed.extend(idle)
             return report
 
         return await self._run(work)
@@ -497,54 +515,42 @@ class DockerOrchestrator(Orchestrator):
         if found[0].get("State") == "created":
             # The first call was cut off between create and start: finish its work.
             with contextlib.suppress(docker.errors.APIError):
+                if stored.workspace:
+                    labels = found[0]["Labels"]
+                    self._own_workspace(
+                        found[0]["Id"], image=stored.image, agent_id=labels[L.ID], owner=owner
+                    )
                 self._client().start(found[0]["Id"])
             return self._agent(self._refresh(found[0]["Id"]), inspect=True)
         return self._agent(found[0], inspect=True)
 
-    def _ensure_network(self) -> str:
-        """The id of the agents' network, created if missing.
-
-        Docker does not keep network names unique: replicas racing to create it can make
-        two. Every replica then settles on the one with the smallest id, removes the others
-        if nothing is attached to them, and attaches agents by id, never by the ambiguous
-        name.
-        """
+    def _ensure_network(self, owner: str) -> str:
+        """The id of the owner's agent network, created if missing (see ``networks``)."""
+        name = network_name(self._config.network, owner)
         with self._network_lock:
-            if self._network_id is not None:
-                return self._network_id
-            api, name = self._client(), self._config.network
+            if (known := self._network_ids.get(name)) is not None:
+                return known
+            network_id = find_or_create(
+                self._client(),
+                name,
+                instance=self._instance,
+                owner=owner,
+                service_container=self._config.service_container,
+            )
+            self._network_ids[name] = network_id
+            return network_id
 
-            def same_name() -> list[dict[str, Any]]:
-                found = [n for n in api.networks(names=[name]) if n.get("Name") == name]
-                return sorted(found, key=lambda n: str(n["Id"]))
-
-            found = same_name()
-            if not found:
-                try:
-                    api.create_network(
-                        name,
-                        driver="bridge",
-                        check_duplicate=True,
-                        labels={L.MANAGED_BY: L.MANAGED_BY_VALUE},
-                    )
-                except docker.errors.APIError as exc:
-                    if exc.status_code != 409:  # 409: another replica created it first
-                        raise
-                found = same_name()
-            for duplicate in found[1:]:
-                with contextlib.suppress(docker.errors.APIError):
-                    api.remove_network(duplicate["Id"])
-            self._network_id = str(found[0]["Id"])
-            return self._network_id
-
-    def _forget_network(self) -> None:
+    def _forget_network(self, owner: str | None = None) -> None:
         with self._network_lock:
-            self._network_id = None
+            if owner is None:
+                self._network_ids.clear()
+            else:
+                self._network_ids.pop(network_name(self._config.network, owner), None)
 
     def _ensure_image(self, image: str) -> None:
         api = self._client()
         try:
-            api.inspect_image(image)
+            _check_named(api.inspect_image(image), image)
             return
         except docker.errors.ImageNotFound:
             pass
@@ -556,11 +562,12 @@ class DockerOrchestrator(Orchestrator):
             raise ImageNotFound(f"image {image!r} is not present on the engine")
         try:
             api.pull(image)
-            api.inspect_image(image)
+            info = api.inspect_image(image)
         except (docker.errors.APIError, docker.errors.ImageNotFound) as exc:
             raise ImageNotFound(
                 f"image {image!r} is not present on the engine and could not be pulled"
             ) from exc
+        _check_named(info, image)
 
     def _create(
         self,
@@ -596,7 +603,14 @@ class DockerOrchestrator(Orchestrator):
                 volume=volume,
                 workspace_path=config.workspace_path,
                 read_only_rootfs=config.read_only_rootfs,
+                user=config.agent_user,
             ).kwargs()
+
+        prepare: Callable[[str], None] | None = None
+        if volume is not None and config.agent_user and not config.read_only_rootfs:
+
+            def prepare(container_id: str) -> None:
+                self._own_workspace(container_id, image=spec.image, agent_id=agent_id, owner=owner)
 
         try:
             if volume is not None:
@@ -606,7 +620,11 @@ class DockerOrchestrator(Orchestrator):
                         instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
                     ),
                 )
-            return self._create_and_start(describe, networked=spec.network != "none")
+                if config.read_only_rootfs:
+                    self._own_workspace(None, image=spec.image, agent_id=agent_id, owner=owner)
+            return self._create_and_start(
+                describe, owner if spec.network != "none" else None, prepare=prepare
+            )
         except BaseException as exc:
             self._remove_volumes(agent_id)
             if isinstance(exc, docker.errors.APIError) and exc.status_code == 409:
@@ -617,7 +635,36 @@ class DockerOrchestrator(Orchestrator):
                 raise SpawnFailed(f"the engine refused the agent: {_explain(exc)}") from exc
             raise
 
-    def _create_and_start(self, describe: Callable[[str], dict[str, Any]], networked: bool) -> str:
+    def _own_workspace(
+        self, container_id: str | None, *, image: str, agent_id: str, owner: str
+    ) -> None:
+        """Make the workspace volume the agent user's (see ``workspace``): through the
+        created container, or through a helper where the container cannot take it."""
+        config, api = self._config, self._client()
+        user = config.agent_user
+        if not user:
+            return
+        if container_id is not None and not config.read_only_rootfs:
+            prepare_workspace(api, container_id, path=config.workspace_path, user=user)
+            return
+        prepare_with_helper(
+            api,
+            image=image,
+            volume=volume_name(config.resource_prefix, agent_id),
+            path=config.workspace_path,
+            user=user,
+            name=f"{config.resource_prefix}init-{agent_id}",
+            labels=L.owned_labels(
+                instance=self._instance, agent_id=agent_id, owner=owner, kind="init"
+            ),
+        )
+
+    def _create_and_start(
+        self,
+        describe: Callable[[str], dict[str, Any]],
+        network_owner: str | None,
+        prepare: Callable[[str], None] | None = None,
+    ) -> str:
         """Create and start the container; a container that cannot start is removed.
 
         The network may have been removed behind our back since its id was cached: the
@@ -626,16 +673,18 @@ class DockerOrchestrator(Orchestrator):
         """
         api = self._client()
         for attempt in (1, 2):
-            retry = attempt == 1 and networked
-            network = self._ensure_network() if networked else "none"
+            retry = attempt == 1 and network_owner is not None
+            network = self._ensure_network(network_owner) if network_owner else "none"
             try:
                 container_id: str = api.create_container(**describe(network))["Id"]
             except docker.errors.NotFound as exc:
                 if not (retry and _lost_network(exc)):
                     raise
-                self._forget_network()
+                self._forget_network(network_owner)
                 continue
             try:
+                if prepare is not None:
+                    prepare(container_id)
                 api.start(container_id)
                 return container_id
             except BaseException as exc:
@@ -644,10 +693,38 @@ class DockerOrchestrator(Orchestrator):
                 if not isinstance(exc, docker.errors.APIError):
                     raise
                 if retry and _lost_network(exc):
-                    self._forget_network()
+                    self._forget_network(network_owner)
                     continue
                 raise SpawnFailed(f"the agent could not start: {_explain(exc)}") from exc
         raise SpawnFailed("the agents' network disappeared twice while spawning")
+
+
+def _address(summary: Summary, labels: Mapping[str, str]) -> tuple[str, str] | None:
+    """The network the agent is on, as the engine says, and its DNS name there."""
+    networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+    names = [name for name in networks if name not in ("none", "host", "bridge")]
+    if len(names) != 1:
+        return None
+    return names[0], labels[L.NAME]
+
+
+def _check_named(info: Mapping[str, Any], image: str) -> None:
+    """Refuse an image the engine found by id rather than by the name that was allowed.
+
+    Given a name it has no image for, the engine tries the name as an id prefix, so an
+    allowed-looking reference (``cafe``) could run any local image. The image found must
+    carry the reference as one of its tags or digests.
+    """
+    ref = parse_reference(image)
+    if ref.digest is not None:
+        expected, known = f"{ref.familiar}@{ref.digest}", info.get("RepoDigests") or []
+    else:
+        expected, known = f"{ref.familiar}:{ref.tag or 'latest'}", info.get("RepoTags") or []
+    if expected not in known:
+        raise InvalidSpec(
+            f"image {image!r} names no image on the engine (it matched an image id): "
+            "name the image by repository and tag"
+        )
 
 
 def _lost_network(exc: docker.errors.APIError) -> bool:

@@ -19,6 +19,8 @@ import docker
 import pytest
 from pytest_docker.plugin import Services, get_docker_services
 
+from agent_platform.auth import hash_key
+
 from ..support.engine import TEST_PREFIX, remove_network, remove_test_resources
 from ..support.images import build_python_base_image
 from ..support.server import free_port
@@ -41,6 +43,7 @@ class Stack:
     services: Services
     url: str
     key: str
+    sol_key: str
     port: int
     build_seconds: float
     up_seconds: float
@@ -98,13 +101,24 @@ def stack(
 ) -> Iterator[Stack]:
     dangling_before = {image.id for image in docker_client.images.list(filters={"dangling": True})}
     build_seconds, image_bytes = build_images(docker_client)
-    key = secrets.token_urlsafe(32)
+    key, sol_key = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     port = free_port()
-    env_file = tmp_path_factory.mktemp("deploy") / ".env"
-    env_file.write_text(f"AGENT_API_KEY={key}\n")
+    deploy = tmp_path_factory.mktemp("deploy")
+    env_file = deploy / ".env"
+    env_file.write_text(f"AGENT_API_KEY={key}\nSOL_API_KEY={sol_key}\n")
+    # The keys file as the README makes it: Sol's operator key, owner sol, as a digest.
+    keys_dir = deploy / "keys"
+    keys_dir.mkdir()
+    (keys_dir / "keys.yaml").write_text(
+        f"keys:\n  - {{name: sol, owner: sol, role: operator, sha256: {hash_key(sol_key)}}}\n"
+    )
+    keys_dir.chmod(0o755)
+    (keys_dir / "keys.yaml").chmod(0o644)
     variables = {
         "ENV_FILE": str(env_file),
         "AGENT_API_KEY": key,
+        "SOL_API_KEY": sol_key,
+        "AGENT_API_KEYS_DIR": str(keys_dir),
         "AGENT_API_IMAGE": AGENT_API_IMAGE,
         "SOL_IMAGE": SOL_IMAGE,
         "AGENT_API_PORT": str(port),
@@ -126,6 +140,7 @@ def stack(
                 services,
                 f"http://127.0.0.1:{port}",
                 key,
+                sol_key,
                 port,
                 build_seconds,
                 up_seconds,
@@ -142,7 +157,8 @@ def stack(
             else:
                 os.environ[name] = value
         remove_test_resources(docker_client)
-        remove_network(docker_client, HIVE_NET)
+        for network in (HIVE_NET, f"{HIVE_NET}.sol", f"{HIVE_NET}.admin"):
+            remove_network(docker_client, network)
         # The next run builds them again; left here, each run would leave dangling images
         # (the old tags, the build stage).
         for image in (SOL_IMAGE, AGENT_API_IMAGE):

@@ -1,5 +1,6 @@
 """End to end: the compose stack as a user runs it, agent-api holding the socket and Sol
-(a stand-in using this repo's RemoteAgentManager) without it, both on the hive network."""
+(a stand-in using this repo's RemoteAgentManager) without it or the admin key, both on the
+hive network, Sol also on its agents' network."""
 
 from __future__ import annotations
 
@@ -54,7 +55,49 @@ def test_sol_has_no_socket_and_no_docker_group(stack: Stack) -> None:
     assert "0" not in groups
     assert not any("docker.sock" in str(m) for m in sol.attrs["Mounts"])
     api = stack.container("agent-api")
-    assert [m["Destination"] for m in api.attrs["Mounts"]] == ["/var/run/docker.sock"]
+    mounts = {m["Destination"]: m for m in api.attrs["Mounts"]}
+    assert set(mounts) == {"/var/run/docker.sock", "/etc/agent-api/keys"}
+    assert mounts["/etc/agent-api/keys"]["RW"] is False
+
+
+def test_sol_has_its_own_key_and_cannot_see_other_owners_agents(stack: Stack, busybox: str) -> None:
+    sol = stack.container("sol")
+    environment = sol.attrs["Config"]["Env"]
+    assert f"AGENT_API_KEY={stack.sol_key}" in environment
+    assert not any(stack.key in variable for variable in environment)
+    # An operator's agent, spawned with the admin key (owner admin).
+    made = curl(
+        stack,
+        "-X",
+        "POST",
+        "-H",
+        f"Authorization: Bearer {stack.key}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        json.dumps({"name": "aptest-operators", "image": busybox, "command": ["sleep", "3600"]}),
+        f"{stack.url}/v1/agents",
+    )
+    assert made.stdout.rsplit("\n", 1)[1] == "201", made.stdout
+    assert "aptest-operators" not in sol_tool(stack, action="list")
+    code, output = sol_python(
+        stack,
+        "import os, urllib.request, urllib.error\n"
+        "request = urllib.request.Request('http://agent-api:8000/v1/agents/aptest-operators',"
+        " headers={'X-API-Key': os.environ['AGENT_API_KEY']})\n"
+        "try:\n    urllib.request.urlopen(request, timeout=10)\n"
+        "except urllib.error.HTTPError as exc:\n    print(exc.code)\n",
+    )
+    assert (code, output) == (0, "404")
+    deleted = curl(
+        stack,
+        "-X",
+        "DELETE",
+        "-H",
+        f"Authorization: Bearer {stack.key}",
+        f"{stack.url}/v1/agents/aptest-operators",
+    )
+    assert deleted.stdout.rsplit("\n", 1)[1] == "204"
 
 
 def test_sol_manages_an_agent_it_can_reach_by_name(stack: Stack, busybox: str) -> None:
@@ -67,6 +110,8 @@ def test_sol_manages_an_agent_it_can_reach_by_name(stack: Stack, busybox: str) -
     )
     assert "aptest-web" in spawned
     assert "running" in spawned
+    # Sol's agents are on Sol's agent network, and the API says so.
+    assert f"'{HIVE_NET}.sol'" in sol_tool(stack, action="status", name="aptest-web")
     reach = textwrap.dedent(
         """
         import time, urllib.request
@@ -122,9 +167,9 @@ def test_sol_deletes_and_down_leaves_spawned_agents(stack: Stack, busybox: str) 
 
     # Agents are not part of the compose project: `down` stops agent-api and Sol only.
     stack.compose("down --remove-orphans", success_codes=(0, 1))
-    keeper = stack.engine.containers.get(f"{os.environ['TEST_PREFIX']}admin.aptest-keeper")
+    keeper = stack.engine.containers.get(f"{os.environ['TEST_PREFIX']}sol.aptest-keeper")
     assert keeper.status == "running"
-    assert stack.engine.networks.list(names=[HIVE_NET])
+    assert stack.engine.networks.list(names=[f"{HIVE_NET}.sol"])
     print(
         f"\nagent-api image {stack.image_bytes / 1e6:.0f} MB, "
         f"built in {stack.build_seconds:.0f} s; compose up to healthy in {stack.up_seconds:.1f} s"

@@ -75,10 +75,11 @@ async def test_the_container_is_built_under_the_policy(
     assert host["PidsLimit"] == 50
     assert not host.get("Binds")
     assert not host.get("Devices")
-    assert host["NetworkMode"] == clean_docker.networks.get(TEST_NETWORK).id
+    # The owner's own network, never one shared with other owners or with agent-api.
+    assert host["NetworkMode"] == clean_docker.networks.get(f"{TEST_NETWORK}.alice").id
     assert host["PidMode"] == ""
     assert host["IpcMode"] in ("private", "shareable")
-    assert list(info["NetworkSettings"]["Networks"]) == [TEST_NETWORK]
+    assert list(info["NetworkSettings"]["Networks"]) == [f"{TEST_NETWORK}.alice"]
     mounts = info["Mounts"]
     assert [(m["Type"], m["Destination"]) for m in mounts] == [("volume", "/workspace")]
     assert mounts[0]["Name"].startswith(f"{TEST_PREFIX}ws-")
@@ -160,7 +161,7 @@ async def test_the_network_is_created_when_missing_and_agents_answer_by_name(
     # The backend knows the network's id from an earlier spawn, then it goes away.
     first = await backend.spawn(spec("aptest-first", busybox), owner="alice", resources=SMALL)
     await backend.delete(first.id, owner="alice")
-    remove_network(clean_docker, TEST_NETWORK)
+    remove_network(clean_docker, f"{TEST_NETWORK}.alice")
     await backend.spawn(
         spec("aptest-web", busybox, command=["httpd", "-f", "-p", "8080", "-h", "/etc"]),
         owner="alice",

@@ -290,7 +290,9 @@ def test_what_is_allowed_runs_under_the_policy(api: Api, clean_docker: docker.Do
     assert host["UsernsMode"] == ""
     assert host["UTSMode"] == ""
     assert host["CgroupParent"] == ""
-    assert list(info["NetworkSettings"]["Networks"]) == [TEST_NETWORK]
+    # Its owner's network only, and as the default non-root user.
+    assert list(info["NetworkSettings"]["Networks"]) == [f"{TEST_NETWORK}.alice"]
+    assert info["Config"]["User"] == "10001:10001"
     assert [(m["Type"], m["Name"].startswith(f"{TEST_PREFIX}ws-")) for m in info["Mounts"]] == [
         ("volume", True)
     ]
