@@ -1,10 +1,30 @@
-"""Prometheus metrics of one app instance (its own registry, so instances never collide)."""
+"""Prometheus metrics of one app instance (its own registry, so instances never collide).
+
+Every label value comes from a fixed set, so no request can add a label set: the method
+from ``METHODS`` (anything else is ``other``), the route as its template or
+``unmatched``, the status from ``STATUSES`` (anything else is ``other``).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+__all__ = ["METHODS", "OTHER", "STATUSES", "UNMATCHED", "Metrics", "method_label", "status_label"]
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+STATUSES = frozenset(
+    {200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 502, 503, 504}
+)
+UNMATCHED = "unmatched"
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else OTHER
+
+
+def status_label(status: int) -> str:
+    return str(status) if status in STATUSES else OTHER
 
 
 class Metrics:
@@ -24,7 +44,9 @@ class Metrics:
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
+        """Count one request; ``route`` must be a route template or ``unmatched``."""
+        method = method_label(method)
+        self.requests.labels(method, route, status_label(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
     def render(self) -> bytes:
