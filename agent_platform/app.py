@@ -17,6 +17,7 @@ from orchestrators.policy import SpawnPolicy
 from . import __version__
 from .audit import AuditLog
 from .auth import KeyRing
+from .authgate import AuthGateMiddleware
 from .backends import build_orchestrator
 from .bodyguard import BodyGuardMiddleware
 from .metrics import Metrics
@@ -90,5 +91,7 @@ def create_app(
     app.include_router(agents.router)
     app.include_router(health.router)
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    # Outside the body guard: a request without a valid key is refused before its body is read.
+    app.add_middleware(AuthGateMiddleware, keys=state.keys)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, audit=state.audit)
     return app

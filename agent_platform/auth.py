@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from orchestrators.models import DNS1123_LABEL
 
-__all__ = ["KeyRing", "Principal", "Role", "hash_key"]
+__all__ = ["KeyRing", "Principal", "Role", "hash_key", "presented_key"]
 
 
 class Role(StrEnum):
@@ -68,6 +68,14 @@ class _KeysFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     keys: list[_KeyEntry]
+
+
+def presented_key(authorization: str, x_api_key: str) -> str | None:
+    """The key a request presents: ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return x_api_key or None
 
 
 def hash_key(key: str) -> str:

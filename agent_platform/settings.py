@@ -86,6 +86,23 @@ class Settings(BaseSettings):
         description="seconds an idle HTTP keep-alive connection stays open; above any client's "
         "pool idle time, so a client never reuses a connection the server is closing",
     )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds a client has to send a request's headers (then it is disconnected)",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds a client has to send a request's body, from the end of its headers",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="open HTTP connections; past it a new one is answered 503 and closed",
+    )
     rate_limit_per_minute: float = Field(
         default=0, ge=0, description="requests a minute per key; 0: no limit"
     )
