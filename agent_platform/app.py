@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
+from orchestrators import labels as L
 from orchestrators.base import Orchestrator
 from orchestrators.policy import SpawnPolicy
 
@@ -42,7 +43,8 @@ def create_app(
     """
     settings = settings or Settings()
     backend = orchestrator or build_orchestrator(settings)
-    metrics = Metrics()
+    L.VIEW_CACHE.resize(settings.agent_cache_bytes)
+    metrics = Metrics(view_cache=L.VIEW_CACHE)
     state = AppState(
         settings=settings,
         orchestrator=backend,
@@ -51,6 +53,7 @@ def create_app(
             default_resources=settings.default_resources,
             max_resources=settings.max_resources,
             allowed_images=tuple(settings.allowed_images),
+            max_env_bytes=settings.max_spawn_env_bytes,
         ),
         metrics=metrics,
         audit=AuditLog(settings.audit_file),

@@ -7,7 +7,9 @@ from ``METHODS`` (anything else is ``other``), the route as its template or
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from orchestrators.viewcache import ViewCache
 
 __all__ = ["METHODS", "OTHER", "STATUSES", "UNMATCHED", "Metrics", "method_label", "status_label"]
 
@@ -28,8 +30,21 @@ def status_label(status: int) -> str:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, view_cache: ViewCache | None = None) -> None:
         self.registry = CollectorRegistry()
+        if view_cache is not None:
+            cached = Gauge(
+                "agent_api_view_cache_bytes",
+                "Estimated bytes of the built agent views kept in memory",
+                registry=self.registry,
+            )
+            cached.set_function(lambda: view_cache.bytes)
+            budget = Gauge(
+                "agent_api_view_cache_max_bytes",
+                "Budget of the built agent views (AGENT_API_AGENT_CACHE_BYTES)",
+                registry=self.registry,
+            )
+            budget.set_function(lambda: view_cache.max_bytes)
         self.requests = Counter(
             "agent_api_requests_total",
             "HTTP requests answered, by method, route template and status",

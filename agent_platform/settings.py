@@ -80,6 +80,16 @@ class Settings(BaseSettings):
         default=False, description="agents get a read-only root filesystem (and a /tmp tmpfs)"
     )
     max_body_bytes: int = Field(default=262_144, ge=1024, description="request body limit")
+    max_spawn_env_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="bytes of env, secrets and labels (names and values) in one spawn; 422 past it",
+    )
+    agent_cache_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="budget of the built agent views kept in memory (least recently used go)",
+    )
     keep_alive: int = Field(
         default=30,
         ge=1,

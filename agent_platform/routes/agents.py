@@ -94,6 +94,7 @@ async def spawn_agent(
 ) -> Agent:
     request.state.audit_agent = body.name
     state.policy.check_image(body.image)
+    state.policy.check_size(body)
     resources = state.policy.resolve_resources(body)
     limit = state.settings.max_agents_per_owner
     agent = await state.orchestrator.spawn(

@@ -27,7 +27,17 @@ SMALL = Resources(cpus=0.5, memory_mb=64, pids=32)
 def test_packages_export_what_they_mean_to() -> None:
     assert set(orchestrators.__all__) == {
         name for name in dir(orchestrators) if not name.startswith("_")
-    } - {"base", "errors", "labels", "models", "policy", "threads", "docker", "kubernetes"}
+    } - {
+        "base",
+        "errors",
+        "labels",
+        "models",
+        "policy",
+        "threads",
+        "viewcache",
+        "docker",
+        "kubernetes",
+    }
     assert orchestrators.docker.__all__ == ["DockerConfig", "DockerOrchestrator"]
     assert agent_platform.__all__ == ["__version__"]
     assert clients.__all__ == [
