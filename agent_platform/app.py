@@ -21,6 +21,7 @@ from .auth import KeyRing
 from .authgate import AuthGateMiddleware
 from .backends import build_orchestrator
 from .bodyguard import BodyGuardMiddleware
+from .follows import FollowSlots
 from .metrics import Metrics
 from .middleware import RequestContextMiddleware
 from .problems import install_problem_handlers
@@ -58,6 +59,12 @@ def create_app(
         metrics=metrics,
         audit=AuditLog(settings.audit_file),
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        follows=FollowSlots(
+            per_key=settings.max_follows_per_key,
+            per_owner=settings.max_follows_per_owner,
+            total=settings.max_log_streams,
+            retry_after=settings.retry_after,
+        ),
     )
     if settings.allowed_images == ["*"]:
         logger.warning("every image may be spawned: set AGENT_API_ALLOWED_IMAGES to restrict them")

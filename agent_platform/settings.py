@@ -48,7 +48,20 @@ class Settings(BaseSettings):
     )
     engine_timeout: float = Field(default=30.0, gt=0, description="seconds per engine call")
     engine_threads: int = Field(default=16, ge=1, le=256)
-    max_log_streams: int = Field(default=64, ge=1, le=4096)
+    max_log_streams: int = Field(
+        default=64, ge=1, le=4096, description="log streams followed at once, in all"
+    )
+    max_follows_per_key: int = Field(
+        default=4, ge=1, description="log streams one key may follow at once (429 past it)"
+    )
+    max_follows_per_owner: int = Field(
+        default=8, ge=1, description="log streams one owner's keys may follow at once"
+    )
+    follow_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="how long one follow may last; then it ends and clients reconnect with since=",
+    )
     retry_after: int = Field(default=5, ge=1, description="Retry-After seconds on 503")
 
     network: str = Field(default="hive-net", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

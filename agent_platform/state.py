@@ -9,6 +9,7 @@ from orchestrators.policy import SpawnPolicy
 
 from .audit import AuditLog
 from .auth import KeyRing
+from .follows import FollowSlots
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .settings import Settings
@@ -25,3 +26,4 @@ class AppState:
     metrics: Metrics
     audit: AuditLog
     limiter: RateLimiter
+    follows: FollowSlots
