@@ -106,3 +106,14 @@ def test_an_unauthenticated_body_is_never_read(api: Api) -> None:
         413,
         "payload_too_large",
     )
+    # No route for it: its 404 or 405 comes without the body being read (it was a 413).
+    assert_problem(
+        api.anonymous.post("/v1/nothing", content=b" " * 300_000, headers=json_type),
+        404,
+        "not_found",
+    )
+    assert_problem(
+        api.anonymous.put("/v1/agents", content=b"[" * 256_000, headers=json_type),
+        405,
+        "method_not_allowed",
+    )
