@@ -7,6 +7,8 @@ from ``METHODS`` (anything else is ``other``), the route as its template or
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from orchestrators.viewcache import ViewCache
@@ -30,7 +32,7 @@ def status_label(status: int) -> str:
 
 
 class Metrics:
-    def __init__(self, view_cache: ViewCache | None = None) -> None:
+    def __init__(self, view_cache: ViewCache[Any] | None = None) -> None:
         self.registry = CollectorRegistry()
         if view_cache is not None:
             cached = Gauge(

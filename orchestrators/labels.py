@@ -162,7 +162,7 @@ def is_managed(labels: Mapping[str, str]) -> bool:
 
 #: The built views of every backend in this process; the service sets its budget
 #: (``AGENT_API_AGENT_CACHE_BYTES``).
-VIEW_CACHE = ViewCache(32 * 1024 * 1024)
+VIEW_CACHE: ViewCache[_View] = ViewCache(32 * 1024 * 1024)
 
 
 def agent_from_labels(
@@ -189,18 +189,39 @@ def agent_from_labels(
         len(spec_text),
         hash(spec_text),
     )
-    base = VIEW_CACHE.get(
+    view = VIEW_CACHE.get(
         key,
         lambda: _built(
             labels[ID], labels[NAME], labels[OWNER], labels[CREATED_AT], spec_text, orchestrator
         ),
     )
-    return base.model_copy(update={"status": status, "detail": detail, "expires_at": expires_at})
+    return view.now(status, detail, expires_at)
+
+
+class _View:
+    """An agent's view without status, and its view with the status it had last: a fleet
+    that did not change since the last list costs no copy."""
+
+    __slots__ = ("_base", "_last")
+
+    def __init__(self, base: Agent) -> None:
+        self._base = base
+        self._last = base
+
+    def now(self, status: AgentStatus, detail: str | None, expires_at: datetime | None) -> Agent:
+        last = self._last  # one read: another thread may replace it meanwhile
+        if (last.status, last.detail, last.expires_at) == (status, detail, expires_at):
+            return last
+        current = self._base.model_copy(
+            update={"status": status, "detail": detail, "expires_at": expires_at}
+        )
+        self._last = current
+        return current
 
 
 def _built(
     agent_id: str, name: str, owner: str, created_at: str, spec_text: str, orchestrator: str
-) -> tuple[Agent, int]:
+) -> tuple[_View, int]:
     """The agent's view with a placeholder status, and its estimated size in bytes."""
     spec = StoredSpec.model_validate_json(spec_text)
     agent = Agent(
@@ -222,4 +243,4 @@ def _built(
         expires_at=None,
         orchestrator=orchestrator,
     )
-    return agent, estimate_bytes(spec_text, agent)
+    return _View(agent), estimate_bytes(spec_text, agent)

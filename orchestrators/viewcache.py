@@ -13,12 +13,17 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from .models import Agent
 
 __all__ = ["ViewCache", "estimate_bytes"]
 
-_ENTRY_OVERHEAD = 2048  # the model, its dicts and the key, measured with tracemalloc
+V = TypeVar("V")
+
+# The model, its dicts, the key and one shallow copy with the current status, measured
+# with tracemalloc.
+_ENTRY_OVERHEAD = 3072
 _PER_ITEM = 160  # one env variable, label, secret name or command argument
 
 
@@ -28,12 +33,12 @@ def estimate_bytes(spec_text: str, agent: Agent) -> int:
     return len(spec_text) + _ENTRY_OVERHEAD + _PER_ITEM * items
 
 
-class ViewCache:
+class ViewCache(Generic[V]):
     """A thread-safe LRU map of agent views, bounded by the estimated bytes it holds."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
-        self._entries: OrderedDict[Hashable, tuple[Agent, int]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -53,22 +58,22 @@ class ViewCache:
             self._max_bytes = max_bytes
             self._evict()
 
-    def get(self, key: Hashable, build: Callable[[], tuple[Agent, int]]) -> Agent:
-        """The view under ``key``, built (outside the lock) and kept if it is missing."""
+    def get(self, key: Hashable, build: Callable[[], tuple[V, int]]) -> V:
+        """The value under ``key``, built (outside the lock) and kept if it is missing."""
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
                 return found[0]
-        agent, size = build()
+        value, size = build()
         if size > self._max_bytes:
-            return agent  # bigger than the whole budget: used once, never kept
+            return value  # bigger than the whole budget: used once, never kept
         with self._lock:
             if key not in self._entries:
-                self._entries[key] = (agent, size)
+                self._entries[key] = (value, size)
                 self._bytes += size
                 self._evict()
-        return agent
+        return value
 
     def _evict(self) -> None:
         while self._bytes > self._max_bytes and self._entries:
