@@ -51,7 +51,7 @@ def _busy_response(retry_after: int) -> bytes:
 class _GuardedH11Protocol(H11Protocol):
     header_timeout: float = 10.0
     body_timeout: float = 30.0
-    max_connections: int = 1000
+    max_connections: int = 500
     busy_response: bytes = _busy_response(5)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         description="seconds a client has to send a request's body, from the end of its headers",
     )
     max_connections: int = Field(
-        default=1000,
+        default=500,
         ge=1,
         description="open HTTP connections; past it a new one is answered 503 and closed",
     )
