@@ -11,14 +11,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
+from orchestrators import labels as L
 from orchestrators.base import Orchestrator
 from orchestrators.policy import SpawnPolicy
 
 from . import __version__
 from .audit import AuditLog
 from .auth import KeyRing
+from .authgate import AuthGateMiddleware
 from .backends import build_orchestrator
 from .bodyguard import BodyGuardMiddleware
+from .follows import FollowSlots
 from .metrics import Metrics
 from .middleware import RequestContextMiddleware
 from .pagination import Cursors, cursor_key
@@ -42,7 +45,8 @@ def create_app(
     """
     settings = settings or Settings()
     backend = orchestrator or build_orchestrator(settings)
-    metrics = Metrics()
+    L.VIEW_CACHE.resize(settings.agent_cache_bytes)
+    metrics = Metrics(view_cache=L.VIEW_CACHE)
     signing_key, signing_source = cursor_key(
         settings.cursor_secret.get_secret_value() if settings.cursor_secret else None,
         settings.key.get_secret_value() if settings.key else None,
@@ -61,11 +65,18 @@ def create_app(
             max_resources=settings.max_resources,
             allowed_images=tuple(settings.allowed_images),
             reserved_names=frozenset(settings.reserved_names),
+            max_env_bytes=settings.max_spawn_env_bytes,
         ),
         metrics=metrics,
         audit=AuditLog(settings.audit_file),
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         cursors=Cursors(signing_key),
+        follows=FollowSlots(
+            per_key=settings.max_follows_per_key,
+            per_owner=settings.max_follows_per_owner,
+            total=settings.max_log_streams,
+            retry_after=settings.retry_after,
+        ),
     )
     if settings.allowed_images == ["*"]:
         logger.warning("every image may be spawned: set AGENT_API_ALLOWED_IMAGES to restrict them")
@@ -108,5 +119,7 @@ def create_app(
     if settings.expose_metrics:
         app.include_router(health.metrics_router)
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    # Outside the body guard: a request without a valid key is refused before its body is read.
+    app.add_middleware(AuthGateMiddleware, keys=state.keys)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, audit=state.audit)
     return app

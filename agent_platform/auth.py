@@ -35,7 +35,7 @@ from orchestrators.models import DNS1123_LABEL
 
 from .keyrules import PLACEHOLDER_DIGESTS
 
-__all__ = ["KeyRing", "Principal", "Role", "hash_key"]
+__all__ = ["KeyRing", "Principal", "Role", "hash_key", "presented_key"]
 
 
 class Role(StrEnum):
@@ -85,6 +85,14 @@ class _KeysFile(BaseModel):
         if PLACEHOLDER_DIGESTS & set(digests):
             raise ValueError("an entry is the digest of the published placeholder key")
         return self
+
+
+def presented_key(authorization: str, x_api_key: str) -> str | None:
+    """The key a request presents: ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return x_api_key or None
 
 
 def hash_key(key: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .authgate import UNAUTHENTICATED
 from .problems import problem_response
 
 __all__ = ["BodyGuardMiddleware"]
@@ -72,7 +73,12 @@ class BodyGuardMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _WITH_BODY
+            or scope.get("state", {}).get(UNAUTHENTICATED)
+        ):
+            # An unauthenticated request to no route: its 404 or 405 needs no body.
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers") or []}

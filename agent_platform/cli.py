@@ -12,6 +12,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from .auth import Role, hash_key
+from .connguard import guarded_protocol
 from .keyrules import weakness
 from .logsetup import configure_logging
 from .settings import Settings
@@ -55,6 +56,12 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=5,
         timeout_keep_alive=settings.keep_alive,
+        http=guarded_protocol(
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
+            retry_after=settings.retry_after,
+        ),
     )
 
 

@@ -14,7 +14,8 @@ from fastapi import Depends, Query, Request
 from orchestrators.base import Orchestrator
 from orchestrators.models import DNS1123_LABEL
 
-from .auth import Principal
+from .auth import Principal, presented_key
+from .authgate import BEARER_CHALLENGE
 from .problems import ProblemError
 from .state import AppState
 
@@ -27,7 +28,7 @@ __all__ = [
     "get_state",
 ]
 
-_BEARER = {"WWW-Authenticate": 'Bearer realm="agent-api"'}
+_BEARER = BEARER_CHALLENGE
 
 
 async def get_state(request: Request) -> AppState:
@@ -45,22 +46,19 @@ async def get_orchestrator(state: State) -> Orchestrator:
 Engine = Annotated[Orchestrator, Depends(get_orchestrator)]
 
 
-def _presented_key(request: Request) -> str | None:
-    authorization = request.headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get("x-api-key") or None
-
-
 async def authenticate(request: Request, state: State) -> Principal:
-    """401 without a valid key (the key itself is never logged or echoed)."""
-    presented = _presented_key(request)
-    if presented is None:
-        raise ProblemError(401, "unauthorized", "an API key is required", headers=_BEARER)
-    principal = state.keys.authenticate(presented)
+    """401 without a valid key (the key itself is never logged or echoed), then the key's
+    rate limit. ``AuthGateMiddleware`` has usually found the key already, before the body."""
+    principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
-        raise ProblemError(401, "unauthorized", "the API key is not valid", headers=_BEARER)
+        presented = presented_key(
+            request.headers.get("authorization", ""), request.headers.get("x-api-key", "")
+        )
+        if presented is None:
+            raise ProblemError(401, "unauthorized", "an API key is required", headers=_BEARER)
+        principal = state.keys.authenticate(presented)
+        if principal is None:
+            raise ProblemError(401, "unauthorized", "the API key is not valid", headers=_BEARER)
     request.state.key_name = principal.key_name
     request.state.owner = principal.owner
     wait = state.limiter.acquire(principal.key_name)

@@ -1,15 +1,52 @@
-"""Prometheus metrics of one app instance (its own registry, so instances never collide)."""
+"""Prometheus metrics of one app instance (its own registry, so instances never collide).
+
+Every label value comes from a fixed set, so no request can add a label set: the method
+from ``METHODS`` (anything else is ``other``), the route as its template or
+``unmatched``, the status from ``STATUSES`` (anything else is ``other``).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+from orchestrators.viewcache import ViewCache
+
+__all__ = ["METHODS", "OTHER", "STATUSES", "UNMATCHED", "Metrics", "method_label", "status_label"]
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+STATUSES = frozenset(
+    {200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 502, 503, 504}
+)
+UNMATCHED = "unmatched"
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else OTHER
+
+
+def status_label(status: int) -> str:
+    return str(status) if status in STATUSES else OTHER
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, view_cache: ViewCache[Any] | None = None) -> None:
         self.registry = CollectorRegistry()
+        if view_cache is not None:
+            cached = Gauge(
+                "agent_api_view_cache_bytes",
+                "Estimated bytes of the built agent views kept in memory",
+                registry=self.registry,
+            )
+            cached.set_function(lambda: view_cache.bytes)
+            budget = Gauge(
+                "agent_api_view_cache_max_bytes",
+                "Budget of the built agent views (AGENT_API_AGENT_CACHE_BYTES)",
+                registry=self.registry,
+            )
+            budget.set_function(lambda: view_cache.max_bytes)
         self.requests = Counter(
             "agent_api_requests_total",
             "HTTP requests answered, by method, route template and status",
@@ -31,7 +68,9 @@ class Metrics:
         self.keys_file_valid.set(1)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
+        """Count one request; ``route`` must be a route template or ``unmatched``."""
+        method = method_label(method)
+        self.requests.labels(method, route, status_label(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
     def render(self) -> bytes:

@@ -1,7 +1,9 @@
 """Pure ASGI middleware: request id, one JSON access-log line per request, metrics, audit.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that streamed log responses pass through as they
-are produced; the access line is written when the body ends.
+are produced; the access line is written when the body ends. A method the API does not
+know is answered 405 here, before routing, and counted as ``other``: an invented method
+name never becomes a label, a log field or any other per-method state.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .audit import AuditLog
-from .metrics import Metrics
+from .metrics import METHODS, OTHER, UNMATCHED, Metrics
+from .problems import problem_response
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -46,6 +49,8 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        known = scope["method"] in METHODS
+        method = scope["method"] if known else OTHER
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -57,15 +62,25 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if known:
+                await self.app(scope, receive, send_with_id)
+            else:
+                refused = problem_response(
+                    scope["path"],
+                    405,
+                    "method_not_allowed",
+                    "the API has no such method",
+                    headers={"Allow": ", ".join(sorted(METHODS))},
+                )
+                await refused(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe(scope["method"], route, status, elapsed)
+            route = getattr(scope.get("route"), "path", UNMATCHED) if known else UNMATCHED
+            self.metrics.observe(method, route, status, elapsed)
             state: dict[str, Any] = scope.get("state", {})
             logger.bind(
                 request_id=request_id,
-                method=scope["method"],
+                method=method,
                 path=scope["path"],
                 route=route,
                 status=status,
@@ -73,7 +88,7 @@ class RequestContextMiddleware:
                 key=state.get("key_name"),
                 client=(scope.get("client") or ("", 0))[0],
             ).info("request")
-            if scope["method"] in _MUTATING and scope["path"].startswith("/v1/"):
+            if method in _MUTATING and scope["path"].startswith("/v1/"):
                 self._audit(scope, state, request_id, route, status)
 
     def _audit(

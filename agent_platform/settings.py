@@ -63,7 +63,20 @@ class Settings(BaseSettings):
     )
     engine_timeout: float = Field(default=30.0, gt=0, description="seconds per engine call")
     engine_threads: int = Field(default=16, ge=1, le=256)
-    max_log_streams: int = Field(default=64, ge=1, le=4096)
+    max_log_streams: int = Field(
+        default=64, ge=1, le=4096, description="log streams followed at once, in all"
+    )
+    max_follows_per_key: int = Field(
+        default=4, ge=1, description="log streams one key may follow at once (429 past it)"
+    )
+    max_follows_per_owner: int = Field(
+        default=8, ge=1, description="log streams one owner's keys may follow at once"
+    )
+    follow_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="how long one follow may last; then it ends and clients reconnect with since=",
+    )
     retry_after: int = Field(default=5, ge=1, description="Retry-After seconds on 503")
 
     network: str = Field(
@@ -116,11 +129,38 @@ class Settings(BaseSettings):
         default=False, description="agents get a read-only root filesystem (and a /tmp tmpfs)"
     )
     max_body_bytes: int = Field(default=262_144, ge=1024, description="request body limit")
+    max_spawn_env_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="bytes of env, secrets and labels (names and values) in one spawn; 422 past it",
+    )
+    agent_cache_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="budget of the built agent views kept in memory (least recently used go)",
+    )
     keep_alive: int = Field(
         default=30,
         ge=1,
         description="seconds an idle HTTP keep-alive connection stays open; above any client's "
         "pool idle time, so a client never reuses a connection the server is closing",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds a client has to send a request's headers (then it is disconnected)",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds a client has to send a request's body, from the end of its headers",
+    )
+    max_connections: int = Field(
+        default=500,
+        ge=1,
+        description="open HTTP connections; past it a new one is answered 503 and closed",
     )
     rate_limit_per_minute: float = Field(
         default=0, ge=0, description="requests a minute per key; 0: no limit"

@@ -9,6 +9,7 @@ from orchestrators.policy import SpawnPolicy
 
 from .audit import AuditLog
 from .auth import KeyRing
+from .follows import FollowSlots
 from .metrics import Metrics
 from .pagination import Cursors
 from .ratelimit import RateLimiter
@@ -27,3 +28,4 @@ class AppState:
     audit: AuditLog
     limiter: RateLimiter
     cursors: Cursors
+    follows: FollowSlots

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime
@@ -15,6 +16,7 @@ from .base import ClientBase
 from .calls import Call
 from .config import DEFAULT_TIMEOUT
 from .errors import NotFoundError, error_from_transport
+from .follow import FollowResume
 from .models import (
     Agent,
     AgentPage,
@@ -219,9 +221,15 @@ class AgentClient(ClientBase):
         """The agent's output, line by line, as it arrives.
 
         With ``follow`` the iterator ends when the agent stops; leave early by closing it
-        (``contextlib.closing``) or by breaking out of the loop. The request is made when
-        iteration starts; errors are raised from there.
+        (``contextlib.closing``) or by breaking out of the loop. When the server ends a
+        follow at its ceiling, the iterator reconnects from the last line it gave, so the
+        stream goes on unbroken. The request is made when iteration starts; errors are
+        raised from there.
         """
+        if follow:
+            return self._follow(
+                FollowResume(agent, tail=tail, since=since, timestamps=timestamps, owner=owner)
+            )
         return self._lines(
             calls.logs_call(
                 agent, tail=tail, since=since, timestamps=timestamps, follow=follow, owner=owner
@@ -236,6 +244,22 @@ class AgentClient(ClientBase):
             raise error_from_transport(exc, self.url) from exc
         finally:
             response.close()
+
+    def _follow(self, resume: FollowResume) -> Generator[str, None, None]:
+        while True:
+            started = time.monotonic()
+            response = self._send(resume.call())
+            try:
+                for line in response.iter_lines():
+                    shown = resume.accept(line)
+                    if shown is not None:
+                        yield shown
+            except httpx.TransportError as exc:
+                raise error_from_transport(exc, self.url) from exc
+            finally:
+                response.close()
+            if not resume.ended_at_ceiling(response.headers, time.monotonic() - started):
+                return
 
     def health(self) -> Health:
         """``/healthz``: the server process answers (no key needed)."""

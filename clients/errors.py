@@ -14,8 +14,9 @@ cross the boundary, and chained (``raise ... from exc``)::
         │   └── PolicyViolationError     403     policy_violation, agent_quota_exceeded
         ├── NotFoundError                404     agent_not_found, not_found
         ├── ConflictError                409     agent_name_conflict, idempotency_key_reused
-        ├── RateLimitedError             429     rate_limited
-        └── ServerUnavailableError       502/503/504  orchestrator_unavailable, engine_error
+        ├── RateLimitedError             429     rate_limited, too_many_log_streams
+        └── ServerUnavailableError       502/503/504  orchestrator_unavailable, engine_error,
+                                                      too_many_connections
 
 A ``ValidationError`` raised before anything was sent (a spawn request of the wrong shape)
 has status None. Messages never carry a key, a secret value or a request body.

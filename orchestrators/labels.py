@@ -8,12 +8,12 @@ in for a system label.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from .models import Agent, AgentAddress, AgentStatus, StoredSpec
+from .viewcache import ViewCache, estimate_bytes
 
 __all__ = [
     "ANNOTATION_KEYS",
@@ -29,6 +29,7 @@ __all__ = [
     "OWNER",
     "SPEC",
     "USER_PREFIX",
+    "VIEW_CACHE",
     "agent_from_labels",
     "format_created_at",
     "format_moment",
@@ -159,6 +160,11 @@ def is_managed(labels: Mapping[str, str]) -> bool:
     return labels.get(MANAGED_BY) == MANAGED_BY_VALUE and ID in labels and SPEC in labels
 
 
+#: The built views of every backend in this process; the service sets its budget
+#: (``AGENT_API_AGENT_CACHE_BYTES``).
+VIEW_CACHE: ViewCache[_View] = ViewCache(32 * 1024 * 1024)
+
+
 def agent_from_labels(
     labels: Mapping[str, str],
     *,
@@ -168,46 +174,78 @@ def agent_from_labels(
     expires_at: datetime | None = None,
     address: tuple[str, str] | None = None,
 ) -> Agent:
-    """Rebuild the public view of an agent from its labels (and annotations) alone;
-    ``address`` is (network, host) where the backend knows how its owner reaches it."""
-    return _agent(
+    """Rebuild the public view of an agent from its labels (and annotations) alone.
+
+    The part that never changes is built once (``VIEW_CACHE``, keyed on the agent's id and
+    its spec, never on its status or deadline); status, detail and deadline are set on a
+    shallow copy, so a fleet that did not change builds nothing on a list.
+    ``address`` is (network, host) where the backend knows how its owner reaches it.
+    """
+    spec_text = labels[SPEC]
+    key = (
+        orchestrator,
         labels[ID],
         labels[NAME],
         labels[OWNER],
         labels[CREATED_AT],
-        labels[SPEC],
-        status,
-        detail,
-        orchestrator,
-        expires_at,
+        len(spec_text),
+        hash(spec_text),
         address,
     )
+    view = VIEW_CACHE.get(
+        key,
+        lambda: _built(
+            labels[ID],
+            labels[NAME],
+            labels[OWNER],
+            labels[CREATED_AT],
+            spec_text,
+            orchestrator,
+            address,
+        ),
+    )
+    return view.now(status, detail, expires_at)
 
 
-@functools.lru_cache(maxsize=4096)
-def _agent(
+class _View:
+    """An agent's view without status, and its view with the status it had last: a fleet
+    that did not change since the last list costs no copy."""
+
+    __slots__ = ("_base", "_last")
+
+    def __init__(self, base: Agent) -> None:
+        self._base = base
+        self._last = base
+
+    def now(self, status: AgentStatus, detail: str | None, expires_at: datetime | None) -> Agent:
+        last = self._last  # one read: another thread may replace it meanwhile
+        if (last.status, last.detail, last.expires_at) == (status, detail, expires_at):
+            return last
+        current = self._base.model_copy(
+            update={"status": status, "detail": detail, "expires_at": expires_at}
+        )
+        self._last = current
+        return current
+
+
+def _built(
     agent_id: str,
     name: str,
     owner: str,
     created_at: str,
     spec_text: str,
-    status: AgentStatus,
-    detail: str | None,
     orchestrator: str,
-    expires_at: datetime | None,
-    address: tuple[str, str] | None = None,
-) -> Agent:
-    """Built once per distinct input: labels never change after creation and ``Agent`` is
-    frozen, so a list of a fleet that did not change builds nothing (it was most of a list's
-    CPU: parsing the spec label and validating the model, for every agent, every time)."""
+    address: tuple[str, str] | None,
+) -> tuple[_View, int]:
+    """The agent's view with a placeholder status, and its estimated size in bytes."""
     spec = StoredSpec.model_validate_json(spec_text)
-    return Agent(
+    agent = Agent(
         id=agent_id,
         name=name,
         owner=owner,
         image=spec.image,
-        status=status,
-        detail=detail,
+        status=AgentStatus.UNKNOWN,
+        detail=None,
         created_at=parse_moment(created_at),
         labels=spec.labels,
         env=spec.env,
@@ -217,7 +255,8 @@ def _agent(
         workspace=spec.workspace,
         network=spec.network,
         command=spec.command,
-        expires_at=expires_at,
+        expires_at=None,
         address=AgentAddress(network=address[0], host=address[1]) if address else None,
         orchestrator=orchestrator,
     )
+    return _View(agent), estimate_bytes(spec_text, agent)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import PolicyViolation
+from .errors import InvalidSpec, PolicyViolation
 from .images import matches
 from .models import AgentSpec, Resources
 
@@ -27,12 +27,27 @@ class SpawnPolicy:
     max_resources: Resources
     allowed_images: tuple[str, ...] = ("*",)
     reserved_names: frozenset[str] = frozenset()
+    max_env_bytes: int = 0  # env, secrets and labels of one spawn; 0: no limit
 
     def check_name(self, name: str) -> None:
         """The platform's own service names are never an agent's (its DNS name)."""
         if name in PLATFORM_NAMES or name in self.reserved_names:
             raise PolicyViolation(
                 f"the name {name!r} is reserved for the platform's own services: choose another"
+            )
+
+    def check_size(self, spec: AgentSpec) -> None:
+        """``InvalidSpec`` when env, secrets and labels together are past ``max_env_bytes``:
+        the spec is kept in a label and every view of the agent carries a copy of it."""
+        if not self.max_env_bytes:
+            return
+        pairs = [*spec.env.items(), *spec.labels.items()]
+        pairs += [(name, value.get_secret_value()) for name, value in spec.secrets.items()]
+        size = sum(len(name.encode()) + len(value.encode()) for name, value in pairs)
+        if size > self.max_env_bytes:
+            raise InvalidSpec(
+                f"env, secrets and labels take {size} bytes; this server allows "
+                f"{self.max_env_bytes} in one spawn"
             )
 
     def resolve_resources(self, spec: AgentSpec) -> Resources:

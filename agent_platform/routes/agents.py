@@ -11,6 +11,7 @@ from pydantic import StringConstraints
 from orchestrators.models import Agent, AgentStatus, LogOptions
 
 from ..deps import Caller, Engine, OwnerScope, State, Writer
+from ..follows import bounded
 from ..problems import ProblemError
 from ..schemas import ActionRequest, AgentList, RenewRequest, SpawnRequest
 from ..since import SINCE_PATTERN, parse_since
@@ -31,7 +32,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "body over the size limit", **_PROBLEM},
     415: {"description": "a body that is not JSON", **_PROBLEM},
     422: {"description": "invalid request", **_PROBLEM},
-    429: {"description": "rate limited; retry after Retry-After", **_PROBLEM},
+    429: {
+        "description": "rate limited, or too many log streams followed; retry after Retry-After",
+        **_PROBLEM,
+    },
     502: {"description": "the orchestrator refused the request", **_PROBLEM},
     503: {"description": "orchestrator unavailable; retry after Retry-After", **_PROBLEM},
 }
@@ -95,6 +99,7 @@ async def spawn_agent(
     request.state.audit_agent = body.name
     state.policy.check_name(body.name)
     state.policy.check_image(body.image)
+    state.policy.check_size(body)
     resources = state.policy.resolve_resources(body)
     limit = state.settings.max_agents_per_owner
     agent = await state.orchestrator.spawn(
@@ -229,14 +234,15 @@ async def delete_agent(
 @router.get(
     "/{agent}/logs",
     response_class=StreamingResponse,
-    summary="The agent's output; follow=true streams until it stops or the client leaves",
+    summary="The agent's output; follow=true streams until it stops, the client leaves, or "
+    "the server's follow ceiling (then reconnect with since=)",
     responses={200: {"content": {"text/plain": {}}, "description": "stdout and stderr"}},
 )
 async def agent_logs(
     agent: AgentRef,
-    _: Caller,
+    caller: Caller,
     scope: OwnerScope,
-    engine: Engine,
+    state: State,
     tail: Annotated[int | None, Query(ge=0, le=100_000, description="last N lines")] = None,
     since: Annotated[
         str | None,
@@ -246,9 +252,20 @@ async def agent_logs(
     follow: bool = False,
 ) -> StreamingResponse:
     options = LogOptions(tail=tail, since=parse_since(since), timestamps=timestamps, follow=follow)
-    chunks = await engine.logs(agent, owner=scope, options=options)
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    if not follow:
+        chunks = await state.orchestrator.logs(agent, owner=scope, options=options)
+        return StreamingResponse(chunks, media_type="text/plain; charset=utf-8", headers=headers)
+    slot = state.follows.take(caller)
+    try:
+        chunks = await state.orchestrator.logs(agent, owner=scope, options=options)
+    except BaseException:
+        state.follows.give_back(slot)
+        raise
+    ceiling = state.settings.follow_max_seconds
+    headers["X-Follow-Max-Seconds"] = f"{ceiling:g}"
     return StreamingResponse(
-        chunks,
+        bounded(chunks, seconds=ceiling, slots=state.follows, slot=slot),
         media_type="text/plain; charset=utf-8",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers=headers,
     )

@@ -116,7 +116,11 @@ class DockerOrchestrator(Orchestrator):
     def __init__(self, config: DockerConfig) -> None:
         self._config = config
         self._executor = ThreadPoolExecutor(config.max_workers, thread_name_prefix="docker")
+        # Plain log reads and follows on pools of their own: a read never waits behind follows.
         self._log_executor = ThreadPoolExecutor(config.max_log_streams, thread_name_prefix="logs")
+        self._follow_executor = ThreadPoolExecutor(
+            config.max_log_streams, thread_name_prefix="follow"
+        )
         self._api: APIClient | None = None
         self._api_lock = threading.Lock()
         self._network_ids: dict[str, str] = {}  # owner network name -> id
@@ -447,13 +451,15 @@ class DockerOrchestrator(Orchestrator):
             return stream
 
         stream = await self._run(open_stream)
-        return self._drain(stream)
+        return self._drain(stream, self._follow_executor if options.follow else self._log_executor)
 
-    async def _drain(self, stream: Iterator[bytes]) -> AsyncIterator[bytes]:
+    async def _drain(
+        self, stream: Iterator[bytes], pool: ThreadPoolExecutor
+    ) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                chunk = await loop.run_in_executor(self._log_executor, next, stream, None)
+                chunk = await loop.run_in_executor(pool, next, stream, None)
                 if chunk is None:
                     return
                 yield chunk
@@ -464,6 +470,7 @@ class DockerOrchestrator(Orchestrator):
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._log_executor.shutdown(wait=False, cancel_futures=True)
+        self._follow_executor.shutdown(wait=False, cancel_futures=True)
         with self._api_lock:
             if self._api is not None:
                 self._api.close()

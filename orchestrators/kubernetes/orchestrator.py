@@ -171,8 +171,12 @@ class KubernetesOrchestrator(Orchestrator):
         self._prefix = config.resource_prefix
         self._instance = L.instance_name(config.resource_prefix)
         self._executor = ThreadPoolExecutor(config.max_workers, thread_name_prefix="kube")
+        # Plain log reads and follows on pools of their own: a read never waits behind follows.
         self._log_executor = ThreadPoolExecutor(
             config.max_log_streams, thread_name_prefix="kube-logs"
+        )
+        self._follow_executor = ThreadPoolExecutor(
+            config.max_log_streams, thread_name_prefix="kube-follow"
         )
         self._kube = KubeApi(
             ApiAccess(
@@ -180,7 +184,7 @@ class KubernetesOrchestrator(Orchestrator):
                 context=config.context,
                 timeout=config.timeout,
                 retries=config.retries,
-                pool_size=config.max_workers + config.max_log_streams,
+                pool_size=config.max_workers + 2 * config.max_log_streams,
             )
         )
         self._pod = PodSettings(
@@ -559,16 +563,18 @@ class KubernetesOrchestrator(Orchestrator):
                 raise
 
         stream = await self._run(open_stream)
-        return self._drain(stream)
+        return self._drain(stream, self._follow_executor if options.follow else self._log_executor)
 
-    async def _drain(self, stream: urllib3.BaseHTTPResponse | None) -> AsyncIterator[bytes]:
+    async def _drain(
+        self, stream: urllib3.BaseHTTPResponse | None, pool: ThreadPoolExecutor
+    ) -> AsyncIterator[bytes]:
         if stream is None:
             return
         loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
-                    chunk = await loop.run_in_executor(self._log_executor, _read, stream)
+                    chunk = await loop.run_in_executor(pool, _read, stream)
                 except Exception as exc:
                     raise translate(exc) from exc
                 if not chunk:
@@ -581,6 +587,7 @@ class KubernetesOrchestrator(Orchestrator):
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._log_executor.shutdown(wait=False, cancel_futures=True)
+        self._follow_executor.shutdown(wait=False, cancel_futures=True)
         self._kube.close()
 
     # -- spawn ----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "models",
         "policy",
         "threads",
+        "viewcache",
         "docker",
         "kubernetes",
     }

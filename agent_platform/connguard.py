@@ -1,0 +1,128 @@
+"""Slow and surplus connections, handled in the HTTP protocol before the app sees them.
+
+uvicorn closes an idle keep-alive connection, but nothing bounds how long a client may
+take to send a request's headers or its body: one byte a minute would hold a connection
+(and, for a body, a task) forever. ``guarded_protocol`` makes uvicorn's h11 protocol with
+
+- a header deadline: from a new connection, or the first byte of the next request on a
+  kept-alive one, the headers must be complete within ``header_timeout`` seconds;
+- a body deadline: from the end of the headers, the body must be complete within
+  ``body_timeout`` seconds;
+- a connection cap: past ``max_connections`` open connections, a new one is answered
+  503 ``too_many_connections`` (problem+json, ``Retry-After``) and closed at once.
+
+A connection past a deadline is closed; an app waiting for its body sees a disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import h11
+from loguru import logger
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = ["guarded_protocol"]
+
+
+def _busy_response(retry_after: int) -> bytes:
+    body = json.dumps(
+        {
+            "type": "urn:agent-platform:problem:too_many_connections",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "the service has too many open connections; retry later",
+            "instance": "/",
+            "code": "too_many_connections",
+        }
+    ).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "content-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\n"
+        f"retry-after: {retry_after}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class _GuardedH11Protocol(H11Protocol):
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 500
+    busy_response: bytes = _busy_response(5)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._waiting_for: str | None = None  # "headers" or "body"
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            logger.warning("refused a connection: {} are open", len(self.connections) - 1)
+            transport.write(self.busy_response)
+            transport.close()
+            return
+        self._arm("headers", self.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiting_for is None and self.conn.their_state is h11.IDLE:
+            self._arm("headers", self.header_timeout)  # the next request on a kept-alive one
+        super().data_received(data)
+        self._follow_state()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        idle = self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]
+        if idle and self._waiting_for == "headers":
+            self._disarm()  # between requests the keep-alive timeout is in charge
+        self._follow_state()
+
+    def _follow_state(self) -> None:
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            if self._waiting_for != "body":
+                self._arm("body", self.body_timeout)
+        elif state is not h11.IDLE:
+            self._disarm()
+
+    def _arm(self, what: str, seconds: float) -> None:
+        self._disarm()
+        self._waiting_for = what
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline, self._waiting_for = None, None
+
+    def _expired(self) -> None:
+        what = self._waiting_for
+        self._deadline, self._waiting_for = None, None
+        if self.transport is not None and not self.transport.is_closing():
+            seconds = self.header_timeout if what == "headers" else self.body_timeout
+            logger.warning("closed a connection: the request's {} took over {} s", what, seconds)
+            self.transport.close()
+
+
+def guarded_protocol(
+    *, header_timeout: float, body_timeout: float, max_connections: int, retry_after: int
+) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with these deadlines and this cap (pass it as ``http=``)."""
+    return type(
+        "GuardedH11Protocol",
+        (_GuardedH11Protocol,),
+        {
+            "header_timeout": header_timeout,
+            "body_timeout": body_timeout,
+            "max_connections": max_connections,
+            "busy_response": _busy_response(retry_after),
+        },
+    )
