@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from loguru import logger
 
 from orchestrators.base import Orchestrator
-from orchestrators.policy import SpawnPolicy
+from orchestrators.policy import OwnerCeilings, SpawnPolicy
 
 from . import __version__
 from .audit import AuditLog
@@ -25,6 +25,7 @@ from .problems import install_problem_handlers
 from .ratelimit import RateLimiter
 from .routes import agents, health
 from .settings import Settings
+from .slowcalls import SlowCalls
 from .state import AppState
 from .sweeper import run_sweeper
 
@@ -51,9 +52,17 @@ def create_app(
             max_resources=settings.max_resources,
             allowed_images=tuple(settings.allowed_images),
         ),
+        ceilings=OwnerCeilings(
+            cpus=settings.max_cpus_per_owner, memory_mb=settings.max_memory_mb_per_owner
+        ),
         metrics=metrics,
         audit=AuditLog(settings.audit_file),
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        slow_calls=SlowCalls(
+            per_key=settings.max_slow_calls_per_key,
+            per_owner=settings.max_slow_calls_per_owner,
+            retry_after=settings.retry_after,
+        ),
     )
     if settings.allowed_images == ["*"]:
         logger.warning("every image may be spawned: set AGENT_API_ALLOWED_IMAGES to restrict them")

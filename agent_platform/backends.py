@@ -27,6 +27,13 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
                 max_log_streams=settings.max_log_streams,
                 read_only_rootfs=settings.read_only_rootfs,
                 orphan_grace_seconds=settings.orphan_grace_seconds,
+                pull_timeout=settings.pull_timeout,
+                pull_threads=settings.pull_threads,
+                max_pulls_per_owner=settings.max_pulls_per_owner,
+                allow_private_registries=settings.allow_private_registries,
+                log_driver=settings.agent_log_driver,
+                log_max_size=settings.agent_log_max_size,
+                log_max_files=settings.agent_log_max_files,
             )
         )
     # Imported here: a Docker deployment never loads the Kubernetes client.
@@ -59,5 +66,7 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
             tolerations=tuple(dict(t) for t in settings.kube_tolerations),
             spawn_wait_seconds=settings.spawn_wait_seconds,
             orphan_grace_seconds=settings.orphan_grace_seconds,
+            ephemeral_storage_request=settings.kube_ephemeral_storage_request,
+            ephemeral_storage_limit=settings.kube_ephemeral_storage_limit,
         )
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrators.base import Orchestrator
-from orchestrators.policy import SpawnPolicy
+from orchestrators.policy import OwnerCeilings, SpawnPolicy
 
 from .audit import AuditLog
 from .auth import KeyRing
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .settings import Settings
+from .slowcalls import SlowCalls
 
 __all__ = ["AppState"]
 
@@ -22,6 +23,8 @@ class AppState:
     orchestrator: Orchestrator
     keys: KeyRing
     policy: SpawnPolicy
+    ceilings: OwnerCeilings
     metrics: Metrics
     audit: AuditLog
     limiter: RateLimiter
+    slow_calls: SlowCalls

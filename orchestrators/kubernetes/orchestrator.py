@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import re
 import uuid
@@ -46,6 +47,7 @@ from ..errors import (
     SpawnFailed,
 )
 from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
+from ..policy import OwnerCeilings
 from ..threads import in_thread
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
 from .objects import (
@@ -106,6 +108,8 @@ class KubernetesConfig:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     spawn_wait_seconds: float = 30.0
     orphan_grace_seconds: float = 300.0  # an in-flight spawn's objects are younger than this
+    ephemeral_storage_request: str = "256Mi"
+    ephemeral_storage_limit: str = "2Gi"
 
 
 def _name_of(obj: Mapping[str, Any]) -> str:
@@ -124,6 +128,12 @@ def _created(obj: Mapping[str, Any]) -> datetime | None:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _resources_of(deployment: Mapping[str, Any]) -> Resources:
+    """The resources an agent was spawned with, from its spec annotation."""
+    spec = json.loads(_schema(deployment)[L.SPEC])
+    return Resources.model_validate(spec["resources"])
 
 
 def _stamp(pod: Mapping[str, Any]) -> str | None:
@@ -165,6 +175,8 @@ class KubernetesOrchestrator(Orchestrator):
             pull_missing_images=config.pull_missing_images,
             node_selector=dict(config.node_selector),
             tolerations=tuple(config.tolerations),
+            ephemeral_storage_request=config.ephemeral_storage_request,
+            ephemeral_storage_limit=config.ephemeral_storage_limit,
         )
 
     @property
@@ -556,6 +568,7 @@ class KubernetesOrchestrator(Orchestrator):
         resources: Resources,
         idempotency_key: str | None = None,
         max_agents: int | None = None,
+        ceilings: OwnerCeilings | None = None,
     ) -> Agent:
         stored = StoredSpec.from_spec(spec, resources)
         idem = L.idempotency_hash(owner, idempotency_key) if idempotency_key else None
@@ -563,12 +576,16 @@ class KubernetesOrchestrator(Orchestrator):
         def create() -> tuple[JSON, bool]:
             if idem is not None and (earlier := self._replay(owner, idem, stored, spec)):
                 return earlier, True
-            if max_agents is not None:
-                count = len(self._deployments(L.selector(instance=self._instance, owner=owner)))
-                if count >= max_agents:
+            counted = ceilings is not None and ceilings.active
+            if max_agents is not None or counted:
+                mine = self._deployments(L.selector(instance=self._instance, owner=owner))
+                if max_agents is not None and len(mine) >= max_agents:
                     raise AgentQuotaExceeded(
-                        f"owner {owner!r} already has {count} agents, the most allowed"
+                        f"owner {owner!r} already has {len(mine)} agents, the most allowed"
                     )
+                if ceilings is not None and counted:
+                    held = (_resources_of(d) for d in mine)
+                    ceilings.check(owner, held, resources)
             try:
                 return self._create(spec, stored, owner, resources, idem), False
             except AgentConflict:

@@ -108,8 +108,17 @@ async def test_the_stored_deployment_is_restricted_and_only_refers_to_its_secret
     container = pod["containers"][0]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert container["resources"]["limits"] == {"cpu": "500m", "memory": "64Mi"}
-    assert container["resources"]["requests"] == {"cpu": "500m", "memory": "64Mi"}
+    # Scratch space is bounded by default, so one agent cannot fill its node's disk.
+    assert container["resources"]["limits"] == {
+        "cpu": "500m",
+        "memory": "64Mi",
+        "ephemeral-storage": "2Gi",
+    }
+    assert container["resources"]["requests"] == {
+        "cpu": "500m",
+        "memory": "64Mi",
+        "ephemeral-storage": "256Mi",
+    }
     assert {"name": "LOG_LEVEL", "value": "info"} in container["env"]
     secret_ref = next(e for e in container["env"] if e["name"] == "OPENAI_API_KEY")
     secret_name = secret_ref["valueFrom"]["secretKeyRef"]["name"]

@@ -137,8 +137,16 @@ def test_the_deployment_is_the_restricted_pod_of_the_spec() -> None:
                                 },
                             ],
                             "resources": {
-                                "limits": {"cpu": "500m", "memory": "96Mi"},
-                                "requests": {"cpu": "500m", "memory": "96Mi"},
+                                "limits": {
+                                    "cpu": "500m",
+                                    "memory": "96Mi",
+                                    "ephemeral-storage": "2Gi",
+                                },
+                                "requests": {
+                                    "cpu": "500m",
+                                    "memory": "96Mi",
+                                    "ephemeral-storage": "256Mi",
+                                },
                             },
                             "securityContext": {
                                 "allowPrivilegeEscalation": False,
