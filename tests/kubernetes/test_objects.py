@@ -243,7 +243,7 @@ def test_a_tiny_cpu_limit_is_never_zero() -> None:
         settings=PodSettings(),
     )
     limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
-    assert limits == {"cpu": "1m", "memory": "6Mi"}
+    assert limits == {"cpu": "1m", "memory": "6Mi", "ephemeral-storage": "2Gi"}
 
 
 def test_the_deadline_is_on_the_deployment_but_not_on_its_pods() -> None:
