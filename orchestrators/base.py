@@ -92,8 +92,8 @@ class Orchestrator(abc.ABC):
     ) -> Agent:
         """Stop the agent, killing it after ``timeout`` seconds of grace (backend default
         if None). Idempotent: stopping a stopped agent changes nothing. The agent, its
-        labels and its workspace survive; the engine call's own timeout is extended by the
-        grace period.
+        labels and its workspace survive. The grace (up to an hour) is waited out without
+        holding a thread: no single engine call lasts it.
         """
 
     @abc.abstractmethod

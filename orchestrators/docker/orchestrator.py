@@ -2,8 +2,10 @@
 
 The SDK is synchronous, so every call runs in a bounded thread pool and the event loop never
 waits on the engine; log streams get a pool of their own so that followers cannot starve
-other calls. Lists use one ``GET /containers/json`` with label filters (the high-level
-``containers.list()`` would inspect every container).
+other calls. No call on the engine pool lasts longer than one engine round trip: a stop's grace
+is waited out on the event loop (``graceful``), pulls run on their own pool under a
+deadline (``pulls``). Lists use one ``GET /containers/json`` with label filters (the
+high-level ``containers.list()`` would inspect every container).
 """
 
 from __future__ import annotations
