@@ -13,7 +13,7 @@ from loguru import logger
 
 from orchestrators import labels as L
 from orchestrators.base import Orchestrator
-from orchestrators.policy import SpawnPolicy
+from orchestrators.policy import OwnerCeilings, SpawnPolicy
 
 from . import __version__
 from .audit import AuditLog
@@ -29,6 +29,7 @@ from .problems import install_problem_handlers
 from .ratelimit import RateLimiter
 from .routes import agents, health
 from .settings import Settings
+from .slowcalls import SlowCalls
 from .state import AppState
 from .sweeper import run_sweeper
 
@@ -67,6 +68,9 @@ def create_app(
             reserved_names=frozenset(settings.reserved_names),
             max_env_bytes=settings.max_spawn_env_bytes,
         ),
+        ceilings=OwnerCeilings(
+            cpus=settings.max_cpus_per_owner, memory_mb=settings.max_memory_mb_per_owner
+        ),
         metrics=metrics,
         audit=AuditLog(settings.audit_file),
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
@@ -75,6 +79,11 @@ def create_app(
             per_key=settings.max_follows_per_key,
             per_owner=settings.max_follows_per_owner,
             total=settings.max_log_streams,
+            retry_after=settings.retry_after,
+        ),
+        slow_calls=SlowCalls(
+            per_key=settings.max_slow_calls_per_key,
+            per_owner=settings.max_slow_calls_per_owner,
             retry_after=settings.retry_after,
         ),
     )

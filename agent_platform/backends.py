@@ -29,6 +29,13 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
                 read_only_rootfs=settings.read_only_rootfs,
                 orphan_grace_seconds=settings.orphan_grace_seconds,
                 agent_user=settings.agent_user or None,
+                pull_timeout=settings.pull_timeout,
+                pull_threads=settings.pull_threads,
+                max_pulls_per_owner=settings.max_pulls_per_owner,
+                allow_private_registries=settings.allow_private_registries,
+                log_driver=settings.agent_log_driver,
+                log_max_size=settings.agent_log_max_size,
+                log_max_files=settings.agent_log_max_files,
             )
         )
     # Imported here: a Docker deployment never loads the Kubernetes client.
@@ -66,5 +73,7 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
             ingress_namespaces=tuple(settings.kube_ingress_namespaces),
             denied_cidrs=tuple(settings.kube_egress_denied_cidrs),
             network_policy_enforced=settings.kube_network_policy_enforced,
+            ephemeral_storage_request=settings.kube_ephemeral_storage_request,
+            ephemeral_storage_limit=settings.kube_ephemeral_storage_limit,
         )
     )

@@ -26,6 +26,7 @@ from orchestrators.errors import (
     OrchestratorError,
     OrchestratorUnavailable,
     PolicyViolation,
+    TooManyCalls,
 )
 
 __all__ = ["PROBLEM_JSON", "ProblemError", "install_problem_handlers", "problem_response"]
@@ -38,6 +39,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[OrchestratorError], int], ...] = (
     (AgentConflict, 409),
     (InvalidSpec, 422),
     (PolicyViolation, 403),
+    (TooManyCalls, 429),
     (OrchestratorUnavailable, 503),
     (EngineError, 502),
     (OrchestratorError, 502),
@@ -149,7 +151,7 @@ def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:
     async def on_orchestrator(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, OrchestratorError)
         status = _status_of(exc)
-        headers = {"Retry-After": str(retry_after)} if status == 503 else None
+        headers = {"Retry-After": str(retry_after)} if status in (429, 503) else None
         if status >= 500:
             logger.warning("orchestrator error {}: {}", exc.code, exc.detail)
         return problem_response(request.url.path, status, exc.code, exc.detail, headers=headers)

@@ -32,6 +32,11 @@ DENIED_CIDRS = (
 )
 
 
+def _mebibytes(quantity: str) -> int:
+    """``256Mi`` or ``2Gi`` in MiB (the only forms the settings accept)."""
+    return int(quantity[:-2]) * (1024 if quantity.endswith("Gi") else 1)
+
+
 class Settings(BaseSettings):
     """Every variable the service reads. Names are ``AGENT_API_<FIELD>`` unless noted."""
 
@@ -170,6 +175,38 @@ class Settings(BaseSettings):
         default=None, description="also append audit records (JSON lines) to this file"
     )
 
+    # -- limits that keep one key or owner from starving the others (README "Limits") ----
+    max_slow_calls_per_key: int = Field(
+        default=4, ge=1, le=1024, description="stops/restarts one key may have in flight"
+    )
+    max_slow_calls_per_owner: int = Field(
+        default=8, ge=1, le=4096, description="stops/restarts in flight on one owner's agents"
+    )
+    pull_timeout: float = Field(
+        default=300.0, gt=0, le=3600, description="seconds one image pull may take, in all"
+    )
+    pull_threads: int = Field(default=4, ge=1, le=64, description="image pulls at once")
+    max_pulls_per_owner: int = Field(
+        default=1, ge=1, le=64, description="image pulls one owner's spawns may run at once"
+    )
+    allow_private_registries: bool = Field(
+        default=False,
+        description="allow pulls from loopback, private or link-local registry addresses",
+    )
+    agent_log_driver: Literal["json-file", "local"] = Field(
+        default="json-file", description="log driver of Docker agents (both rotate)"
+    )
+    agent_log_max_size: str = Field(
+        default="10m", pattern=r"^[1-9][0-9]{0,5}[kmg]$", description="size of one log file"
+    )
+    agent_log_max_files: int = Field(default=3, ge=1, le=100, description="log files kept")
+    max_cpus_per_owner: float | None = Field(
+        default=None, gt=0, description="CPUs all of one owner's agents may ask for; unset: off"
+    )
+    max_memory_mb_per_owner: int | None = Field(
+        default=None, ge=6, description="MiB all of one owner's agents may ask for; unset: off"
+    )
+
     kube_namespace: str = Field(
         default="agents", pattern=DNS1123_LABEL, description="namespace of the agents (Kubernetes)"
     )
@@ -231,6 +268,16 @@ class Settings(BaseSettings):
     spawn_wait_seconds: float = Field(
         default=30.0, ge=0, le=600, description="how long spawn/start wait for a ready pod"
     )
+    kube_ephemeral_storage_request: str = Field(
+        default="256Mi",
+        pattern=r"^[1-9][0-9]{0,6}(Mi|Gi)$",
+        description="ephemeral-storage request of agent pods",
+    )
+    kube_ephemeral_storage_limit: str = Field(
+        default="2Gi",
+        pattern=r"^[1-9][0-9]{0,6}(Mi|Gi)$",
+        description="ephemeral-storage limit of agent pods (evicted past it)",
+    )
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -289,6 +336,10 @@ class Settings(BaseSettings):
         for field in ("cpus", "memory_mb", "pids"):
             if getattr(self, f"default_{field}") > getattr(self, f"max_{field}"):
                 raise ValueError(f"AGENT_API_DEFAULT_{field.upper()} exceeds its maximum")
+        if _mebibytes(self.kube_ephemeral_storage_request) > _mebibytes(
+            self.kube_ephemeral_storage_limit
+        ):
+            raise ValueError("AGENT_API_KUBE_EPHEMERAL_STORAGE_REQUEST exceeds its limit")
         return self
 
     @property

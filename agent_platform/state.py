@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrators.base import Orchestrator
-from orchestrators.policy import SpawnPolicy
+from orchestrators.policy import OwnerCeilings, SpawnPolicy
 
 from .audit import AuditLog
 from .auth import KeyRing
@@ -14,6 +14,7 @@ from .metrics import Metrics
 from .pagination import Cursors
 from .ratelimit import RateLimiter
 from .settings import Settings
+from .slowcalls import SlowCalls
 
 __all__ = ["AppState"]
 
@@ -24,8 +25,10 @@ class AppState:
     orchestrator: Orchestrator
     keys: KeyRing
     policy: SpawnPolicy
+    ceilings: OwnerCeilings
     metrics: Metrics
     audit: AuditLog
     limiter: RateLimiter
     cursors: Cursors
     follows: FollowSlots
+    slow_calls: SlowCalls

@@ -10,12 +10,16 @@ from pathlib import Path
 from types import FrameType
 
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
+from .noisy import NoisyConfig, quick_noisy, run_noisy
+from .noisy_report import carry_section, render_noisy, write_section
 from .plot import plot_latency
 from .report import comparison_table, render_report
 from .results import RunResults
 from .suite import run_suite
 
 __all__ = ["main", "parse_args", "write_outputs"]
+
+NOISY = "noisy-neighbour"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -50,6 +54,14 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         action="store_true",
         help="skip the list figures on the Kubernetes backend (they start a control plane)",
     )
+    parser.add_argument(
+        "--only",
+        choices=[NOISY],
+        help="run one scenario and update its section of the report (keeps the rest)",
+    )
+    parser.add_argument(
+        "--phase-seconds", type=float, help="noisy-neighbour: seconds of each attack phase"
+    )
     args = parser.parse_args(argv)
     config = BenchConfig(
         output=args.output, plot=args.plot, prefix=args.prefix, kubernetes=not args.no_kubernetes
@@ -64,7 +76,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         config = replace(config, load_seconds=args.load_seconds)
     if args.profile_seconds is not None:
         config = replace(config, profile_seconds=args.profile_seconds)
-    return config
+    noisy = quick_noisy(NoisyConfig()) if args.quick else NoisyConfig()
+    if args.phase_seconds is not None:
+        noisy = replace(noisy, phase_seconds=max(1.0, args.phase_seconds))
+    return replace(config, only=args.only, noisy=noisy)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -75,13 +90,32 @@ def write_outputs(results: RunResults, config: BenchConfig) -> tuple[Path, Path 
     """The plot and the report of a run, where ``config`` says; their paths."""
     plot = plot_latency(results, config.plot_path)
     config.output.parent.mkdir(parents=True, exist_ok=True)
-    config.output.write_text(render_report(results, config, plot) + "\n")
+    old = config.output.read_text() if config.output.exists() else ""
+    report = render_report(results, config, plot) + "\n"
+    config.output.write_text(carry_section(old, report))
     return config.output, plot
+
+
+def run_noisy_only(config: BenchConfig, argv: list[str]) -> int:
+    """``--only noisy-neighbour``: run the scenario, print and write its section."""
+    results = run_noisy(config.noisy)
+    command = " ".join(["python -m benchmarks", *argv])
+    section = render_noisy(results, config.noisy, command)
+    write_section(config.output, section)
+    print(section)
+    print(f"\nreport: {config.output}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    if config.only == NOISY:
+        try:
+            return run_noisy_only(config, sys.argv[1:] if argv is None else argv)
+        except KeyboardInterrupt:
+            print("interrupted; everything the run created was removed", file=sys.stderr)
+            return 130
     try:
         results = run_suite(config)
     except KeyboardInterrupt:

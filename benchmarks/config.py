@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from .noisy import NoisyConfig
 
 __all__ = ["DEFAULT_OUTPUT", "DEFAULT_PREFIX", "BenchConfig", "quick_config"]
 
@@ -34,6 +36,8 @@ class BenchConfig:
     output: Path = DEFAULT_OUTPUT
     plot: Path | None = None  # default: next to the output, <stem>-list.png
     title: str = "agent-api benchmarks"
+    only: str | None = None  # one scenario (``noisy-neighbour``) instead of the suite
+    noisy: NoisyConfig = field(default_factory=NoisyConfig)
 
     @property
     def network(self) -> str:

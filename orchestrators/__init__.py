@@ -16,6 +16,7 @@ from .errors import (
     OrchestratorUnavailable,
     PolicyViolation,
     SpawnFailed,
+    TooManyCalls,
 )
 from .models import (
     Agent,
@@ -28,7 +29,7 @@ from .models import (
     StoredSpec,
     SweepReport,
 )
-from .policy import SpawnPolicy
+from .policy import OwnerCeilings, SpawnPolicy
 
 __all__ = [
     "Agent",
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidSpec",
     "LogOptions",
     "Orchestrator",
+    "OwnerCeilings",
     "OrchestratorError",
     "OrchestratorUnavailable",
     "PolicyViolation",
@@ -55,4 +57,5 @@ __all__ = [
     "SpawnPolicy",
     "StoredSpec",
     "SweepReport",
+    "TooManyCalls",
 ]

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
 from .models import Agent, AgentSpec, LogOptions, Resources, SweepReport
+from .policy import OwnerCeilings
 
 __all__ = ["Orchestrator"]
 
@@ -46,6 +47,7 @@ class Orchestrator(abc.ABC):
         resources: Resources,
         idempotency_key: str | None = None,
         max_agents: int | None = None,
+        ceilings: OwnerCeilings | None = None,
     ) -> Agent:
         """Create and start an agent under the hardened policy and return it.
 
@@ -55,7 +57,9 @@ class Orchestrator(abc.ABC):
         request differed, raise ``IdempotencyKeyReused``. A name the owner already uses
         raises ``AgentConflict``. With ``max_agents``, an owner who already has that many
         agents gets ``AgentQuotaExceeded`` (a replayed key still returns its agent; two
-        concurrent spawns may both pass the count). A missing image raises
+        concurrent spawns may both pass the count). With ``ceilings``, an agent that would
+        take the owner's agents past a total of CPUs or memory raises
+        ``AgentQuotaExceeded`` naming the ceiling. A missing image raises
         ``ImageNotFound``; an agent that was created but could not start raises
         ``SpawnFailed``. On every failure nothing is left
         behind: no container, Deployment, volume, claim or secret.
@@ -88,8 +92,8 @@ class Orchestrator(abc.ABC):
     ) -> Agent:
         """Stop the agent, killing it after ``timeout`` seconds of grace (backend default
         if None). Idempotent: stopping a stopped agent changes nothing. The agent, its
-        labels and its workspace survive; the engine call's own timeout is extended by the
-        grace period.
+        labels and its workspace survive. The grace (up to an hour) is waited out without
+        holding a thread: no single engine call lasts it.
         """
 
     @abc.abstractmethod

@@ -15,6 +15,7 @@ code in exactly one place (``agent_platform.problems``).
     │   └── SpawnFailed               spawn_failed
     ├── PolicyViolation               policy_violation
     │   └── AgentQuotaExceeded        agent_quota_exceeded
+    ├── TooManyCalls                  rate_limited
     ├── EngineError                   engine_error
     └── OrchestratorUnavailable       orchestrator_unavailable
 
@@ -37,6 +38,7 @@ __all__ = [
     "OrchestratorUnavailable",
     "PolicyViolation",
     "SpawnFailed",
+    "TooManyCalls",
 ]
 
 
@@ -108,6 +110,12 @@ class AgentQuotaExceeded(PolicyViolation):
     """The owner already has as many agents as the policy allows."""
 
     code = "agent_quota_exceeded"
+
+
+class TooManyCalls(OrchestratorError):
+    """The caller already has as many slow calls (e.g. image pulls) in flight as allowed."""
+
+    code = "rate_limited"
 
 
 class EngineError(OrchestratorError):

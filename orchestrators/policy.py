@@ -7,16 +7,51 @@ This module decides only what may vary per deployment.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import InvalidSpec, PolicyViolation
+from .errors import AgentQuotaExceeded, InvalidSpec, PolicyViolation
 from .images import matches
 from .models import AgentSpec, Resources
 
-__all__ = ["PLATFORM_NAMES", "SpawnPolicy"]
+__all__ = ["PLATFORM_NAMES", "OwnerCeilings", "SpawnPolicy"]
 
 # The compose services' names: an agent answering to one of them would receive their traffic.
 PLATFORM_NAMES = frozenset({"agent-api", "sol"})
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerCeilings:
+    """Totals that all of one owner's agents together may ask for; None: no ceiling.
+
+    Counted over every agent the owner has, running or not (a stopped agent may be started
+    again without a new check), from the resources recorded at spawn.
+    """
+
+    cpus: float | None = None
+    memory_mb: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.cpus is not None or self.memory_mb is not None
+
+    def check(self, owner: str, held: Iterable[Resources], asking: Resources) -> None:
+        """``AgentQuotaExceeded`` naming the ceiling that ``asking`` would pass."""
+        held = list(held)
+        if self.cpus is not None:
+            total = sum(r.cpus for r in held) + asking.cpus
+            if total > self.cpus + 1e-9:
+                raise AgentQuotaExceeded(
+                    f"cpus: owner {owner!r} would have {total:g} CPUs in all, past the "
+                    f"per-owner ceiling of {self.cpus:g}"
+                )
+        if self.memory_mb is not None:
+            total_mb = sum(r.memory_mb for r in held) + asking.memory_mb
+            if total_mb > self.memory_mb:
+                raise AgentQuotaExceeded(
+                    f"memory_mb: owner {owner!r} would have {total_mb} MiB in all, past the "
+                    f"per-owner ceiling of {self.memory_mb}"
+                )
 
 
 @dataclass(frozen=True, slots=True)

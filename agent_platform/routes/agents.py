@@ -108,6 +108,7 @@ async def spawn_agent(
         resources=resources,
         idempotency_key=idempotency_key,
         max_agents=limit or None,
+        ceilings=state.ceilings if state.ceilings.active else None,
     )
     response.headers["Location"] = f"/v1/agents/{agent.id}"
     return audited(request, agent)
@@ -158,25 +159,29 @@ async def start_agent(
 @router.post("/{agent}/stop", response_model=Agent, summary="Stop (idempotent)")
 async def stop_agent(
     agent: AgentRef,
-    _: Writer,
+    caller: Writer,
     scope: OwnerScope,
     engine: Engine,
+    state: State,
     request: Request,
     timeout: Grace = None,
 ) -> Agent:
-    return audited(request, await engine.stop(agent, owner=scope, timeout=timeout))
+    with state.slow_calls.hold(caller.key_name, scope or caller.owner):
+        return audited(request, await engine.stop(agent, owner=scope, timeout=timeout))
 
 
 @router.post("/{agent}/restart", response_model=Agent, summary="Restart")
 async def restart_agent(
     agent: AgentRef,
-    _: Writer,
+    caller: Writer,
     scope: OwnerScope,
     engine: Engine,
+    state: State,
     request: Request,
     timeout: Grace = None,
 ) -> Agent:
-    return audited(request, await engine.restart(agent, owner=scope, timeout=timeout))
+    with state.slow_calls.hold(caller.key_name, scope or caller.owner):
+        return audited(request, await engine.restart(agent, owner=scope, timeout=timeout))
 
 
 @router.post(
@@ -187,17 +192,19 @@ async def restart_agent(
 async def act_on_agent(
     agent: AgentRef,
     body: ActionRequest,
-    _: Writer,
+    caller: Writer,
     scope: OwnerScope,
     engine: Engine,
+    state: State,
     request: Request,
 ) -> Agent:
     request.state.audit_action = body.action
     if body.action == "start":
         return audited(request, await engine.start(agent, owner=scope))
-    if body.action == "stop":
-        return audited(request, await engine.stop(agent, owner=scope, timeout=body.timeout))
-    return audited(request, await engine.restart(agent, owner=scope, timeout=body.timeout))
+    with state.slow_calls.hold(caller.key_name, scope or caller.owner):
+        if body.action == "stop":
+            return audited(request, await engine.stop(agent, owner=scope, timeout=body.timeout))
+        return audited(request, await engine.restart(agent, owner=scope, timeout=body.timeout))
 
 
 @router.post(

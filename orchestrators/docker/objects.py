@@ -13,7 +13,13 @@ from typing import Any
 
 from ..models import AgentSpec, Resources
 
-__all__ = ["ContainerRequest", "build_container", "container_name", "volume_name"]
+__all__ = [
+    "ContainerRequest",
+    "LogRotation",
+    "build_container",
+    "container_name",
+    "volume_name",
+]
 
 _MIB = 1024 * 1024
 
@@ -46,6 +52,22 @@ class ContainerRequest:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class LogRotation:
+    """How the engine keeps an agent's output: ``max_files`` files of ``max_size`` at most,
+    so that one chatty agent cannot fill the host's disk."""
+
+    driver: str = "json-file"  # or "local"; both rotate
+    max_size: str = "10m"
+    max_files: int = 3
+
+    def log_config(self) -> dict[str, Any]:
+        return {
+            "Type": self.driver,
+            "Config": {"max-size": self.max_size, "max-file": str(self.max_files)},
+        }
+
+
 def container_name(prefix: str, owner: str, name: str) -> str:
     """Unique per owner and name; '.' cannot occur in either part, so no two pairs collide."""
     return f"{prefix}{owner}.{name}"
@@ -67,6 +89,7 @@ def build_container(
     workspace_path: str,
     read_only_rootfs: bool = False,
     user: str | None = None,
+    log: LogRotation | None = None,
 ) -> ContainerRequest:
     """The full container description for one agent."""
     environment = [f"{key}={value}" for key, value in spec.env.items()]
@@ -85,6 +108,8 @@ def build_container(
         "NetworkMode": network_mode,
         "Mounts": [],
     }
+    if log is not None:
+        host_config["LogConfig"] = log.log_config()
     if read_only_rootfs:
         host_config["ReadonlyRootfs"] = True
         host_config["Tmpfs"] = {"/tmp": "rw,nosuid,nodev,size=64m"}  # noqa: S108

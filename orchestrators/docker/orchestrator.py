@@ -2,8 +2,10 @@
 
 The SDK is synchronous, so every call runs in a bounded thread pool and the event loop never
 waits on the engine; log streams get a pool of their own so that followers cannot starve
-other calls. Lists use one ``GET /containers/json`` with label filters (the high-level
-``containers.list()`` would inspect every container).
+other calls. No call on the engine pool lasts longer than one engine round trip: a stop's grace
+is waited out on the event loop (``graceful``), pulls run on their own pool under a
+deadline (``pulls``). Lists use one ``GET /containers/json`` with label filters (the
+high-level ``containers.list()`` would inspect every container).
 """
 
 from __future__ import annotations
@@ -51,11 +53,14 @@ from ..models import (
     SweepReport,
     is_agent_id,
 )
+from ..policy import OwnerCeilings
 from ..threads import in_thread
+from .graceful import stop_container
 from .leases import deadline_of, read_leases, write_lease
 from .networks import find_or_create, network_name, remove_idle_networks
-from .objects import build_container, volume_name
+from .objects import LogRotation, build_container, volume_name
 from .orphans import remove_orphans
+from .pulls import Pulls
 from .status import container_status, exit_code_from_summary, inspect_facts
 from .workspace import prepare_with_helper, prepare_workspace
 
@@ -66,7 +71,7 @@ Summary = dict[str, Any]
 _INSPECTED = "_inspected"  # the inspect answer a summary was made from, if it was
 _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
-_NOT_RUNNING = frozenset({"created", "exited", "dead"})
+_SWEEP_STOPS = 8  # expired agents one sweep stops at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,13 @@ class DockerConfig:
     read_only_rootfs: bool = False
     orphan_grace_seconds: float = 300.0  # an in-flight spawn's volume is younger than this
     agent_user: str | None = "10001:10001"  # uid:gid agents run as; None: the image's user
+    pull_timeout: float = 300.0  # seconds one pull may take in all
+    pull_threads: int = 4
+    max_pulls_per_owner: int = 1
+    allow_private_registries: bool = False
+    log_driver: str = "json-file"  # json-file or local, both rotated
+    log_max_size: str = "10m"
+    log_max_files: int = 3
 
 
 def _translate(exc: Exception) -> OrchestratorError:
@@ -130,6 +142,13 @@ class DockerOrchestrator(Orchestrator):
         # which container to inspect: what the inspect says is checked, and a miss falls
         # back to the label search, so a stale hint (or none, on another replica) is harmless.
         self._hints: dict[str, str] = {}
+        self._pulls = Pulls(
+            self._client,
+            timeout=config.pull_timeout,
+            threads=config.pull_threads,
+            per_owner=config.max_pulls_per_owner,
+            allow_private=config.allow_private_registries,
+        )
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -293,17 +312,38 @@ class DockerOrchestrator(Orchestrator):
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
-        return await self._lifecycle(
-            ref, owner, lambda api, cid: api.stop(cid, timeout=grace), _NOT_RUNNING
-        )
+        container_id = (await self._run(self._find, ref, owner))["Id"]
+        await self._stop(container_id, grace)
+        return await self._run(lambda: self._agent(self._refresh(container_id), inspect=True))
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
-        return await self._lifecycle(
-            ref, owner, lambda api, cid: api.restart(cid, timeout=grace), _RUNNING, expiry=True
-        )
+
+        def find() -> str:
+            summary = self._find(ref, owner)
+            self._refuse_if_expired(summary)
+            return str(summary["Id"])
+
+        container_id = await self._run(find)
+        await self._stop(container_id, grace)
+        return await self._run(self._act, container_id, lambda api, cid: api.start(cid), _RUNNING)
+
+    async def _stop(self, container_id: str, grace: int) -> None:
+        """Stop a container; its grace period is waited out on the event loop, not a thread."""
+        await stop_container(self._run_on_agent, self._client, container_id, grace)
+
+    async def _run_on_agent(self, fn: Callable[[], T]) -> T:
+        """``_run`` for calls on one agent's container: its absence means the agent is gone."""
+
+        def call() -> T:
+            try:
+                return fn()
+            except docker.errors.NotFound as exc:
+                raise AgentNotFound("the agent was removed") from exc
+
+        return await self._run(call)
 
     async def _lifecycle(
         self,
@@ -314,30 +354,36 @@ class DockerOrchestrator(Orchestrator):
         *,
         expiry: bool = False,
     ) -> Agent:
-        """Run ``action`` on the agent. When the engine refuses it because another call is
-        acting on the same container (two replicas, two clients), the action is done if the
-        container is now in a ``settled`` state, and tried once more otherwise."""
-
         def work() -> Agent:
             summary = self._find(ref, owner)
-            container_id = summary["Id"]
             if expiry:
                 self._refuse_if_expired(summary)
-            for attempt in range(2):
-                try:
-                    action(self._client(), container_id)
-                    break
-                except docker.errors.NotFound as exc:
-                    raise AgentNotFound("the agent was removed") from exc
-                except docker.errors.APIError:
-                    now = self._refresh(container_id)
-                    if now.get("State") in settled:
-                        return self._agent(now, inspect=True)
-                    if attempt:
-                        raise
-            return self._agent(self._refresh(container_id), inspect=True)
+            return self._act(summary["Id"], action, settled)
 
         return await self._run(work)
+
+    def _act(
+        self,
+        container_id: str,
+        action: Callable[[APIClient, str], object],
+        settled: frozenset[str],
+    ) -> Agent:
+        """Run ``action`` on the container. When the engine refuses it because another call
+        is acting on the same container (two replicas, two clients), the action is done if
+        the container is now in a ``settled`` state, and tried once more otherwise."""
+        for attempt in range(2):
+            try:
+                action(self._client(), container_id)
+                break
+            except docker.errors.NotFound as exc:
+                raise AgentNotFound("the agent was removed") from exc
+            except docker.errors.APIError:
+                now = self._refresh(container_id)
+                if now.get("State") in settled:
+                    return self._agent(now, inspect=True)
+                if attempt:
+                    raise
+        return self._agent(self._refresh(container_id), inspect=True)
 
     def _refuse_if_expired(self, summary: Summary) -> None:
         labels = summary["Labels"]
@@ -372,20 +418,19 @@ class DockerOrchestrator(Orchestrator):
         return await self._run(work)
 
     async def sweep(self, *, now: datetime | None = None) -> SweepReport:
-        def work() -> SweepReport:
+        def work() -> tuple[list[tuple[str, str]], SweepReport]:
             moment = now or datetime.now(UTC)
             api = self._client()
             containers = self._containers(L.selector(instance=self._instance))
             leases = read_leases(api, self._instance)
             report = SweepReport()
+            expired: list[tuple[str, str]] = []
             for summary in containers:
                 deadline = deadline_of(summary["Labels"], leases)
                 if deadline is None or deadline > moment:
                     continue
                 if summary.get("State") in ("running", "restarting"):
-                    with contextlib.suppress(docker.errors.NotFound):
-                        api.stop(summary["Id"], timeout=self._config.stop_timeout)
-                        report.stopped.append(summary["Labels"][L.ID])
+                    expired.append((summary["Labels"][L.ID], summary["Id"]))
             live = {summary["Labels"][L.ID] for summary in containers}
             report.removed.extend(
                 remove_orphans(
@@ -407,9 +452,20 @@ class DockerOrchestrator(Orchestrator):
             if idle:
                 self._forget_network()
             report.removed.extend(idle)
-            return report
+            return expired, report
 
-        return await self._run(work)
+        expired, report = await self._run(work)
+        # The stops wait out their grace on the event loop, a few at a time.
+        slots = asyncio.Semaphore(_SWEEP_STOPS)
+
+        async def stop_one(agent_id: str, container_id: str) -> None:
+            async with slots:
+                with contextlib.suppress(AgentNotFound):
+                    await self._stop(container_id, self._config.stop_timeout)
+                    report.stopped.append(agent_id)
+
+        await asyncio.gather(*(stop_one(*pair) for pair in expired))
+        return report
 
     async def delete(self, ref: str, *, owner: str | None = None) -> None:
         def work() -> None:
@@ -471,6 +527,7 @@ class DockerOrchestrator(Orchestrator):
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._log_executor.shutdown(wait=False, cancel_futures=True)
         self._follow_executor.shutdown(wait=False, cancel_futures=True)
+        self._pulls.close()
         with self._api_lock:
             if self._api is not None:
                 self._api.close()
@@ -486,20 +543,38 @@ class DockerOrchestrator(Orchestrator):
         resources: Resources,
         idempotency_key: str | None = None,
         max_agents: int | None = None,
+        ceilings: OwnerCeilings | None = None,
     ) -> Agent:
         stored = StoredSpec.from_spec(spec, resources)
         idem = L.idempotency_hash(owner, idempotency_key) if idempotency_key else None
 
-        def work() -> Agent:
+        def prepare() -> tuple[Agent | None, bool]:
+            """The agent a replayed key made, or None and whether the image is here."""
             if idem is not None and (earlier := self._replay(owner, idem, stored)) is not None:
-                return earlier
-            if max_agents is not None:
-                count = len(self._containers(L.selector(instance=self._instance, owner=owner)))
-                if count >= max_agents:
+                return earlier, True
+            counted = ceilings is not None and ceilings.active
+            if max_agents is not None or counted:
+                mine = self._containers(L.selector(instance=self._instance, owner=owner))
+                if max_agents is not None and len(mine) >= max_agents:
                     raise AgentQuotaExceeded(
-                        f"owner {owner!r} already has {count} agents, the most allowed"
+                        f"owner {owner!r} already has {len(mine)} agents, the most allowed"
                     )
-            self._ensure_image(spec.image)
+                if ceilings is not None and counted:
+                    ceilings.check(owner, (_resources_of(c) for c in mine), resources)
+            return None, self._image_present(spec.image)
+
+        earlier, present = await self._run(prepare)
+        if earlier is not None:
+            return earlier
+        if not present:
+            if not self._config.pull_missing_images:
+                raise ImageNotFound(f"image {spec.image!r} is not present on the engine")
+            await self._pull(spec.image, owner)
+            await self._run(
+                lambda: _check_named(self._client().inspect_image(spec.image), spec.image)
+            )
+
+        def create() -> Agent:
             try:
                 container_id = self._create(spec, stored, owner, resources, idem)
             except AgentConflict:
@@ -509,7 +584,15 @@ class DockerOrchestrator(Orchestrator):
                 raise
             return self._agent(self._refresh(container_id), inspect=True)
 
-        return await self._run(work)
+        return await self._run(create)
+
+    async def _pull(self, image: str, owner: str) -> None:
+        try:
+            await self._pulls.pull(image, owner=owner)
+        except OrchestratorError:
+            raise
+        except Exception as exc:
+            raise _translate(exc) from exc
 
     def _replay(self, owner: str, idem: str, stored: StoredSpec) -> Agent | None:
         found = self._containers(L.selector(instance=self._instance, owner=owner, idempotency=idem))
@@ -554,27 +637,16 @@ class DockerOrchestrator(Orchestrator):
             else:
                 self._network_ids.pop(network_name(self._config.network, owner), None)
 
-    def _ensure_image(self, image: str) -> None:
-        api = self._client()
+    def _image_present(self, image: str) -> bool:
         try:
-            _check_named(api.inspect_image(image), image)
-            return
+            _check_named(self._client().inspect_image(image), image)
+            return True
         except docker.errors.ImageNotFound:
-            pass
+            return False
         except docker.errors.APIError as exc:
             if exc.is_client_error():
                 raise InvalidSpec(f"image {image!r} is not usable: {_explain(exc)}") from exc
             raise
-        if not self._config.pull_missing_images:
-            raise ImageNotFound(f"image {image!r} is not present on the engine")
-        try:
-            api.pull(image)
-            info = api.inspect_image(image)
-        except (docker.errors.APIError, docker.errors.ImageNotFound) as exc:
-            raise ImageNotFound(
-                f"image {image!r} is not present on the engine and could not be pulled"
-            ) from exc
-        _check_named(info, image)
 
     def _create(
         self,
@@ -611,6 +683,7 @@ class DockerOrchestrator(Orchestrator):
                 workspace_path=config.workspace_path,
                 read_only_rootfs=config.read_only_rootfs,
                 user=config.agent_user,
+                log=LogRotation(config.log_driver, config.log_max_size, config.log_max_files),
             ).kwargs()
 
         prepare: Callable[[str], None] | None = None
@@ -732,6 +805,12 @@ def _check_named(info: Mapping[str, Any], image: str) -> None:
             f"image {image!r} names no image on the engine (it matched an image id): "
             "name the image by repository and tag"
         )
+
+
+def _resources_of(summary: Summary) -> Resources:
+    """The resources an agent was spawned with, from its spec label."""
+    spec = pydantic_core.from_json(summary["Labels"][L.SPEC])
+    return Resources.model_validate(spec["resources"])
 
 
 def _lost_network(exc: docker.errors.APIError) -> bool:

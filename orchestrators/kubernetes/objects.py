@@ -85,6 +85,10 @@ class PodSettings:
     pull_missing_images: bool = True
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
+    # Scratch space (writable layer, logs, emptyDir): the kubelet evicts a pod past the
+    # limit, before it can push its node into DiskPressure.
+    ephemeral_storage_request: str = "256Mi"
+    ephemeral_storage_limit: str = "2Gi"
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -188,12 +192,14 @@ def build_deployment(
     agent_id = schema[L.ID]
     pod_labels = {k: v for k, v in labels.items() if k not in _NOT_ON_PODS}
     quantities = _quantities(resources)
+    requests = {**quantities, "ephemeral-storage": settings.ephemeral_storage_request}
+    limits = {**quantities, "ephemeral-storage": settings.ephemeral_storage_limit}
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent" if settings.pull_missing_images else "Never",
         "env": _env(spec, secret_name(prefix, agent_id)),
-        "resources": {"limits": quantities, "requests": dict(quantities)},
+        "resources": {"limits": limits, "requests": requests},
         "securityContext": _container_security(settings),
         "volumeMounts": [],
     }

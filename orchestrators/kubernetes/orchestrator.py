@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -64,6 +65,7 @@ from ..models import (
     SweepReport,
     is_agent_id,
 )
+from ..policy import OwnerCeilings
 from ..threads import in_thread
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
 from .network import (
@@ -134,6 +136,8 @@ class KubernetesConfig:
     ingress_namespaces: tuple[str, ...] = ("agent-platform",)
     denied_cidrs: tuple[str, ...] = DEFAULT_DENIED_CIDRS
     network_policy_enforced: bool = False  # the operator's word: a policy engine enforces them
+    ephemeral_storage_request: str = "256Mi"
+    ephemeral_storage_limit: str = "2Gi"
 
 
 def _name_of(obj: Mapping[str, Any]) -> str:
@@ -152,6 +156,12 @@ def _created(obj: Mapping[str, Any]) -> datetime | None:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _resources_of(deployment: Mapping[str, Any]) -> Resources:
+    """The resources an agent was spawned with, from its spec annotation."""
+    spec = json.loads(_schema(deployment)[L.SPEC])
+    return Resources.model_validate(spec["resources"])
 
 
 def _stamp(pod: Mapping[str, Any]) -> str | None:
@@ -198,6 +208,8 @@ class KubernetesOrchestrator(Orchestrator):
             pull_missing_images=config.pull_missing_images,
             node_selector=dict(config.node_selector),
             tolerations=tuple(config.tolerations),
+            ephemeral_storage_request=config.ephemeral_storage_request,
+            ephemeral_storage_limit=config.ephemeral_storage_limit,
         )
         self._baseline = BaselineSettings(
             enabled=config.baseline_network_policy,
@@ -600,6 +612,7 @@ class KubernetesOrchestrator(Orchestrator):
         resources: Resources,
         idempotency_key: str | None = None,
         max_agents: int | None = None,
+        ceilings: OwnerCeilings | None = None,
     ) -> Agent:
         if spec.network == "none" and not self._config.network_policy_enforced:
             # Before anything is created: nothing is left behind.
@@ -614,12 +627,16 @@ class KubernetesOrchestrator(Orchestrator):
         def create() -> tuple[JSON, bool]:
             if idem is not None and (earlier := self._replay(owner, idem, stored, spec)):
                 return earlier, True
-            if max_agents is not None:
-                count = len(self._deployments(L.selector(instance=self._instance, owner=owner)))
-                if count >= max_agents:
+            counted = ceilings is not None and ceilings.active
+            if max_agents is not None or counted:
+                mine = self._deployments(L.selector(instance=self._instance, owner=owner))
+                if max_agents is not None and len(mine) >= max_agents:
                     raise AgentQuotaExceeded(
-                        f"owner {owner!r} already has {count} agents, the most allowed"
+                        f"owner {owner!r} already has {len(mine)} agents, the most allowed"
                     )
+                if ceilings is not None and counted:
+                    held = (_resources_of(d) for d in mine)
+                    ceilings.check(owner, held, resources)
             try:
                 return self._create(spec, stored, owner, resources, idem), False
             except AgentConflict:

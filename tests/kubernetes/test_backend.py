@@ -24,6 +24,7 @@ from orchestrators.errors import (
 from orchestrators.kubernetes import KubernetesOrchestrator
 from orchestrators.kubernetes.objects import PodSettings, build_deployment, deployment_name
 from orchestrators.models import AgentSpec, AgentStatus, LogOptions, StoredSpec
+from orchestrators.policy import OwnerCeilings
 
 from ..support.backends import SMALL
 from ..support.engine import TEST_PREFIX
@@ -108,8 +109,17 @@ async def test_the_stored_deployment_is_restricted_and_only_refers_to_its_secret
     container = pod["containers"][0]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert container["resources"]["limits"] == {"cpu": "500m", "memory": "64Mi"}
-    assert container["resources"]["requests"] == {"cpu": "500m", "memory": "64Mi"}
+    # Scratch space is bounded by default, so one agent cannot fill its node's disk.
+    assert container["resources"]["limits"] == {
+        "cpu": "500m",
+        "memory": "64Mi",
+        "ephemeral-storage": "2Gi",
+    }
+    assert container["resources"]["requests"] == {
+        "cpu": "500m",
+        "memory": "64Mi",
+        "ephemeral-storage": "256Mi",
+    }
     assert {"name": "LOG_LEVEL", "value": "info"} in container["env"]
     secret_ref = next(e for e in container["env"] if e["name"] == "OPENAI_API_KEY")
     secret_name = secret_ref["valueFrom"]["secretKeyRef"]["name"]
@@ -305,6 +315,41 @@ async def test_the_quota_counts_the_owners_agents(kube_backend: KubernetesOrches
     )
     assert again.id == first.id
     await kube_backend.spawn(spec("aptest-q1"), owner="bob", resources=SMALL, max_agents=1)
+
+
+async def test_per_owner_ceilings_count_cpus_and_memory(
+    kube_backend: KubernetesOrchestrator,
+) -> None:
+    cpus = OwnerCeilings(cpus=0.75)
+    await kube_backend.spawn(spec("aptest-c1"), owner="alice", resources=SMALL, ceilings=cpus)
+    with pytest.raises(AgentQuotaExceeded, match=r"^cpus:"):
+        await kube_backend.spawn(spec("aptest-c2"), owner="alice", resources=SMALL, ceilings=cpus)
+    memory = OwnerCeilings(memory_mb=100)
+    with pytest.raises(AgentQuotaExceeded, match=r"^memory_mb:"):
+        await kube_backend.spawn(spec("aptest-c3"), owner="alice", resources=SMALL, ceilings=memory)
+    # Another owner has ceilings of its own.
+    await kube_backend.spawn(spec("aptest-c1"), owner="bob", resources=SMALL, ceilings=cpus)
+    assert {a.name for a in await kube_backend.list(owner="alice")} == {"aptest-c1"}
+
+
+async def test_ephemeral_storage_comes_from_the_settings(
+    kube_env: KubeTestEnv, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    backend = kubernetes_orchestrator(
+        kube_env.kubeconfig,
+        kube_namespace,
+        ephemeral_storage_request="64Mi",
+        ephemeral_storage_limit="512Mi",
+    )
+    try:
+        agent = await backend.spawn(spec("aptest-disk"), owner="alice", resources=SMALL)
+        deployment = the_deployment(kube_api, kube_namespace, agent.id)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["resources"]["requests"]["ephemeral-storage"] == "64Mi"
+        assert container["resources"]["limits"]["ephemeral-storage"] == "512Mi"
+        await backend.delete(agent.id)
+    finally:
+        await backend.close()
 
 
 def interrupted_spawn(

@@ -139,8 +139,16 @@ def test_the_deployment_is_the_restricted_pod_of_the_spec() -> None:
                                 },
                             ],
                             "resources": {
-                                "limits": {"cpu": "500m", "memory": "96Mi"},
-                                "requests": {"cpu": "500m", "memory": "96Mi"},
+                                "limits": {
+                                    "cpu": "500m",
+                                    "memory": "96Mi",
+                                    "ephemeral-storage": "2Gi",
+                                },
+                                "requests": {
+                                    "cpu": "500m",
+                                    "memory": "96Mi",
+                                    "ephemeral-storage": "256Mi",
+                                },
                             },
                             "securityContext": {
                                 "allowPrivilegeEscalation": False,
@@ -243,7 +251,7 @@ def test_a_tiny_cpu_limit_is_never_zero() -> None:
         settings=PodSettings(),
     )
     limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
-    assert limits == {"cpu": "1m", "memory": "6Mi"}
+    assert limits == {"cpu": "1m", "memory": "6Mi", "ephemeral-storage": "2Gi"}
 
 
 def test_the_deadline_is_on_the_deployment_but_not_on_its_pods() -> None:
