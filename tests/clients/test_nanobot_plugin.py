@@ -202,7 +202,10 @@ def test_the_skill_installs_where_nanobot_loads_skills(
     skills = SkillsLoader(workspace)
     (entry,) = [s for s in skills.list_skills() if s["name"] == "remote-agents"]
     assert entry["source"] == "workspace"
-    assert "manage_agents" in skills.get_skill_description("remote-agents")
+    summary = skills.build_skills_summary()  # what the model is shown of its skills
+    (line,) = [line for line in summary.splitlines() if "**remote-agents**" in line]
+    assert "with the manage_agents tool" in line
+    assert "unavailable" not in line
     body = skills.load_skills_for_context(["remote-agents"])
     assert body.startswith("### Skill: remote-agents")
     assert '{"action": "spawn"' in body
