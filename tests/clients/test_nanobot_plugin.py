@@ -160,6 +160,15 @@ async def test_a_failed_call_is_a_tool_error_for_the_loop(registry: ToolRegistry
     assert "needs name" in needs
 
 
+async def test_registered_by_hand_a_failure_is_still_a_tool_error(api: Api) -> None:
+    """Without the loader's compatibility wrapper (loop.tools.register in a launcher)."""
+    registry = ToolRegistry()
+    registry.register(ManageAgentsTool(api.url, api.keys.alice))
+    missing = await _failed(registry, action="status", name="aptest-nb-ghost")
+    assert "no agent named 'aptest-nb-ghost'" in missing
+    assert "You have no agents" in await _ok(registry, action="list")
+
+
 async def test_what_the_schema_does_not_define_is_refused_before_anything_runs(
     registry: ToolRegistry, api: Api, busybox: str
 ) -> None:
