@@ -19,7 +19,7 @@ from nanobot.config.loader import load_config
 from nanobot.config.schema import Config
 
 from clients import AgentClient
-from clients.nanobot_plugin import ManageAgentsTool
+from clients.nanobot_plugin import ManageAgentsTool, settings_from
 
 from ..conftest import Api
 from .conftest import SCRIPT
@@ -116,6 +116,24 @@ async def test_configured_in_nanobots_config_file(
     section["enable"] = False
     (nanobot_home / "config.json").write_text(json.dumps(config))
     assert TOOL not in _load(nanobot_home)[1]
+
+
+def test_nanobots_config_wins_and_a_bad_section_disables_the_tool(
+    nanobot_home: Path, monkeypatch: pytest.MonkeyPatch, log: list[str]
+) -> None:
+    monkeypatch.setenv("AGENT_API_URL", "http://from-the-environment:8000")
+    monkeypatch.setenv("AGENT_API_KEY", "k" * 20)
+    config = nanobot_home / "config.json"
+    config.write_text(json.dumps({"tools": {"agentApi": {"url": "http://from-config:8000/"}}}))
+    ctx = ToolContext(config=load_config().tools, workspace=str(nanobot_home))
+    settings = settings_from(ctx)
+    assert (settings.url, settings.key) == ("http://from-config:8000", "k" * 20)
+
+    config.write_text(json.dumps({"tools": {"agentApi": {"timeout": -1, "keys": "x"}}}))
+    assert TOOL not in _load(nanobot_home)[1]
+    assert any(
+        "tools.agentApi in nanobot's config is invalid (timeout, keys)" in line for line in log
+    ), log
 
 
 async def test_every_action_through_nanobots_registry(
