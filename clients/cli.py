@@ -7,10 +7,12 @@ variable for the key: a command line is visible to other users of the machine).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -369,6 +371,57 @@ def logs(
                     typer.echo(line)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+
+
+class McpTransport(StrEnum):
+    STDIO = "stdio"
+    HTTP = "http"
+
+
+@app.command()
+def mcp(
+    ctx: typer.Context,
+    transport: Annotated[
+        McpTransport,
+        typer.Option("--transport", case_sensitive=False, help="stdio, or streamable HTTP"),
+    ] = McpTransport.STDIO,
+    host: Annotated[str, typer.Option(help="http: the address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="http: the port")] = 8765,
+) -> None:
+    """Serve the agent tools to MCP clients: on stdin/stdout, or at http://HOST:PORT/mcp.
+
+    Over HTTP a caller's own 'Authorization: Bearer KEY' is used when it sends one, else
+    the key given here. Needs the mcp extra (pip install 'agent-platform-client[mcp]').
+    """
+    try:
+        from .mcp_server import serve
+    except ImportError:
+        typer.echo(
+            "Error: the MCP server needs the mcp package: pip install 'agent-platform-client[mcp]'",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    target = ctx.find_object(Target) or Target(None, None)
+    serve(transport.value, target.url, target.key, host=host, port=port)
+
+
+SKILL_NAME = "remote-agents"
+skill_app = typer.Typer(no_args_is_help=True, help="The nanobot skill that teaches the tool.")
+app.add_typer(skill_app, name="skill")
+
+
+@skill_app.command("install")
+def install_skill(
+    workspace: Annotated[
+        Path,
+        typer.Option(help="the nanobot workspace (its skills/ folder gets the skill)"),
+    ] = Path("~/.nanobot/workspace"),
+) -> None:
+    """Put the remote-agents skill where nanobot loads skills: WORKSPACE/skills/remote-agents/."""
+    target = workspace.expanduser() / "skills" / SKILL_NAME / "SKILL.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).with_name("SKILL.md"), target)
+    typer.echo(target)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,20 @@
-"""``RemoteAgentManager``: the tool an assistant on nanobot (Sol) uses to manage its agents.
+"""``RemoteAgentManager``: the agent-fleet tool, in nanobot's tool shape, without nanobot.
 
-It follows nanobot's tool interface (``name``, ``description``, ``parameters`` as JSON
-Schema, ``async execute(**kwargs) -> str``, ``to_schema()`` in the OpenAI function-tool
-form) without importing nanobot; to register it, subclass it together with nanobot's
-``Tool`` (clients/README.md shows how). One tool, an ``action`` enum, and the arguments
-each action needs. Every outcome, errors included, comes back as short text a model can
-act on: it never raises into the agent loop.
+It has nanobot's tool interface (``name``, ``description``, ``parameters`` as a strict
+JSON Schema, ``async execute(**kwargs)``, ``to_schema()`` in the OpenAI function-tool
+form) and imports nothing of nanobot: ``clients.nanobot_plugin`` makes it a nanobot
+``Tool`` and ``clients.mcp_server`` serves the same actions over MCP. One tool, an
+``action`` enum, and the arguments each action needs. ``run`` answers with an
+``Answer`` (text and whether it is an error); ``execute`` with the text alone, errors
+starting with ``Error:``. It never raises into the agent loop.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from copy import deepcopy
+from dataclasses import dataclass
 from typing import Any
 
 from .async_client import AsyncAgentClient
@@ -23,7 +24,7 @@ from .models import Agent, AgentStatus, ResourceRequest
 from .retry import RetryPolicy
 from .tool_text import describe_agent, describe_list, describe_logs, describe_state, explain
 
-__all__ = ["ACTIONS", "RemoteAgentManager"]
+__all__ = ["ACTIONS", "Answer", "RemoteAgentManager"]
 
 ACTIONS = ("spawn", "list", "status", "start", "stop", "restart", "delete", "logs")
 _NEEDS: dict[str, tuple[str, ...]] = {
@@ -133,6 +134,8 @@ _PARAMETERS: dict[str, Any] = {
         },
     },
     "required": ["action"],
+    # Strict: an argument the tool does not define is refused, never silently dropped.
+    "additionalProperties": False,
 }
 
 _DESCRIPTION = (
@@ -147,6 +150,18 @@ _DESCRIPTION = (
 Handler = Callable[[AsyncAgentClient, Mapping[str, Any]], Awaitable[str]]
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one call of the tool says, and whether the call failed."""
+
+    text: str
+    is_error: bool = False
+
+
+def _refused(text: str) -> Answer:
+    return Answer(text, is_error=True)
+
+
 def _integer(value: Any, what: str, default: int | None) -> int | None:
     if value is None or value == "":
         return default
@@ -157,13 +172,13 @@ def _integer(value: Any, what: str, default: int | None) -> int | None:
 
 
 def _command(value: Any) -> list[str] | None:
-    if value is None or value == [] or value == "":
+    if value is None or value == []:
         return None
-    if isinstance(value, str):
-        return shlex.split(value)
-    if isinstance(value, list):
-        return [str(part) for part in value]
-    raise ValidationError("command must be a list of strings", code="invalid_request")
+    if isinstance(value, list) and all(isinstance(part, str) for part in value):
+        return value
+    raise ValidationError(
+        "command must be a list of strings, one argument per item", code="invalid_request"
+    )
 
 
 class RemoteAgentManager:
@@ -205,6 +220,11 @@ class RemoteAgentManager:
         return f"{type(self).__name__}(url={self._url!r})"
 
     @property
+    def url(self) -> str:
+        """The agent-api base URL this tool talks to."""
+        return self._url
+
+    @property
     def name(self) -> str:
         return "manage_agents"
 
@@ -229,25 +249,36 @@ class RemoteAgentManager:
 
     async def execute(self, **kwargs: Any) -> str:
         """Run one action; never raises (an error comes back as a sentence)."""
+        return (await self.run(**kwargs)).text
+
+    async def run(self, **kwargs: Any) -> Answer:
+        """Run one action and say whether it failed; never raises."""
         action = kwargs.get("action")
         if not isinstance(action, str) or action not in self._handlers:
-            return f"Error: unknown action {action!r}. Use one of: {', '.join(ACTIONS)}."
+            return _refused(f"Error: unknown action {action!r}. Use one of: {', '.join(ACTIONS)}.")
+        unknown = sorted(set(kwargs) - set(_PARAMETERS["properties"]))
+        if unknown:
+            return _refused(
+                f"Error: this tool has no parameter {', '.join(map(repr, unknown))}; nothing "
+                f"was done. Call again without it (parameters: "
+                f"{', '.join(_PARAMETERS['properties'])})."
+            )
         handler = self._handlers[action]
         if kwargs.get("name") is not None:
             kwargs["name"] = str(kwargs["name"]).strip()
         missing = [arg for arg in _NEEDS[action] if not kwargs.get(arg)]
         if missing:
-            return (
+            return _refused(
                 f"Error: action '{action}' needs {' and '.join(missing)}. "
                 f"Call again with {', '.join(missing)} set."
             )
         try:
             async with self._session() as client:
-                return await handler(client, kwargs)
+                return Answer(await handler(client, kwargs))
         except AgentAPIError as exc:
-            return explain(exc, name=kwargs.get("name"), url=safe_url(self._url))
+            return _refused(explain(exc, name=kwargs.get("name"), url=safe_url(self._url)))
         except Exception as exc:  # the agent loop must never see an exception
-            return (
+            return _refused(
                 f"Error: action '{action}' failed unexpectedly ({type(exc).__name__}). Try "
                 "once more; if it fails again, tell the user."
             )

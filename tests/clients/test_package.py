@@ -30,8 +30,8 @@ AGENT = {
 def test_importing_the_clients_loads_no_server_code() -> None:
     probe = (
         "import sys, clients, clients.cli; "
-        "print(sorted(m for m in ('agent_platform', 'orchestrators', 'fastapi', 'docker')"
-        " if m in sys.modules))"
+        "print(sorted(m for m in ('agent_platform', 'orchestrators', 'fastapi', 'docker',"
+        " 'uvicorn', 'kubernetes', 'nanobot', 'mcp') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60

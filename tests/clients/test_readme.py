@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ast
+import json
 import os
 import re
 import subprocess
@@ -11,8 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from nanobot.agent.skills import parse_skill_metadata, valid_skill_metadata
+from nanobot.agent.tools import ToolContext
+from nanobot.config.loader import load_config, resolve_config_env_vars
 
-from clients import RemoteAgentManager
+from clients.nanobot_plugin import ManageAgentsTool, settings_from
 from clients.nanobot_tool import ACTIONS
 
 from ..conftest import Api
@@ -93,27 +96,70 @@ def test_the_agentctl_examples_work_as_written(api: Api, busybox: str) -> None:
     assert "sk-demo" not in output
 
 
-def test_the_key_command_and_the_tool_registration_are_sound(api: Api) -> None:
+def test_the_key_command_and_the_nanobot_configs_are_sound(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     create_key = _block("bash", "create-key").strip()
     output = _run(["bash", "-c", create_key], api)
     assert "owner: sol" in output.replace('"', "").replace("'", "")
 
-    register = _block("python", "loop.tools.register")
-    tree = ast.parse(register)
-    (tool_class,) = [node for node in tree.body if isinstance(node, ast.ClassDef)]
-    assert [ast.unparse(base) for base in tool_class.bases] == ["RemoteAgentManager", "Tool"]
-    # What nanobot's Tool requires of a subclass, and what its registry calls.
-    tool = RemoteAgentManager("http://127.0.0.1:1", "k" * 20)
-    for member in ("name", "description", "parameters", "execute", "to_schema"):
-        assert getattr(tool, member)
+    monkeypatch.setattr("nanobot.config.loader._current_config_path", tmp_path / "config.json")
+    monkeypatch.setenv("SOL_AGENT_API_KEY", "k" * 20)
+    monkeypatch.delenv("AGENT_API_URL", raising=False)
+    (tmp_path / "config.json").write_text(_block("json", '"agentApi"'))
+    config = load_config()
+    settings = settings_from(ToolContext(config=config.tools, workspace=str(tmp_path)))
+    assert (settings.url, settings.key) == ("http://agent-api:8000", "k" * 20)
+
+    (tmp_path / "config.json").write_text(_block("json", '"mcpServers"'))
+    server = resolve_config_env_vars(load_config()).tools.mcp_servers["agents"]
+    assert (server.command, server.args) == ("agentctl", ["mcp"])
+    assert server.env["AGENT_API_KEY"] == "k" * 20  # nanobot reads ${VAR} as it starts it
+
+
+MIGRATION = re.compile(r"^\| `(docker [^`]+)` \| `([^`]+)` \| `(agentctl [^`]+)` \| `([^`]+)` \|$")
+
+
+def _migration() -> list[tuple[str, ...]]:
+    rows = [m.groups() for m in map(MIGRATION.match, README.read_text().splitlines()) if m]
+    return [tuple(cell.replace("\\|", "|") for cell in row) for row in rows]
+
+
+def test_the_migration_guide_covers_every_command_of_the_old_skill() -> None:
+    rows = _migration()
+    commands = [docker.split()[1] + (" -d" if " -d " in docker else "") for docker, *_ in rows]
+    assert commands == ["run -d", "ps", "logs", "stop", "start", "rm", "inspect"]
+    tool = ManageAgentsTool("http://127.0.0.1:1", "k" * 20)
+    for _, call, _, http in rows:
+        params = tool.cast_params(json.loads(call))
+        assert tool.validate_params(params) == [], call  # what nanobot checks before running
+        method, path = http.split(" ", 1)
+        assert method in {"GET", "POST", "DELETE"}
+        assert path.startswith("/v1/agents")
+
+
+def test_the_migration_guides_agentctl_and_curl_work_as_written(api: Api, busybox: str) -> None:
+    agentctl = [row[2] for row in _migration()]
+    agentctl.insert(5, agentctl.pop())  # inspect before rm
+    script = "\n".join(agentctl).replace("IMAGE", busybox).replace("CMD...", "sleep 600")
+    output = _run(["bash", "-c", "set -eu\n" + _as_test(script, busybox)], api)
+    assert re.search(r"^aptest-researcher +[0-9a-f]{12} ", output, re.MULTILINE)
+    assert '"env": {\n    "K": "V"\n  }' in output
+
+    curl = _as_test(_block("bash", "auth="), busybox)
+    output = _run(["bash", "-c", "set -eu\n" + curl], api)
+    assert '"name":"aptest-researcher"' in output
+    assert "researching" in output
+    assert output.endswith("404\n")
+    assert api.admin.get("/v1/agents").json()["items"] == []
 
 
 @pytest.mark.parametrize("action", ACTIONS)
 def test_the_skill_tells_when_and_how(action: str) -> None:
     text = SKILL.read_text()
-    front = text.split("---")[1]
-    assert re.search(r"^name: remote-agents$", front, re.MULTILINE)
-    assert re.search(r"^description: .+manage_agents", front, re.MULTILINE)
-    assert '"AGENT_API_URL","AGENT_API_KEY"' in front
+    metadata = parse_skill_metadata(text)
+    assert metadata is not None
+    assert valid_skill_metadata(metadata, "remote-agents")  # nanobot's own check
+    assert "manage_agents" in str(metadata["description"])
     assert f'"action": "{action}"' in text
     assert "docker" in text

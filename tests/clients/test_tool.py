@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from clients import AsyncAgentClient, RemoteAgentManager, RetryPolicy
-from clients.nanobot_tool import ACTIONS
+from clients.nanobot_tool import ACTIONS, Answer
 
 from ..conftest import Api, Keys, server_env
 from ..support.server import ServerProcess, free_port
@@ -41,6 +41,7 @@ async def test_it_speaks_nanobots_tool_interface() -> None:
     parameters = tool.parameters
     assert parameters["type"] == "object"
     assert parameters["required"] == ["action"]
+    assert parameters["additionalProperties"] is False
     assert parameters["properties"]["action"]["enum"] == list(ACTIONS)
     assert ACTIONS == ("spawn", "list", "status", "start", "stop", "restart", "delete", "logs")
     for spec in parameters["properties"].values():
@@ -75,7 +76,7 @@ async def test_every_action(api: Api, busybox: str) -> None:
         restart_policy="no",
     )
     assert spawned == f"Agent 'aptest-tool-one' was spawned from {busybox}; it is now running."
-    await run(action="spawn", name="aptest-tool-two", image=busybox, command="sleep 3600")
+    await run(action="spawn", name="aptest-tool-two", image=busybox, command=["sleep", "3600"])
 
     listed = await run(action="list")
     assert listed.startswith("2 agents:\n- aptest-tool-one: running, image ")
@@ -135,7 +136,11 @@ async def test_an_expired_agent_is_explained_and_started_with_more_time(
 ) -> None:
     tool = _tool(api)
     await tool.execute(
-        action="spawn", name="aptest-tool-ttl", image=busybox, command="sleep 600", ttl_seconds=1
+        action="spawn",
+        name="aptest-tool-ttl",
+        image=busybox,
+        command=["sleep", "600"],
+        ttl_seconds=1,
     )
     await anyio.sleep(1.5)
     expired = await tool.execute(action="start", name="aptest-tool-ttl")
@@ -186,6 +191,12 @@ async def test_errors_come_back_as_sentences_with_a_next_step(
     assert "refused as invalid: spawn request: env" in shape
     bad_tail = await error("tail", action="logs", name="aptest-tool-twice", tail="lots")
     assert "tail must be a whole number" in bad_tail
+    as_text = await error("text", action="spawn", name="aptest-tool-t", image=busybox, command="ls")
+    assert "command must be a list of strings" in as_text
+    extra = await error(
+        "extra", action="spawn", name="aptest-tool-priv", image=busybox, privileged=True
+    )
+    assert extra.startswith("Error: this tool has no parameter 'privileged'; nothing was done.")
 
     viewer = _tool(api, api.keys.alice_viewer)
     forbidden = await error("forbidden", viewer, action="stop", name="aptest-tool-twice")
@@ -218,8 +229,19 @@ async def test_errors_come_back_as_sentences_with_a_next_step(
     finally:
         down.stop()
 
+    names = [agent["name"] for agent in api.alice.get("/v1/agents").json()["items"]]
+    assert names == ["aptest-tool-twice"]  # nothing refused was made
     secrets = (api.keys.alice, api.keys.alice_viewer, "not-" + api.keys.alice, "k" * 20)
     assert not any(secret in sentence for secret in secrets for sentence in said.values())
+
+
+async def test_run_says_whether_the_call_failed(api: Api) -> None:
+    tool = _tool(api)
+    listed = await tool.run(action="list")
+    assert listed == Answer("You have no agents. Use action 'spawn' to create one.")
+    missing = await tool.run(action="status", name="aptest-tool-ghost")
+    assert missing.is_error
+    assert missing.text == await tool.execute(action="status", name="aptest-tool-ghost")
 
 
 async def test_a_given_client_is_used_and_left_open(api: Api, busybox: str) -> None:
