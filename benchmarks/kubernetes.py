@@ -1,7 +1,7 @@
 """The list figures on the Kubernetes backend: agent-api against the API server itself.
 
 ``kubernetes_list_comparisons`` starts a disposable control plane
-(``tests.support.kube_env.KubeTestEnv``: etcd, kube-apiserver, controller-manager,
+(``testenv.kube_env.KubeTestEnv``: etcd, kube-apiserver, controller-manager,
 scheduler and a fake kubelet that makes pods Running), a fresh namespace named with the
 run's prefix, and a service process with ``ORCHESTRATOR=kubernetes`` pointed at it with
 the admin's kubeconfig. At each fleet size the fleet grows as the backend's own objects:
@@ -47,9 +47,9 @@ from orchestrators.kubernetes.objects import (
 )
 from orchestrators.kubernetes.status import is_ready
 from orchestrators.models import ResourceRequest, Resources, StoredSpec
-from tests.support.fake_kubelet import RESOURCES as NODE_RESOURCES
-from tests.support.images import BUSYBOX_IMAGE
-from tests.support.kube_env import KubeTestEnv, KubeTestEnvError, missing_binaries
+from testenv.fake_kubelet import RESOURCES as NODE_RESOURCES
+from testenv.images import BUSYBOX_IMAGE
+from testenv.kube_env import KubeTestEnv, KubeTestEnvError, missing_binaries
 
 from .config import BenchConfig
 from .drivers import paired_rounds

@@ -27,7 +27,7 @@ import docker
 import httpx
 
 from agent_platform.auth import hash_key
-from tests.support.images import BUSYBOX_IMAGE, build_busybox_image
+from testenv.images import BUSYBOX_IMAGE, build_busybox_image
 
 from .attacks import ATTACKS, Attack, AttackContext, run_attack
 from .drivers import sustained_load

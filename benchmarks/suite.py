@@ -21,7 +21,7 @@ from typing import Any
 import docker
 
 from orchestrators import labels as L
-from tests.support.images import BUSYBOX_IMAGE, build_busybox_image
+from testenv.images import BUSYBOX_IMAGE, build_busybox_image
 
 from .config import BenchConfig
 from .engine import RawEngine, create_fleet, docker_api, engine_socket, remove_resources

@@ -4,19 +4,22 @@ Every error carries the server's ``code``, its ``detail`` and the HTTP ``status`
 when no answer came). Errors from httpx and pydantic are translated here, where they
 cross the boundary, and chained (``raise ... from exc``)::
 
-    AgentAPIError                        status  code (examples)
+    AgentAPIError                        status  code
     ├── TransportError                   None    connection_failed, timeout, transport_error
-    └── APIStatusError                   any     internal_error, method_not_allowed, ...
-        ├── ValidationError              400/422 validation_error, invalid_cursor,
-        │                                        image_not_found, spawn_failed
+    └── APIStatusError                   any     internal_error, method_not_allowed,
+        │                                        payload_too_large, unsupported_media_type
+        ├── ValidationError              400/422 validation_error, bad_request, invalid_cursor,
+        │                                        invalid_spec, image_not_found, spawn_failed
         ├── UnauthorizedError            401     unauthorized
         ├── ForbiddenError               403     forbidden
         │   └── PolicyViolationError     403     policy_violation, agent_quota_exceeded
         ├── NotFoundError                404     agent_not_found, not_found
-        ├── ConflictError                409     agent_name_conflict, idempotency_key_reused
+        ├── ConflictError                409     agent_name_conflict, agent_name_ambiguous,
+        │                                        agent_expired, idempotency_key_reused
         ├── RateLimitedError             429     rate_limited, too_many_log_streams
         └── ServerUnavailableError       502/503/504  orchestrator_unavailable, engine_error,
-                                                      too_many_connections
+                                                 orchestrator_error, keys_file_broken,
+                                                 too_many_connections
 
 A ``ValidationError`` raised before anything was sent (a spawn request of the wrong shape)
 has status None. Messages never carry a key, a secret value or a request body.

@@ -13,10 +13,21 @@ import httpx
 import pytest
 
 from agent_platform.auth import hash_key
+from testenv.engine import TEST_NETWORK, TEST_PREFIX, docker_or_fail, remove_test_resources
+from testenv.images import BUSYBOX_IMAGE, build_busybox_image
+from testenv.server import ServerProcess
 
-from .support.engine import TEST_NETWORK, TEST_PREFIX, docker_or_fail, remove_test_resources
-from .support.images import BUSYBOX_IMAGE, build_busybox_image
-from .support.server import ServerProcess
+# A test needs an engine when it uses (directly or through other fixtures) the fixture that
+# connects to it; it is marked so, and ``-m "not docker and not kubernetes"`` leaves it out.
+ENGINE_FIXTURES = {"docker_client": "docker", "kube_env": "kubernetes"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in ENGINE_FIXTURES.items():
+            if fixture in used and item.get_closest_marker(marker) is None:
+                item.add_marker(getattr(pytest.mark, marker))
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,9 @@ import time
 import docker
 import httpx
 
+from testenv.engine import TEST_PREFIX
+
 from ..conftest import Api
-from ..support.engine import TEST_PREFIX
 from .helpers import assert_problem, body, wait_status
 
 

@@ -10,7 +10,7 @@ import docker
 import httpx
 
 from ..conftest import Api, StartServer
-from ..support.engine import TEST_PREFIX
+from testenv.engine import TEST_PREFIX
 from .helpers import assert_problem, body
 
 MIB = 1024 * 1024

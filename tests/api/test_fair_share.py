@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from ..conftest import Api, Keys, StartServer
-from ..support.engine import TEST_PREFIX
+from testenv.engine import TEST_PREFIX
 from .helpers import assert_problem, body
 
 # Ignores SIGTERM (it only says so), as a stuck agent would.

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testenv.server import ServerProcess
+
 from ..conftest import Api, Keys, server_env
-from ..support.server import ServerProcess
 from .helpers import assert_problem, body
 
 

@@ -16,8 +16,7 @@ import benchmarks.suite
 from benchmarks import BenchConfig, run_suite
 from benchmarks.cli import write_outputs
 from benchmarks.suite import leftovers
-
-from ..support.engine import TEST_PREFIX
+from testenv.engine import TEST_PREFIX
 
 pytestmark = pytest.mark.docker
 

@@ -17,10 +17,9 @@ from kubernetes import client
 import benchmarks.kubernetes
 from benchmarks import BenchConfig
 from benchmarks.kubernetes import OPERATION, kubernetes_list_comparisons, kubernetes_targets
-
-from ..support.engine import TEST_PREFIX
-from ..support.kube_env import KubeTestEnv
-from ..support.kube_fixture import kube_env  # noqa: F401 - a fixture, found by name
+from testenv.engine import TEST_PREFIX
+from testenv.kube_env import KubeTestEnv
+from testenv.kube_fixture import kube_env  # noqa: F401 - a fixture, found by name
 
 PREFIX = f"{TEST_PREFIX}kbench-"
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from clients import AgentClient
 from clients.cli import app
+from testenv.server import free_port
 
 from ..conftest import Api
-from ..support.server import free_port
 from .conftest import SCRIPT
 
 runner = CliRunner()

@@ -25,7 +25,7 @@ from clients.mcp_server import TOOL_NAMES, StatusName
 from clients.models import AgentStatus
 
 from ..conftest import Api
-from ..support.server import free_port
+from testenv.server import free_port
 from .conftest import SCRIPT
 
 pytestmark = pytest.mark.anyio

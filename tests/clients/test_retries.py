@@ -25,9 +25,9 @@ from clients import (
     TransportError,
 )
 from clients.errors import parse_retry_after
+from testenv.server import ServerProcess, free_port
 
 from ..conftest import Keys, server_env
-from ..support.server import ServerProcess, free_port
 from .conftest import QUICK, SCRIPT
 from .faults import AsyncLoseAnswer, Background, LoseAnswer, Recording
 

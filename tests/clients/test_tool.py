@@ -11,9 +11,9 @@ import pytest
 
 from clients import AsyncAgentClient, RemoteAgentManager, RetryPolicy
 from clients.nanobot_tool import ACTIONS, Answer
+from testenv.server import ServerProcess, free_port
 
 from ..conftest import Api, Keys, server_env
-from ..support.server import ServerProcess, free_port
 from .conftest import SCRIPT
 
 pytestmark = pytest.mark.anyio

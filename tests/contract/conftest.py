@@ -13,11 +13,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from orchestrators.base import Orchestrator
-
-from ..support.backends import docker_orchestrator
-from ..support.images import BUSYBOX_IMAGE
-from ..support.kube_env import KubeTestEnv
-from ..support.kube_fixture import (  # noqa: F401 - fixtures used through getfixturevalue
+from testenv.backends import docker_orchestrator
+from testenv.images import BUSYBOX_IMAGE
+from testenv.kube_env import KubeTestEnv
+from testenv.kube_fixture import (  # noqa: F401 - fixtures used through getfixturevalue
     ServiceAccountAccess,
     kube_env,
     kube_namespace,
@@ -26,7 +25,11 @@ from ..support.kube_fixture import (  # noqa: F401 - fixtures used through getfi
     service_account_namespace,
 )
 
-BACKENDS = ["docker", "kubernetes", "kubernetes-sa"]
+BACKENDS = [
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("kubernetes", marks=pytest.mark.kubernetes),
+    pytest.param("kubernetes-sa", marks=pytest.mark.kubernetes),
+]
 
 
 @pytest.fixture(params=BACKENDS)

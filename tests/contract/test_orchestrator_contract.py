@@ -20,8 +20,7 @@ from orchestrators.errors import (
     InvalidSpec,
 )
 from orchestrators.models import Agent, AgentSpec, AgentStatus, LogOptions
-
-from ..support.backends import SMALL
+from testenv.backends import SMALL
 
 pytestmark = pytest.mark.anyio
 

@@ -20,10 +20,9 @@ import pytest
 from pytest_docker.plugin import Services, get_docker_services
 
 from agent_platform.auth import hash_key
-
-from ..support.engine import TEST_PREFIX, remove_network, remove_test_resources
-from ..support.images import build_python_base_image
-from ..support.server import free_port
+from testenv.engine import TEST_PREFIX, remove_network, remove_test_resources
+from testenv.images import build_python_base_image
+from testenv.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_API_IMAGE = "aptest/agent-api:test"

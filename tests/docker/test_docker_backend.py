@@ -13,9 +13,8 @@ from orchestrators import labels as L
 from orchestrators.base import Orchestrator
 from orchestrators.errors import SpawnFailed
 from orchestrators.models import AgentSpec, AgentStatus, Resources
-
-from ..support.backends import SMALL, docker_orchestrator
-from ..support.engine import TEST_NETWORK, TEST_PREFIX, remove_network
+from testenv.backends import SMALL, docker_orchestrator
+from testenv.engine import TEST_NETWORK, TEST_PREFIX, remove_network
 
 pytestmark = pytest.mark.anyio
 

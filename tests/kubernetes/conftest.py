@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..support.kube_fixture import (  # noqa: F401 - fixtures, found by name
+from testenv.kube_fixture import (  # noqa: F401 - fixtures, found by name
     kube_api,
     kube_backend,
     kube_env,

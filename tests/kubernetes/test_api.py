@@ -15,11 +15,12 @@ import httpx
 import pytest
 from kubernetes import client
 
+from testenv.kube_env import KubeTestEnv
+from testenv.kube_fixture import fresh_namespace, leftovers, wait_until
+from testenv.server import ServerProcess
+
 from ..api.helpers import assert_problem, body
 from ..conftest import Api, Keys, server_env
-from ..support.kube_env import KubeTestEnv
-from ..support.kube_fixture import fresh_namespace, leftovers, wait_until
-from ..support.server import ServerProcess
 
 pytestmark = pytest.mark.kubernetes
 

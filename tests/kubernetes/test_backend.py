@@ -25,11 +25,10 @@ from orchestrators.kubernetes import KubernetesOrchestrator
 from orchestrators.kubernetes.objects import PodSettings, build_deployment, deployment_name
 from orchestrators.models import AgentSpec, AgentStatus, LogOptions, StoredSpec
 from orchestrators.policy import OwnerCeilings
-
-from ..support.backends import SMALL
-from ..support.engine import TEST_PREFIX
-from ..support.kube_env import KubeTestEnv
-from ..support.kube_fixture import (
+from testenv.backends import SMALL
+from testenv.engine import TEST_PREFIX
+from testenv.kube_env import KubeTestEnv
+from testenv.kube_fixture import (
     ServiceAccountAccess,
     kubernetes_orchestrator,
     leftovers,

@@ -19,16 +19,16 @@ from orchestrators import labels as L
 from orchestrators.errors import PolicyViolation
 from orchestrators.kubernetes import KubernetesOrchestrator
 from orchestrators.models import AgentStatus
-
-from ..support.backends import SMALL
-from ..support.engine import TEST_PREFIX
-from ..support.kube_env import KubeTestEnv
-from ..support.kube_fixture import (
+from testenv.backends import SMALL
+from testenv.engine import TEST_PREFIX
+from testenv.kube_env import KubeTestEnv
+from testenv.kube_fixture import (
     ServiceAccountAccess,
     kubernetes_orchestrator,
     leftovers,
     wait_until,
 )
+
 from .test_backend import pods_of, read, spec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.kubernetes]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from ..support.kube_fixture import (
+from testenv.kube_fixture import (
     MANIFESTS,
     ROOT,
     ServiceAccountAccess,

@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from ..support.engine import (
+from testenv.engine import (
     TEST_NETWORK,
     local_dockerd_pid,
     remove_network,

@@ -14,12 +14,12 @@ import docker
 import httpx
 
 from orchestrators import labels as L
+from testenv.engine import TEST_PREFIX
 
 from ..api.helpers import assert_problem, body, wait_status
 from ..conftest import Keys, StartServer
-from ..support.engine import TEST_PREFIX
 from .conftest import EngineControl, Recorder
-from .helpers import agent_containers, client, instance_volumes, wait_ready
+from .helpers import agent_containers, client, instance_volumes
 
 
 def outage_calls(agent_id: str, busybox: str) -> list[tuple[str, str, dict[str, Any] | None]]:
@@ -72,7 +72,7 @@ def test_the_engine_stops_and_comes_back(
             tried = assert_all_unavailable(alice, agent["id"], busybox)
         finally:
             engine_control.start()
-        wait_ready(server.url)
+        server.wait_ready()
         assert alice.get(f"/v1/agents/{agent['id']}").json()["name"] == "aptest-survivor"
         assert_everything_works(alice, agent["id"], busybox)
     reliability.record(
@@ -100,7 +100,7 @@ def test_the_engine_hangs_and_recovers(
             waited = time.monotonic() - started
         finally:
             engine_control.thaw()
-        wait_ready(server.url)
+        server.wait_ready()
         assert_everything_works(alice, agent["id"], busybox)
     reliability.record(
         "Docker engine frozen (SIGSTOP): calls hang",

@@ -15,9 +15,9 @@ from pathlib import Path
 import docker
 
 from orchestrators import labels as L
+from testenv.engine import TEST_PREFIX
 
 from ..conftest import Keys, StartServer
-from ..support.engine import TEST_PREFIX
 from .conftest import Recorder
 
 

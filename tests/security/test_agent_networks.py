@@ -20,11 +20,11 @@ import pytest
 
 from orchestrators.docker import DockerConfig, DockerOrchestrator
 from orchestrators.models import AgentSpec
+from testenv.backends import SMALL
+from testenv.engine import TEST_NETWORK, TEST_PREFIX, remove_test_resources
 
 from ..api.helpers import assert_problem, body
 from ..conftest import Api, Keys, StartServer
-from ..support.backends import SMALL
-from ..support.engine import TEST_NETWORK, TEST_PREFIX, remove_test_resources
 
 HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/etc"]
 STANDIN = f"{TEST_PREFIX}agent-api-standin"

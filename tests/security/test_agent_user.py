@@ -12,9 +12,10 @@ from pathlib import Path
 import docker
 import httpx
 
+from testenv.engine import TEST_PREFIX
+
 from ..api.helpers import body
 from ..conftest import Api, Keys, StartServer
-from ..support.engine import TEST_PREFIX
 
 WRITES = ["sh", "-c", "id -u > /workspace/written-by && exec sleep 3600"]
 

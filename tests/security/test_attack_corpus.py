@@ -15,10 +15,10 @@ import docker
 import pytest
 
 from orchestrators import labels as L
+from testenv.engine import TEST_NETWORK, TEST_PREFIX
 
 from ..api.helpers import assert_problem
 from ..conftest import Api
-from ..support.engine import TEST_NETWORK, TEST_PREFIX
 
 BUSYBOX = "aptest/busybox:latest"
 

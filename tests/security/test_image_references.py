@@ -14,9 +14,10 @@ import docker
 import httpx
 import pytest
 
+from testenv.engine import TEST_PREFIX
+
 from ..api.helpers import assert_problem, body
 from ..conftest import Api, Keys, StartServer
-from ..support.engine import TEST_PREFIX
 
 LOOKALIKE = f"{TEST_PREFIX}evil/backdoor:1"
 

@@ -24,10 +24,10 @@ import pytest
 from agent_platform.auth import hash_key
 from agent_platform.keyrules import PLACEHOLDER_KEY
 from orchestrators.models import AgentSpec, Resources
+from testenv.backends import docker_orchestrator
 
 from ..api.helpers import assert_problem, body
 from ..conftest import Api, Keys, StartServer
-from ..support.backends import docker_orchestrator
 from .test_attack_corpus import BUSYBOX, assert_nothing_created, base
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,10 +15,10 @@ import docker
 import httpx
 
 from agent_platform.auth import hash_key
+from testenv.engine import TEST_PREFIX
 
 from ..api.helpers import assert_problem, body
 from ..conftest import Keys, StartServer
-from ..support.engine import TEST_PREFIX
 
 
 def client(url: str, key: str) -> httpx.Client:

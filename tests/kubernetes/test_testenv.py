@@ -1,6 +1,6 @@
 """Smoke tests: the Kubernetes test environment runs workloads through a real kube-apiserver.
 
-The control plane is the session's (``tests/support/kube_fixture.py``): built by
+The control plane is the session's (``testenv/kube_fixture.py``): built by
 ``scripts/kube-testenv-build.sh`` when the binaries are missing (a one-time build of several
 minutes; ``KUBE_TESTENV_NO_BUILD=1`` prevents it). With ``CI=true`` a missing or failing
 environment fails the tests; elsewhere they are skipped with the reason.
@@ -21,7 +21,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from ..support.kube_env import KubeTestEnv
+from testenv.kube_env import KubeTestEnv
 
 pytestmark = pytest.mark.kubernetes
 

@@ -1,6 +1,6 @@
 """The real Kubernetes API server for tests: one control plane per session, a namespace per test.
 
-``kube_env`` starts the control plane of :mod:`tests.support.kube_env` once per session,
+``kube_env`` starts the control plane of :mod:`testenv.kube_env` once per session,
 whichever test directory asks first (the binaries are built by
 ``scripts/kube-testenv-build.sh`` when missing; ``KUBE_TESTENV_NO_BUILD=1`` prevents it).
 With ``CI=true`` an environment that cannot be built or started fails the tests; elsewhere
@@ -58,7 +58,7 @@ __all__ = [
     "wait_until",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = ROOT / "scripts" / "kube-testenv-build.sh"
 MANIFESTS = ROOT / "deployment" / "kubernetes"
 # The namespaces the manifests name, replaced by per-session test namespaces.

@@ -29,7 +29,7 @@ __all__ = [
 # Overridable so that two test runs on one engine never remove each other's containers.
 TEST_PREFIX = os.environ.get("AGENT_PLATFORM_TEST_PREFIX", "aptest-")
 TEST_NETWORK = f"{TEST_PREFIX}net"
-ENSURE_DOCKER = Path(__file__).resolve().parents[2] / "scripts" / "ensure-docker.sh"
+ENSURE_DOCKER = Path(__file__).resolve().parents[1] / "scripts" / "ensure-docker.sh"
 
 
 def docker_or_fail() -> docker.DockerClient:

@@ -1,1 +1,0 @@
-"""Helpers for the test suite: engines, images, the service under test."""
