@@ -9,8 +9,9 @@ import re
 import docker
 import httpx
 
-from ..conftest import Api, StartServer
 from testenv.engine import TEST_PREFIX
+
+from ..conftest import Api, StartServer
 from .helpers import assert_problem, body
 
 MIB = 1024 * 1024

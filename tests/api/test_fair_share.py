@@ -19,8 +19,9 @@ import docker
 import httpx
 import pytest
 
-from ..conftest import Api, Keys, StartServer
 from testenv.engine import TEST_PREFIX
+
+from ..conftest import Api, Keys, StartServer
 from .helpers import assert_problem, body
 
 # Ignores SIGTERM (it only says so), as a stuck agent would.

@@ -23,9 +23,9 @@ from mcp.types import CallToolResult, TextContent
 from clients import AgentClient
 from clients.mcp_server import TOOL_NAMES, StatusName
 from clients.models import AgentStatus
+from testenv.server import free_port
 
 from ..conftest import Api
-from testenv.server import free_port
 from .conftest import SCRIPT
 
 pytestmark = pytest.mark.anyio
