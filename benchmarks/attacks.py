@@ -20,37 +20,14 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ATTACKS", "Attack", "AttackContext", "SilentRegistry", "run_attack"]
+from testenv.registry import SilentRegistry
+
+__all__ = ["ATTACKS", "Attack", "AttackContext", "run_attack"]
 
 # An agent that ignores SIGTERM (PID 1 with a trap), as a stuck agent would.
 _STUBBORN = ["sh", "-c", "trap 'echo term' TERM; while true; do sleep 1; done"]
 _TALKER = ["sh", "-c", "while true; do echo talking; sleep 0.5; done"]
 _SPAMMER = ["sh", "-c", "yes 'noisy neighbour fills the disk with its output, line after line'"]
-
-
-class SilentRegistry:
-    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._server.getsockname()[1]
-        self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            self._held.append(conn)
-
-    def close(self) -> None:
-        self._server.close()
-        for conn in self._held:
-            with contextlib.suppress(OSError):
-                conn.close()
 
 
 @dataclass(slots=True)

@@ -8,8 +8,6 @@ a duration: a call that would starve the others shows up as a read that does not
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +18,7 @@ import httpx
 import pytest
 
 from testenv.engine import TEST_PREFIX
+from testenv.registry import SilentRegistry
 
 from ..conftest import Api, Keys, StartServer
 from .helpers import assert_problem, body
@@ -141,33 +140,6 @@ def test_a_stop_still_kills_at_the_end_of_its_grace(api: Api, busybox: str) -> N
 
 
 # -- image pulls ----------------------------------------------------------------------------
-
-
-class SilentRegistry:
-    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._server.getsockname()[1]
-        self.connected = threading.Event()
-        self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            self._held.append(conn)
-            self.connected.set()
-
-    def close(self) -> None:
-        self._server.close()
-        for conn in self._held:
-            with contextlib.suppress(OSError):
-                conn.close()
 
 
 @pytest.fixture
