@@ -603,14 +603,23 @@ class DockerOrchestrator(Orchestrator):
                 "this Idempotency-Key was already used with a different request"
             )
         if found[0].get("State") == "created":
-            # The first call was cut off between create and start: finish its work.
-            with contextlib.suppress(docker.errors.APIError):
+            # The first call was cut off between create and start: finish its work. A start
+            # that fails (e.g. its network was swept away meanwhile) leaves an unfinished
+            # spawn, never an answer: it is removed and the caller spawns anew.
+            labels = found[0]["Labels"]
+            try:
                 if stored.workspace:
-                    labels = found[0]["Labels"]
                     self._own_workspace(
                         found[0]["Id"], image=stored.image, agent_id=labels[L.ID], owner=owner
                     )
                 self._client().start(found[0]["Id"])
+            except docker.errors.APIError:
+                self._forget_network(owner)
+                with contextlib.suppress(docker.errors.NotFound):
+                    self._client().remove_container(found[0]["Id"], force=True)
+                self._hints.pop(labels[L.ID], None)
+                self._remove_volumes(labels[L.ID])
+                return None
             return self._agent(self._refresh(found[0]["Id"]), inspect=True)
         return self._agent(found[0], inspect=True)
 

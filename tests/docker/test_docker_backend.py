@@ -180,6 +180,36 @@ async def test_the_network_is_created_when_missing_and_agents_answer_by_name(
     assert probe.output.strip() == b"aptest-web"
 
 
+async def test_a_spawn_cut_off_before_its_start_whose_network_went_away_is_done_anew(
+    backend: Orchestrator, busybox: str, clean_docker: docker.DockerClient
+) -> None:
+    # What a service killed between create and start leaves: the container, never started,
+    # on the owner's network; then the sweep (or anything) removes that network.
+    first = await backend.spawn(
+        spec("aptest-cut", busybox), owner="alice", resources=SMALL, idempotency_key="cut-1"
+    )
+    info = container_of(clean_docker, "alice", "aptest-cut")
+    clean_docker.api.remove_container(info["Id"], force=True)
+    network = f"{TEST_NETWORK}.alice"
+    clean_docker.api.create_container(
+        info["Config"]["Image"],
+        command=info["Config"]["Cmd"],
+        labels=info["Config"]["Labels"],
+        name=info["Name"].lstrip("/"),
+        host_config=clean_docker.api.create_host_config(network_mode=network),
+    )
+    remove_network(clean_docker, network)
+
+    again = await backend.spawn(
+        spec("aptest-cut", busybox), owner="alice", resources=SMALL, idempotency_key="cut-1"
+    )
+    # The retry answers with an agent that runs, never with one that cannot start.
+    assert again.status is AgentStatus.RUNNING
+    assert [a.name for a in await backend.list(owner="alice")] == ["aptest-cut"]
+    assert container_of(clean_docker, "alice", "aptest-cut")["State"]["Running"]
+    assert first.name == again.name
+
+
 async def test_list_costs_the_same_engine_calls_for_any_fleet_size(
     backend: Orchestrator, busybox: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
