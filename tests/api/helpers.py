@@ -34,9 +34,12 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 def wait_status(client: httpx.Client, ref: str, status: str) -> dict[str, Any]:
+    agent: dict[str, Any] = {}
     for _ in range(100):
-        agent: dict[str, Any] = client.get(f"/v1/agents/{ref}").json()
+        agent = client.get(f"/v1/agents/{ref}").json()
         if agent.get("status") == status:
             return agent
         time.sleep(0.1)
-    raise AssertionError(f"{ref} never became {status}")
+    raise AssertionError(
+        f"{ref} never became {status}: last {agent.get('status')} ({agent.get('detail')})"
+    )
