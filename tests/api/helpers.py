@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["PROBLEM", "assert_problem", "body", "wait_status"]
+__all__ = ["PROBLEM", "assert_problem", "body", "run_cli", "serve", "wait_status"]
 
 PROBLEM = "application/problem+json"
 
@@ -42,4 +46,30 @@ def wait_status(client: httpx.Client, ref: str, status: str) -> dict[str, Any]:
         time.sleep(0.1)
     raise AssertionError(
         f"{ref} never became {status}: last {agent.get('status')} ({agent.get('detail')})"
+    )
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``agent-platform <args>`` as a process (not checked: tests read its exit code)."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent_platform", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def serve(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``agent-platform serve`` with only ``env`` set; it must refuse before listening."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_API_")}
+    return subprocess.run(
+        [sys.executable, "-m", "agent_platform", "serve", "--port", "1"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
     )

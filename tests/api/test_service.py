@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -13,7 +10,7 @@ import pytest
 from testenv.server import ServerProcess
 
 from ..conftest import Api, Keys, server_env
-from .helpers import assert_problem, body
+from .helpers import assert_problem, body, serve
 
 
 def test_health_ready_metrics_and_openapi_need_no_key(api: Api) -> None:
@@ -104,28 +101,15 @@ def test_an_unreachable_engine_gives_503_with_retry_after(
         down.stop()
 
 
-def _serve(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_API_")}
-    return subprocess.run(
-        [sys.executable, "-m", "agent_platform", "serve", "--port", "1"],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-
-
 def test_the_service_refuses_to_start_without_a_key(tmp_path: Path) -> None:
-    result = _serve({}, tmp_path)
+    result = serve({}, tmp_path)
     assert result.returncode == 2
     assert "no API key configured" in result.stderr
 
 
 @pytest.mark.parametrize("key", ["short-secret", "  "])
 def test_a_weak_key_is_refused_without_being_printed(tmp_path: Path, key: str) -> None:
-    result = _serve({"AGENT_API_KEY": key}, tmp_path)
+    result = serve({"AGENT_API_KEY": key}, tmp_path)
     assert result.returncode == 2
     assert "at least 32 characters" in result.stderr or "whitespace" in result.stderr
     if key.strip():
