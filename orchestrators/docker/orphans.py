@@ -17,7 +17,7 @@ from docker import APIClient
 
 from .. import labels as L
 
-__all__ = ["remove_orphans"]
+__all__ = ["remove_orphans", "remove_volumes"]
 
 
 def remove_orphans(
@@ -38,6 +38,15 @@ def remove_orphans(
             api.remove_volume(name, force=True)
             removed.append(name)
     return removed
+
+
+def remove_volumes(api: APIClient, *, instance: str, agent_id: str) -> None:
+    """Remove every volume of one agent (its workspace, its leases)."""
+    terms = [f"{L.INSTANCE}={instance}", f"{L.ID}={agent_id}"]
+    answer = api.volumes(filters={"label": terms}) or {}
+    for volume in answer.get("Volumes") or []:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_volume(volume["Name"], force=True)
 
 
 def _created(value: object) -> datetime | None:

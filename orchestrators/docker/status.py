@@ -23,21 +23,11 @@ container was inspected (``get`` and every lifecycle route), not in a list.
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from ..models import AgentStatus
 
-__all__ = ["container_status", "exit_code_from_summary", "inspect_facts"]
+__all__ = ["container_status"]
 
-_EXITED = re.compile(r"^Exited \((-?\d+)\)")
 _STOP_CODES = frozenset({137, 143})
-
-
-def exit_code_from_summary(status_text: str) -> int | None:
-    """The exit code in a list entry's ``Status`` text (``Exited (137) 2 minutes ago``)."""
-    match = _EXITED.match(status_text)
-    return int(match.group(1)) if match else None
 
 
 def container_status(
@@ -69,14 +59,3 @@ def container_status(
 
 def _exit_reason(prefix: str, exit_code: int | None) -> str:
     return prefix if exit_code is None else f"{prefix} with code {exit_code}"
-
-
-def inspect_facts(info: dict[str, Any]) -> tuple[str, int | None, bool, str]:
-    """State, exit code, OOM flag and error from an inspect answer."""
-    state = info.get("State") or {}
-    return (
-        str(state.get("Status", "")),
-        state.get("ExitCode"),
-        bool(state.get("OOMKilled", False)),
-        str(state.get("Error") or ""),
-    )

@@ -25,6 +25,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .. import labels as L
@@ -37,6 +38,7 @@ __all__ = [
     "Manifest",
     "PodSettings",
     "build_claim",
+    "created_at",
     "build_deployment",
     "build_network_policy",
     "build_secret",
@@ -117,6 +119,17 @@ def network_policy_name(prefix: str, agent_id: str) -> str:
 
 
 # -- labels and annotations -------------------------------------------------------------------
+
+
+def created_at(obj: Manifest) -> datetime | None:
+    """When the API server created ``obj`` (its ``creationTimestamp``), if it says."""
+    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def is_label_value(value: str) -> bool:

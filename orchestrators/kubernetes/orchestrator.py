@@ -19,6 +19,10 @@ pool of their own) and waits (a pod becoming ready, pods going away) sleep on th
 loop between short calls. Lists cost two calls (Deployments, then pods, by label selector)
 whatever the number of agents.
 
+The lookup, spawn and TTL flow is ``orchestrators.skeleton``'s; this module supplies its
+hooks. What is sent is built in ``objects`` and ``network``, the calls and the translation of
+errors are in ``api``, the status table in ``status``, the sweep of leftovers in ``orphans``.
+
 Lifecycle: stop scales to zero and waits until no pod is left; start scales to one and
 waits (``spawn_wait_seconds``) for the pod to be ready; restart rolls out a new pod (what
 ``kubectl rollout restart`` does); the TTL deadline is a label the renewal rewrites (labels
@@ -29,9 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,31 +44,16 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import labels as L
-from ..base import Orchestrator
 from ..errors import (
     AgentConflict,
-    AgentExpired,
     AgentNotFound,
-    AgentQuotaExceeded,
-    AmbiguousAgentName,
-    IdempotencyKeyReused,
     ImageNotFound,
-    InvalidSpec,
+    OrchestratorError,
     PolicyViolation,
     SpawnFailed,
 )
-from ..models import (
-    Agent,
-    AgentSpec,
-    AgentStatus,
-    LogOptions,
-    Resources,
-    StoredSpec,
-    SweepReport,
-    is_agent_id,
-)
-from ..policy import OwnerCeilings
-from ..threads import in_thread
+from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
+from ..skeleton import AgentBackend
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
 from .network import (
     DEFAULT_DENIED_CIDRS,
@@ -84,6 +71,7 @@ from .objects import (
     build_network_policy,
     build_secret,
     claim_name,
+    created_at,
     deadline_patch,
     deployment_name,
     is_label_value,
@@ -93,6 +81,7 @@ from .objects import (
     restart_patch,
     secret_name,
 )
+from .orphans import remove_orphans
 from .status import IMAGE_REASONS, START_REASONS, agent_status, is_ready, live_pods, pod_failure
 
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
@@ -100,9 +89,7 @@ __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 T = TypeVar("T")
 JSON = dict[str, Any]
 Settled = Callable[[JSON, list[JSON]], bool]
-# (list, delete) methods of one kind of object; aliases, as ``list`` is also a method below.
-Kinds = list[tuple[Callable[..., Any], Callable[..., Any]]]
-Names = list[str]
+_IDENTITY = (L.OWNER, L.NAME, L.ID)
 _CHUNK = 65536
 
 
@@ -144,50 +131,27 @@ def _name_of(obj: Mapping[str, Any]) -> str:
     return str(obj["metadata"]["name"])
 
 
-def _schema(deployment: Mapping[str, Any]) -> dict[str, str]:
-    return read_metadata(deployment.get("metadata") or {})
-
-
-def _created(obj: Mapping[str, Any]) -> datetime | None:
-    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _resources_of(deployment: Mapping[str, Any]) -> Resources:
-    """The resources an agent was spawned with, from its spec annotation."""
-    spec = json.loads(_schema(deployment)[L.SPEC])
-    return Resources.model_validate(spec["resources"])
-
-
 def _stamp(pod: Mapping[str, Any]) -> str | None:
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(RESTARTED_AT)
     return str(value) if value is not None else None
 
 
-class KubernetesOrchestrator(Orchestrator):
+class KubernetesOrchestrator(AgentBackend[JSON]):
     """Agents as hardened Deployments in one namespace of one cluster."""
 
     name = "kubernetes"
 
     def __init__(self, config: KubernetesConfig) -> None:
+        super().__init__(
+            instance=L.instance_name(config.resource_prefix),
+            threads=config.max_workers,
+            log_streams=config.max_log_streams,
+            pool_name="kube",
+        )
         self._config = config
         self._ns = config.namespace
         self._prefix = config.resource_prefix
-        self._instance = L.instance_name(config.resource_prefix)
-        self._executor = ThreadPoolExecutor(config.max_workers, thread_name_prefix="kube")
-        # Plain log reads and follows on pools of their own: a read never waits behind follows.
-        self._log_executor = ThreadPoolExecutor(
-            config.max_log_streams, thread_name_prefix="kube-logs"
-        )
-        self._follow_executor = ThreadPoolExecutor(
-            config.max_log_streams, thread_name_prefix="kube-follow"
-        )
         self._kube = KubeApi(
             ApiAccess(
                 kubeconfig=config.kubeconfig,
@@ -222,14 +186,34 @@ class KubernetesOrchestrator(Orchestrator):
         """The configuration it was built with."""
         return self._config
 
-    # -- plumbing -------------------------------------------------------------------------
+    # -- the skeleton's hooks -------------------------------------------------------------
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await in_thread(self._executor, translate, fn, *args, **kwargs)
+    def _translate(self, exc: Exception) -> OrchestratorError:
+        return translate(exc)
 
-    def _deployments(self, terms: Mapping[str, str]) -> list[JSON]:
+    def _query(self, terms: Mapping[str, str]) -> list[JSON]:
+        if not all(is_label_value(terms[key]) for key in _IDENTITY if key in terms):
+            return []  # no label has that value: the API server would refuse the selector
         items = self._kube.list_items(self._kube.apps.list_namespaced_deployment, self._ns, terms)
-        return [d for d in items if L.is_managed(_schema(d))]
+        return [d for d in items if L.is_managed(self._labels(d))]
+
+    def _labels(self, obj: JSON) -> dict[str, str]:
+        return read_metadata(obj.get("metadata") or {})
+
+    def _agent(self, obj: JSON) -> Agent:
+        return self._view(obj, self._pods_of(self._labels(obj)[L.ID]))
+
+    def _deadline(self, obj: JSON) -> datetime | None:
+        deadline = self._labels(obj).get(L.EXPIRES_AT)
+        return L.parse_moment(deadline) if deadline else None
+
+    def _write_deadline(self, obj: JSON, deadline: datetime) -> Agent:
+        return self._agent(self._patch(obj, deadline_patch(L.format_moment(deadline))))
+
+    def _release(self) -> None:
+        self._kube.close()
+
+    # -- plumbing -------------------------------------------------------------------------
 
     def _pods(self, terms: Mapping[str, str]) -> list[JSON]:
         return self._kube.list_items(self._kube.core.list_namespaced_pod, self._ns, terms)
@@ -237,43 +221,21 @@ class KubernetesOrchestrator(Orchestrator):
     def _pods_of(self, agent_id: str) -> list[JSON]:
         return self._pods(L.selector(instance=self._instance, agent_id=agent_id))
 
-    def _find(self, ref: str, owner: str | None) -> JSON:
-        if not is_label_value(ref) or (owner is not None and not is_label_value(owner)):
-            raise AgentNotFound(f"no agent {ref!r}")
-        # A ref shaped like an id is an id and nothing else: it never falls back to a name.
-        if is_agent_id(ref):
-            terms = L.selector(instance=self._instance, owner=owner, agent_id=ref)
-        else:
-            terms = L.selector(instance=self._instance, owner=owner, name=ref)
-        found = self._deployments(terms)
-        if not found:
-            raise AgentNotFound(f"no agent {ref!r}")
-        if len(found) > 1:
-            raise AmbiguousAgentName(
-                f"{len(found)} agents of different owners are named {ref!r}: use the id or owner="
-            )
-        return found[0]
-
     def _state(self, agent_id: str) -> tuple[JSON, list[JSON]]:
-        found = self._deployments(L.selector(instance=self._instance, agent_id=agent_id))
+        found = self._query(L.selector(instance=self._instance, agent_id=agent_id))
         if not found:
             raise AgentNotFound("the agent was removed")
         return found[0], self._pods_of(agent_id)
 
     def _view(self, deployment: JSON, pods: list[JSON]) -> Agent:
-        schema = _schema(deployment)
         status, detail = agent_status(deployment, pods)
-        deadline = schema.get(L.EXPIRES_AT)
         return L.agent_from_labels(
-            schema,
+            self._labels(deployment),
             status=status,
             detail=detail,
             orchestrator=self.name,
-            expires_at=L.parse_moment(deadline) if deadline else None,
+            expires_at=self._deadline(deployment),
         )
-
-    def _agent(self, deployment: JSON) -> Agent:
-        return self._view(deployment, self._pods_of(_schema(deployment)[L.ID]))
 
     def _patch(self, deployment: JSON, body: JSON) -> JSON:
         try:
@@ -342,11 +304,10 @@ class KubernetesOrchestrator(Orchestrator):
     ) -> list[Agent]:
         if owner is not None and not is_label_value(owner):
             return []
-
         terms = L.selector(instance=self._instance, owner=owner, user_labels=labels)
         # Both lists at once, each on an engine thread: a list waits for the slower, not both.
         deployments, pods = await asyncio.gather(
-            self._run(self._deployments, terms), self._run(self._pods, terms)
+            self._run(self._query, terms), self._run(self._pods, terms)
         )
 
         def views() -> list[Agent]:
@@ -354,12 +315,9 @@ class KubernetesOrchestrator(Orchestrator):
             for pod in pods:
                 agent_id = ((pod.get("metadata") or {}).get("labels") or {}).get(L.ID)
                 by_agent.setdefault(str(agent_id), []).append(pod)
-            return [self._view(d, by_agent.get(_schema(d)[L.ID], [])) for d in deployments]
+            return [self._view(d, by_agent.get(self._labels(d)[L.ID], [])) for d in deployments]
 
         return await self._run(views)
-
-    async def get(self, ref: str, *, owner: str | None = None) -> Agent:
-        return await self._run(lambda: self._agent(self._find(ref, owner)))
 
     async def start(self, ref: str, *, owner: str | None = None) -> Agent:
         def scale_up() -> str:
@@ -367,7 +325,7 @@ class KubernetesOrchestrator(Orchestrator):
             self._refuse_if_expired(deployment)
             if not deployment["spec"].get("replicas"):
                 self._patch(deployment, replicas_patch(1))
-            return _schema(deployment)[L.ID]
+            return self._labels(deployment)[L.ID]
 
         agent_id = await self._run(scale_up)
         return self._view(*await self._settle(agent_id, _started, self._config.spawn_wait_seconds))
@@ -380,7 +338,7 @@ class KubernetesOrchestrator(Orchestrator):
 
         def scale_down() -> str:
             deployment = self._find(ref, owner)
-            agent_id = _schema(deployment)[L.ID]
+            agent_id = self._labels(deployment)[L.ID]
             if deployment["spec"].get("replicas"):
                 self._patch(deployment, replicas_patch(0))
             if shorter is not None:
@@ -402,7 +360,7 @@ class KubernetesOrchestrator(Orchestrator):
         def roll() -> str:
             deployment = self._find(ref, owner)
             self._refuse_if_expired(deployment)
-            agent_id = _schema(deployment)[L.ID]
+            agent_id = self._labels(deployment)[L.ID]
             self._patch(deployment, restart_patch(stamp))
             if shorter is not None:
                 old = [p for p in live_pods(self._pods_of(agent_id)) if _stamp(p) != stamp]
@@ -417,86 +375,42 @@ class KubernetesOrchestrator(Orchestrator):
         wait = max(grace, 1) + self._config.spawn_wait_seconds
         return self._view(*await self._settle(agent_id, restarted, wait))
 
-    def _refuse_if_expired(self, deployment: JSON) -> None:
-        deadline = _schema(deployment).get(L.EXPIRES_AT)
-        if deadline is None:
-            return
-        moment = L.parse_moment(deadline)
-        if moment <= datetime.now(UTC):
-            raise AgentExpired(
-                f"the agent's TTL passed at {moment.isoformat()}: renew it before starting it"
-            )
-
-    async def renew(self, ref: str, *, owner: str | None = None, ttl_seconds: int) -> Agent:
-        def work() -> Agent:
-            deployment = self._find(ref, owner)
-            if L.EXPIRES_AT not in _schema(deployment):
-                raise InvalidSpec(
-                    "this agent was spawned without ttl_seconds, so it has no TTL to renew"
-                )
-            deadline = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
-            return self._agent(self._patch(deployment, deadline_patch(L.format_moment(deadline))))
-
-        return await self._run(work)
-
     async def sweep(self, *, now: datetime | None = None) -> SweepReport:
         def work() -> SweepReport:
             moment = now or datetime.now(UTC)
             grace = timedelta(seconds=self._config.orphan_grace_seconds)
             report = SweepReport()
             live: set[str] = set()
-            for deployment in self._deployments(L.selector(instance=self._instance)):
-                schema = _schema(deployment)
+            for deployment in self._query(L.selector(instance=self._instance)):
+                labels = self._labels(deployment)
                 annotations = deployment["metadata"].get("annotations") or {}
-                created = _created(deployment)
+                created = created_at(deployment)
                 if SPAWNING in annotations and created is not None and moment - created > grace:
                     # Left by a spawn that was interrupted before it scaled the agent up.
                     self._remove(deployment)
                     report.removed.append(_name_of(deployment))
                     continue
-                live.add(schema[L.ID])
-                deadline = schema.get(L.EXPIRES_AT)
-                if deadline is None or L.parse_moment(deadline) > moment:
+                live.add(labels[L.ID])
+                deadline = self._deadline(deployment)
+                if deadline is None or deadline > moment:
                     continue
                 if deployment["spec"].get("replicas"):
                     with contextlib.suppress(AgentNotFound):
                         self._patch(deployment, replicas_patch(0))
-                        report.stopped.append(schema[L.ID])
-            report.removed.extend(self._remove_orphans(live, moment, grace))
+                        report.stopped.append(labels[L.ID])
+            report.removed.extend(
+                remove_orphans(
+                    self._kube,
+                    namespace=self._ns,
+                    instance=self._instance,
+                    live=live,
+                    now=moment,
+                    grace=grace,
+                )
+            )
             return report
 
         return await self._run(work)
-
-    def _owned_kinds(self) -> Kinds:
-        """(list, delete) of the kinds of object an agent owns that the sweep looks at. Not
-        Secrets: listing them would read every value in the namespace, and the Role does not
-        allow it; a Secret whose Deployment is gone goes with it (owner reference)."""
-        core, networking = self._kube.core, self._kube.networking
-        return [
-            (
-                core.list_namespaced_persistent_volume_claim,
-                core.delete_namespaced_persistent_volume_claim,
-            ),
-            (
-                networking.list_namespaced_network_policy,
-                networking.delete_namespaced_network_policy,
-            ),
-        ]
-
-    def _remove_orphans(self, live: set[str], moment: datetime, grace: timedelta) -> Names:
-        """Objects of this instance whose agent is gone, once older than the grace period
-        (younger ones may belong to a spawn in flight, here or in another replica)."""
-        terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: self._instance}
-        removed: Names = []
-        for lister, deleter in self._owned_kinds():
-            for obj in self._kube.list_items(lister, self._ns, terms):
-                labels = obj["metadata"].get("labels") or {}
-                created = _created(obj)
-                if labels.get(L.ID) in live or created is None or moment - created < grace:
-                    continue
-                if self._kube.delete(deleter, _name_of(obj), self._ns):
-                    removed.append(_name_of(obj))
-        return removed
 
     async def delete(self, ref: str, *, owner: str | None = None) -> None:
         def work() -> None:
@@ -509,10 +423,10 @@ class KubernetesOrchestrator(Orchestrator):
     def _remove(self, deployment: JSON) -> bool:
         """Delete the Deployment (its ReplicaSets and pods follow in the background) and what
         it owns, explicitly; False if the Deployment was already gone."""
-        schema = _schema(deployment)
-        agent_id = schema[L.ID]
+        labels = self._labels(deployment)
+        agent_id = labels[L.ID]
         try:
-            stored: StoredSpec | None = StoredSpec.model_validate_json(schema[L.SPEC])
+            stored: StoredSpec | None = StoredSpec.model_validate_json(labels[L.SPEC])
         except ValueError:
             stored = None
         gone = self._kube.delete(
@@ -544,7 +458,7 @@ class KubernetesOrchestrator(Orchestrator):
     ) -> AsyncIterator[bytes]:
         def open_stream() -> urllib3.BaseHTTPResponse | None:
             deployment = self._find(ref, owner)
-            pod = _current_pod(self._pods_of(_schema(deployment)[L.ID]))
+            pod = _current_pod(self._pods_of(self._labels(deployment)[L.ID]))
             if pod is None:
                 return None  # stopped: its pod and its output are gone
             query: dict[str, Any] = {
@@ -575,7 +489,7 @@ class KubernetesOrchestrator(Orchestrator):
                 raise
 
         stream = await self._run(open_stream)
-        return self._drain(stream, self._follow_executor if options.follow else self._log_executor)
+        return self._drain(stream, self._log_pool(options.follow))
 
     async def _drain(
         self, stream: urllib3.BaseHTTPResponse | None, pool: ThreadPoolExecutor
@@ -596,62 +510,23 @@ class KubernetesOrchestrator(Orchestrator):
             # Shutting the socket down unblocks the worker thread still reading it.
             await loop.run_in_executor(None, release, stream)
 
-    async def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._log_executor.shutdown(wait=False, cancel_futures=True)
-        self._follow_executor.shutdown(wait=False, cancel_futures=True)
-        self._kube.close()
-
     # -- spawn ----------------------------------------------------------------------------
 
-    async def spawn(
-        self,
-        spec: AgentSpec,
-        *,
-        owner: str,
-        resources: Resources,
-        idempotency_key: str | None = None,
-        max_agents: int | None = None,
-        ceilings: OwnerCeilings | None = None,
-    ) -> Agent:
+    def _admit(self, spec: AgentSpec) -> None:
         if spec.network == "none" and not self._config.network_policy_enforced:
-            # Before anything is created: nothing is left behind.
             raise PolicyViolation(
                 '"network": "none" is not available on this cluster: the operator has not '
                 "declared that a network policy engine enforces NetworkPolicies, so the "
                 "isolation could not be guaranteed"
             )
-        stored = StoredSpec.from_spec(spec, resources)
-        idem = L.idempotency_hash(owner, idempotency_key) if idempotency_key else None
 
-        def create() -> tuple[JSON, bool]:
-            if idem is not None and (earlier := self._replay(owner, idem, stored, spec)):
-                return earlier, True
-            counted = ceilings is not None and ceilings.active
-            if max_agents is not None or counted:
-                mine = self._deployments(L.selector(instance=self._instance, owner=owner))
-                if max_agents is not None and len(mine) >= max_agents:
-                    raise AgentQuotaExceeded(
-                        f"owner {owner!r} already has {len(mine)} agents, the most allowed"
-                    )
-                if ceilings is not None and counted:
-                    held = (_resources_of(d) for d in mine)
-                    ceilings.check(owner, held, resources)
-            try:
-                return self._create(spec, stored, owner, resources, idem), False
-            except AgentConflict:
-                # Two calls with one Idempotency-Key raced: the other one created it.
-                if idem is not None and (earlier := self._replay(owner, idem, stored, spec)):
-                    return earlier, True
-                raise
-
-        deployment, replayed = await self._run(create)
-        if replayed:
-            return await self._run(self._agent, deployment)
-        agent_id = _schema(deployment)[L.ID]
+    async def _finish(self, obj: JSON, spec: AgentSpec) -> Agent:
+        """Wait (``spawn_wait_seconds``) for the pod to start; an agent that cannot start is
+        removed and the spawn fails."""
+        deployment = obj
         try:
             deployment, pods = await self._settle(
-                agent_id, _started, self._config.spawn_wait_seconds
+                self._labels(deployment)[L.ID], _started, self._config.spawn_wait_seconds
             )
         except AgentNotFound:
             raise SpawnFailed("the agent was removed while it started") from None
@@ -671,43 +546,18 @@ class KubernetesOrchestrator(Orchestrator):
             raise SpawnFailed(f"the agent could not start ({reason}): {message}"[:400])
         return self._view(deployment, pods)
 
-    def _replay(self, owner: str, idem: str, stored: StoredSpec, spec: AgentSpec) -> JSON | None:
-        found = self._deployments(
-            L.selector(instance=self._instance, owner=owner, idempotency=idem)
-        )
-        if not found:
-            return None
-        if StoredSpec.model_validate_json(_schema(found[0])[L.SPEC]) != stored:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request"
-            )
-        if SPAWNING in (found[0]["metadata"].get("annotations") or {}):
+    def _resume(self, obj: JSON, spec: AgentSpec) -> JSON | None:
+        if SPAWNING in (obj["metadata"].get("annotations") or {}):
             # The first call was cut off before it scaled the agent up: finish its work.
-            return self._complete(found[0], spec)
-        return found[0]
+            return self._complete(obj, spec)
+        return obj
 
     def _create(
-        self,
-        spec: AgentSpec,
-        stored: StoredSpec,
-        owner: str,
-        resources: Resources,
-        idem: str | None,
+        self, spec: AgentSpec, owner: str, resources: Resources, labels: dict[str, str]
     ) -> JSON:
-        created_at = datetime.now(UTC)
-        ttl = spec.ttl_seconds
-        schema = L.system_labels(
-            instance=self._instance,
-            agent_id=uuid.uuid4().hex,
-            owner=owner,
-            created_at=created_at,
-            spec=stored,
-            idempotency=idem,
-            expires_at=created_at + timedelta(seconds=ttl) if ttl else None,
-        )
         manifest = build_deployment(
             spec,
-            schema=schema,
+            schema=labels,
             name=deployment_name(self._prefix, owner, spec.name),
             prefix=self._prefix,
             resources=resources,
@@ -732,7 +582,7 @@ class KubernetesOrchestrator(Orchestrator):
 
     def _complete(self, deployment: JSON, spec: AgentSpec) -> JSON:
         """Create what the Deployment refers to (already there is fine), then scale it up."""
-        schema = _schema(deployment)
+        schema = self._labels(deployment)
         core, networking = self._kube.core, self._kube.networking
         owned: list[tuple[str, Callable[..., Any], JSON]] = []
         if spec.secrets:
@@ -781,7 +631,7 @@ def _current_pod(pods: Sequence[JSON]) -> JSON | None:
     ready = [p for p in live if is_ready(p)]
     for group in (ready, live, pods):
         if group:
-            return max(group, key=lambda p: _created(p) or datetime.min.replace(tzinfo=UTC))
+            return max(group, key=lambda p: created_at(p) or datetime.min.replace(tzinfo=UTC))
     return None
 
 

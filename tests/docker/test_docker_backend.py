@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import docker
 import pytest
@@ -210,22 +211,30 @@ async def test_a_spawn_cut_off_before_its_start_whose_network_went_away_is_done_
     assert first.name == again.name
 
 
-async def test_list_costs_the_same_engine_calls_for_any_fleet_size(
-    backend: Orchestrator, busybox: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextlib.contextmanager
+def engine_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The URL of every request sent to the engine while the block runs."""
     calls: list[str] = []
     original = requests.Session.send
 
     def counting(self: requests.Session, request: requests.PreparedRequest, **kw: object) -> object:
-        calls.append(str(request.url))
+        calls.append(f"{request.method} {request.url}")
         return original(self, request, **kw)  # type: ignore[arg-type]
 
-    async def calls_for_list() -> int:
-        calls.clear()
-        monkeypatch.setattr(requests.Session, "send", counting)
-        await backend.list()
+    monkeypatch.setattr(requests.Session, "send", counting)
+    try:
+        yield calls
+    finally:
         monkeypatch.setattr(requests.Session, "send", original)
-        return len(calls)
+
+
+async def test_list_costs_the_same_engine_calls_for_any_fleet_size(
+    backend: Orchestrator, busybox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def calls_for_list() -> list[str]:
+        with engine_calls(monkeypatch) as calls:
+            await backend.list()
+        return calls
 
     await backend.spawn(spec("aptest-n0", busybox), owner="alice", resources=SMALL)
     with_one = await calls_for_list()
@@ -233,5 +242,32 @@ async def test_list_costs_the_same_engine_calls_for_any_fleet_size(
         await backend.spawn(spec(f"aptest-n{index}", busybox), owner="alice", resources=SMALL)
     with_six = await calls_for_list()
 
-    assert with_one == with_six == 1
-    assert "/containers/json" in calls[0]
+    assert len(with_one) == len(with_six) == 1
+    assert "/containers/json" in with_six[0]
+
+
+async def test_a_spawn_with_a_key_and_a_quota_lists_the_owners_agents_once(
+    backend: Orchestrator, busybox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One query of the owner's agents answers both the Idempotency-Key replay and the quota.
+    await backend.spawn(spec("aptest-q0", busybox), owner="alice", resources=SMALL)
+    with engine_calls(monkeypatch) as calls:
+        first = await backend.spawn(
+            spec("aptest-q1", busybox),
+            owner="alice",
+            resources=SMALL,
+            idempotency_key="q-1",
+            max_agents=5,
+        )
+    assert len([c for c in calls if "/containers/json" in c]) == 1
+    with engine_calls(monkeypatch) as replay:
+        again = await backend.spawn(
+            spec("aptest-q1", busybox),
+            owner="alice",
+            resources=SMALL,
+            idempotency_key="q-1",
+            max_agents=2,
+        )
+    assert again.id == first.id  # replayed, although the owner is at the quota now
+    assert not [c for c in replay if c.startswith("POST")]
+    assert len([c for c in replay if "/containers/json" in c]) == 1

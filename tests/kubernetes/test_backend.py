@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -275,9 +276,9 @@ async def test_logs_of_a_stopped_agent_are_empty_and_follow_ends_with_delete(
     assert [c async for c in await kube_backend.logs(other.id, owner="alice", options=future)] == []
 
 
-async def test_a_list_costs_two_calls_whatever_the_fleet(
-    kube_backend: KubernetesOrchestrator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextlib.contextmanager
+def api_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """``METHOD url`` of every request sent to the API server while the block runs."""
     calls: list[str] = []
     original: Callable[..., Any] = rest.RESTClientObject.request
 
@@ -285,12 +286,20 @@ async def test_a_list_costs_two_calls_whatever_the_fleet(
         calls.append(f"{method} {url}")
         return original(self, method, url, *args, **kw)
 
-    async def calls_for_list() -> int:
-        calls.clear()
-        monkeypatch.setattr(rest.RESTClientObject, "request", counting)
-        await kube_backend.list()
+    monkeypatch.setattr(rest.RESTClientObject, "request", counting)
+    try:
+        yield calls
+    finally:
         monkeypatch.setattr(rest.RESTClientObject, "request", original)
-        return len(calls)
+
+
+async def test_a_list_costs_two_calls_whatever_the_fleet(
+    kube_backend: KubernetesOrchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def calls_for_list() -> list[str]:
+        with api_calls(monkeypatch) as calls:
+            await kube_backend.list()
+        return calls
 
     await kube_backend.spawn(spec("aptest-n0"), owner="alice", resources=SMALL)
     with_one = await calls_for_list()
@@ -298,9 +307,23 @@ async def test_a_list_costs_two_calls_whatever_the_fleet(
         await kube_backend.spawn(spec(f"aptest-n{index}"), owner="alice", resources=SMALL)
     with_four = await calls_for_list()
 
-    assert with_one == with_four == 2
+    assert len(with_one) == len(with_four) == 2
+    assert "/deployments?" in with_four[0]
+    assert "/pods?" in with_four[1]
+
+
+async def test_a_spawn_with_a_key_and_a_quota_lists_the_owners_agents_once(
+    kube_backend: KubernetesOrchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One query of the owner's Deployments answers both the Idempotency-Key replay and the
+    # quota, before the Deployment is created.
+    with api_calls(monkeypatch) as calls:
+        await kube_backend.spawn(
+            spec("aptest-q1"), owner="alice", resources=SMALL, idempotency_key="q-1", max_agents=5
+        )
+    create = next(i for i, c in enumerate(calls) if c.startswith("POST") and "/deployments" in c)
+    assert [c.split(" ")[0] for c in calls[:create]] == ["GET"]
     assert "/deployments?" in calls[0]
-    assert "/pods?" in calls[1]
 
 
 async def test_the_quota_counts_the_owners_agents(kube_backend: KubernetesOrchestrator) -> None:

@@ -15,8 +15,9 @@ from agent_platform.pagination import Cursors
 from agent_platform.problems import ProblemError
 from agent_platform.since import parse_since
 from orchestrators import labels as L
+from orchestrators.docker.api import Container
 from orchestrators.docker.objects import build_container
-from orchestrators.docker.status import container_status, exit_code_from_summary
+from orchestrators.docker.status import container_status
 from orchestrators.errors import PolicyViolation
 from orchestrators.models import AgentSpec, AgentStatus, Resources, StoredSpec
 from orchestrators.policy import SpawnPolicy
@@ -34,6 +35,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "labels",
         "models",
         "policy",
+        "skeleton",
         "threads",
         "viewcache",
         "docker",
@@ -121,9 +123,30 @@ def test_engine_states_map_onto_the_contract(
     assert container_status(state, code, oom_killed=oom)[0] is expected
 
 
-def test_exit_codes_are_read_from_list_entries() -> None:
-    assert exit_code_from_summary("Exited (137) 2 minutes ago") == 137
-    assert exit_code_from_summary("Up 3 seconds") is None
+def test_a_container_is_read_from_a_list_entry_or_an_inspect() -> None:
+    labels = {L.ID: "a" * 32, L.NAME: "worker"}
+    entry = {
+        "Id": "c1",
+        "Labels": labels,
+        "State": "exited",
+        "Status": "Exited (137) 2 minutes ago",
+        "NetworkSettings": {"Networks": {"hive-net.alice": {}}},
+    }
+    listed = Container.from_summary(entry)
+    assert (listed.state, listed.exit_code, listed.inspected) == ("exited", 137, False)
+    assert listed.address() == ("hive-net.alice", "worker")
+    running = Container.from_summary({**entry, "State": "running", "Status": "Up 3 seconds"})
+    assert running.exit_code is None
+    inspected = Container.from_inspect(
+        {
+            "Id": "c1",
+            "Config": {"Labels": labels},
+            "State": {"Status": "exited", "ExitCode": 137, "OOMKilled": True, "Error": ""},
+            "NetworkSettings": {"Networks": {"bridge": {}}},
+        }
+    )
+    assert (inspected.exit_code, inspected.oom_killed, inspected.inspected) == (137, True, True)
+    assert inspected.address() is None
 
 
 def test_the_container_description_is_hardened() -> None:
