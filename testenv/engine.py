@@ -15,6 +15,7 @@ import pytest
 from orchestrators import labels as L
 
 __all__ = [
+    "TEST_NAMES",
     "TEST_NETWORK",
     "TEST_PREFIX",
     "docker_or_fail",
@@ -29,6 +30,9 @@ __all__ = [
 # Overridable so that two test runs on one engine never remove each other's containers.
 TEST_PREFIX = os.environ.get("AGENT_PLATFORM_TEST_PREFIX", "aptest-")
 TEST_NETWORK = f"{TEST_PREFIX}net"
+# The engine's name filter matches anywhere in a name: anchored, so that another run's
+# ``other-alice.aptest-x`` is not taken for one of ours.
+TEST_NAMES = f"^/{TEST_PREFIX}"
 ENSURE_DOCKER = Path(__file__).resolve().parents[1] / "scripts" / "ensure-docker.sh"
 
 
@@ -47,7 +51,7 @@ def docker_or_fail() -> docker.DockerClient:
 
 def remove_test_resources(client: docker.DockerClient, *, networks: bool = False) -> None:
     """Remove every container and volume carrying the test prefix (and networks if asked)."""
-    for container in client.api.containers(all=True, filters={"name": TEST_PREFIX}):
+    for container in client.api.containers(all=True, filters={"name": TEST_NAMES}):
         if any(name.lstrip("/").startswith(TEST_PREFIX) for name in container["Names"]):
             with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_container(container["Id"], force=True)

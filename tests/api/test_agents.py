@@ -8,7 +8,7 @@ import time
 import docker
 import httpx
 
-from testenv.engine import TEST_PREFIX
+from testenv.engine import TEST_NAMES
 
 from ..conftest import Api
 from .helpers import assert_problem, body, wait_status
@@ -65,7 +65,7 @@ def test_spawn_validation_errors_are_422_problems_and_leave_nothing(
     )
     assert_problem(not_json, 415, "unsupported_media_type")
     assert_problem(api.alice.post("/v1/agents"), 422, "validation_error")
-    assert clean_docker.api.containers(all=True, filters={"name": TEST_PREFIX}) == []
+    assert clean_docker.api.containers(all=True, filters={"name": TEST_NAMES}) == []
 
 
 def test_policy_and_engine_refusals(
@@ -75,7 +75,7 @@ def test_policy_and_engine_refusals(
     assert "ceiling" in assert_problem(too_big, 403, "policy_violation")["detail"]
     missing = api.alice.post("/v1/agents", json=body("aptest-img", "aptest/nothing:here"))
     assert "aptest/nothing:here" in assert_problem(missing, 422, "image_not_found")["detail"]
-    assert clean_docker.api.containers(all=True, filters={"name": TEST_PREFIX}) == []
+    assert clean_docker.api.containers(all=True, filters={"name": TEST_NAMES}) == []
 
 
 def test_name_conflict_is_409(api: Api, busybox: str) -> None:
