@@ -25,7 +25,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import labels as L
@@ -35,6 +35,7 @@ __all__ = [
     "CONTAINER",
     "RESTARTED_AT",
     "SPAWNING",
+    "STARTED_AT",
     "Manifest",
     "PodSettings",
     "build_claim",
@@ -65,6 +66,9 @@ CONTAINER = "agent"
 SPAWNING = "agents.hive.io/spawning"
 # The annotation ``kubectl rollout restart`` writes: changing it rolls out a new pod.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+# When the agent was last started (spawn, start, restart), in whole seconds like the
+# Deployment's conditions: a condition written before it describes an earlier attempt.
+STARTED_AT = "agents.hive.io/started-at"
 _TMP_SIZE = "64Mi"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
@@ -378,21 +382,34 @@ def build_network_policy(
 # -- patches ----------------------------------------------------------------------------------
 
 
-def replicas_patch(replicas: int, *, spawned: bool = False) -> Manifest:
-    """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark."""
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def replicas_patch(
+    replicas: int, *, spawned: bool = False, started_at: datetime | None = None
+) -> Manifest:
+    """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark,
+    ``started_at`` stamps ``STARTED_AT``."""
     patch: Manifest = {"spec": {"replicas": replicas}}
+    annotations: dict[str, str | None] = {}
     if spawned:
-        patch["metadata"] = {"annotations": {SPAWNING: None}}
+        annotations[SPAWNING] = None
+    if started_at is not None:
+        annotations[STARTED_AT] = _stamp(started_at)
+    if annotations:
+        patch["metadata"] = {"annotations": annotations}
     return patch
 
 
-def restart_patch(stamp: str) -> Manifest:
+def restart_patch(stamp: str, *, started_at: datetime) -> Manifest:
     """A new pod from the same template (what ``kubectl rollout restart`` does), running."""
     return {
+        "metadata": {"annotations": {STARTED_AT: _stamp(started_at)}},
         "spec": {
             "replicas": 1,
             "template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}},
-        }
+        },
     }
 
 

@@ -82,7 +82,14 @@ from .objects import (
     secret_name,
 )
 from .orphans import remove_orphans
-from .status import IMAGE_REASONS, START_REASONS, agent_status, is_ready, live_pods, pod_failure
+from .status import (
+    IMAGE_PULL,
+    agent_status,
+    is_ready,
+    live_pods,
+    pod_failure,
+    unfinished_pods,
+)
 
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
@@ -228,11 +235,11 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         return found[0], self._pods_of(agent_id)
 
     def _view(self, deployment: JSON, pods: list[JSON]) -> Agent:
-        status, detail = agent_status(deployment, pods)
+        reading = agent_status(deployment, pods)
         return L.agent_from_labels(
             self._labels(deployment),
-            status=status,
-            detail=detail,
+            status=reading.status,
+            detail=reading.detail,
             orchestrator=self.name,
             expires_at=self._deadline(deployment),
         )
@@ -324,7 +331,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             deployment = self._find(ref, owner)
             self._refuse_if_expired(deployment)
             if not deployment["spec"].get("replicas"):
-                self._patch(deployment, replicas_patch(1))
+                self._patch(deployment, replicas_patch(1, started_at=datetime.now(UTC)))
             return self._labels(deployment)[L.ID]
 
         agent_id = await self._run(scale_up)
@@ -348,28 +355,31 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         agent_id = await self._run(scale_down)
         # The pods get their grace, then the call's own timeout to be reported gone.
         wait = max(grace, 1) + self._config.timeout
-        return self._view(*await self._settle(agent_id, lambda _, pods: not pods, wait))
+        return self._view(
+            *await self._settle(agent_id, lambda _, pods: not unfinished_pods(pods), wait)
+        )
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
         shorter = self._shorter_grace(timeout)
-        stamp = datetime.now(UTC).isoformat()
+        now = datetime.now(UTC)
+        stamp = now.isoformat()
 
         def roll() -> str:
             deployment = self._find(ref, owner)
             self._refuse_if_expired(deployment)
             agent_id = self._labels(deployment)[L.ID]
-            self._patch(deployment, restart_patch(stamp))
+            self._patch(deployment, restart_patch(stamp, started_at=now))
             if shorter is not None:
                 old = [p for p in live_pods(self._pods_of(agent_id)) if _stamp(p) != stamp]
                 self._delete_pods(old, shorter)
             return agent_id
 
-        def restarted(_: JSON, pods: list[JSON]) -> bool:
+        def restarted(deployment: JSON, pods: list[JSON]) -> bool:
             new = [p for p in live_pods(pods) if _stamp(p) == stamp]
-            return any(is_ready(p) or pod_failure(p) is not None for p in new)
+            return bool(new) and _started(deployment, new)
 
         agent_id = await self._run(roll)
         wait = max(grace, 1) + self._config.spawn_wait_seconds
@@ -536,14 +546,14 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                 await self._run(self._remove, deployment)
             raise
         failure = next(filter(None, (pod_failure(p) for p in live_pods(pods))), None)
-        if failure is not None and failure[0] in IMAGE_REASONS | START_REASONS:
+        if failure is not None:
             await self._run(self._remove, deployment)
-            reason, message = failure
-            if reason in IMAGE_REASONS:
+            cause, message = failure.cause, failure.message
+            if failure.reason == IMAGE_PULL:
                 raise ImageNotFound(
-                    f"image {spec.image!r} could not be pulled ({reason}): {message}"[:400]
+                    f"image {spec.image!r} could not be pulled ({cause}): {message}"[:400]
                 )
-            raise SpawnFailed(f"the agent could not start ({reason}): {message}"[:400])
+            raise SpawnFailed(f"the agent could not start ({cause}): {message}"[:400])
         return self._view(deployment, pods)
 
     def _resume(self, obj: JSON, spec: AgentSpec) -> JSON | None:
@@ -615,13 +625,18 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                     # Not the server's message: for a secret it could quote what was sent.
                     raise SpawnFailed(f"the cluster refused the agent's {what}") from exc
                 raise
-        return self._patch(deployment, replicas_patch(1, spawned=True))
+        return self._patch(
+            deployment, replicas_patch(1, spawned=True, started_at=datetime.now(UTC))
+        )
 
 
 def _started(deployment: JSON, pods: list[JSON]) -> bool:
     """Running, or in a state that waiting will not change."""
-    status, _ = agent_status(deployment, pods)
-    return status in (AgentStatus.RUNNING, AgentStatus.FAILED, AgentStatus.UNKNOWN)
+    return agent_status(deployment, pods).status in (
+        AgentStatus.RUNNING,
+        AgentStatus.FAILED,
+        AgentStatus.UNKNOWN,
+    )
 
 
 def _current_pod(pods: Sequence[JSON]) -> JSON | None:
