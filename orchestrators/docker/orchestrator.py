@@ -51,6 +51,7 @@ _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
 _SWEEP_STOPS = 8  # expired agents one sweep stops at once
 _STOPPED_STATES = frozenset({"exited", "dead"})
+_EXITED_STATES = frozenset({"exited", "dead", "restarting"})  # where an exit code means something
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             orchestrator=self.name,
             expires_at=deadline_of(container.labels, leases),
             address=container.address(),
+            exit_code=container.exit_code if container.state in _EXITED_STATES else None,
         )
 
     # -- the skeleton's hooks -------------------------------------------------------------
