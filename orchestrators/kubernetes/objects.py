@@ -36,6 +36,7 @@ __all__ = [
     "RESTARTED_AT",
     "SPAWNING",
     "STARTED_AT",
+    "STOPPED_BY",
     "Manifest",
     "PodSettings",
     "build_claim",
@@ -69,6 +70,8 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 # When the agent was last started (spawn, start, restart), in whole seconds like the
 # Deployment's conditions: a condition written before it describes an earlier attempt.
 STARTED_AT = "agents.hive.io/started-at"
+# Who stopped the agent last ("call" or "ttl"): a Deployment scaled to 0 does not say.
+STOPPED_BY = "agents.hive.io/stopped-by"
 _TMP_SIZE = "64Mi"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
@@ -387,16 +390,23 @@ def _stamp(moment: datetime) -> str:
 
 
 def replicas_patch(
-    replicas: int, *, spawned: bool = False, started_at: datetime | None = None
+    replicas: int,
+    *,
+    spawned: bool = False,
+    started_at: datetime | None = None,
+    stopped_by: str | None = None,
 ) -> Manifest:
     """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark,
-    ``started_at`` stamps ``STARTED_AT``."""
+    ``started_at`` stamps ``STARTED_AT`` (and forgets who stopped it), ``stopped_by`` says
+    who scales it to 0."""
     patch: Manifest = {"spec": {"replicas": replicas}}
     annotations: dict[str, str | None] = {}
     if spawned:
         annotations[SPAWNING] = None
     if started_at is not None:
-        annotations[STARTED_AT] = _stamp(started_at)
+        annotations |= {STARTED_AT: _stamp(started_at), STOPPED_BY: None}
+    if stopped_by is not None:
+        annotations[STOPPED_BY] = stopped_by
     if annotations:
         patch["metadata"] = {"annotations": annotations}
     return patch
@@ -405,7 +415,7 @@ def replicas_patch(
 def restart_patch(stamp: str, *, started_at: datetime) -> Manifest:
     """A new pod from the same template (what ``kubectl rollout restart`` does), running."""
     return {
-        "metadata": {"annotations": {STARTED_AT: _stamp(started_at)}},
+        "metadata": {"annotations": {STARTED_AT: _stamp(started_at), STOPPED_BY: None}},
         "spec": {
             "replicas": 1,
             "template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}},

@@ -52,8 +52,18 @@ from ..errors import (
     PolicyViolation,
     SpawnFailed,
 )
-from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
+from ..models import (
+    Agent,
+    AgentSpec,
+    AgentStatus,
+    LogOptions,
+    Resources,
+    StoppedBy,
+    StoredSpec,
+    SweepReport,
+)
 from ..skeleton import AgentBackend
+from ..watch import Observation, Snapshot
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
 from .network import (
     DEFAULT_DENIED_CIDRS,
@@ -84,12 +94,14 @@ from .objects import (
 from .orphans import remove_orphans
 from .status import (
     IMAGE_PULL,
+    Reading,
     agent_status,
     is_ready,
     live_pods,
     pod_failure,
     unfinished_pods,
 )
+from .watch import KubeWatch
 
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
@@ -188,6 +200,10 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             denied_cidrs=tuple(config.denied_cidrs),
         )
 
+        self._watcher = KubeWatch(
+            self._kube, self._ns, L.selector(instance=self._instance), self._read
+        )
+
     @property
     def config(self) -> KubernetesConfig:
         """The configuration it was built with."""
@@ -235,13 +251,17 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         return found[0], self._pods_of(agent_id)
 
     def _view(self, deployment: JSON, pods: list[JSON]) -> Agent:
-        reading = agent_status(deployment, pods)
+        return self._read(deployment, agent_status(deployment, pods))
+
+    def _read(self, deployment: JSON, reading: Reading) -> Agent:
+        """The public view of an agent whose status was read already."""
         return L.agent_from_labels(
             self._labels(deployment),
             status=reading.status,
             detail=reading.detail,
             orchestrator=self.name,
             expires_at=self._deadline(deployment),
+            exit_code=reading.exit_code,
         )
 
     def _patch(self, deployment: JSON, body: JSON) -> JSON:
@@ -306,6 +326,12 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
 
         await self._run(work)
 
+    async def snapshot(self) -> Snapshot:
+        return await self._run(self._watcher.snapshot)
+
+    def watch(self, since: str | None = None) -> AsyncIterator[Observation]:
+        return self._watcher.watch(since, self._run)
+
     async def list(
         self, *, owner: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Agent]:
@@ -347,7 +373,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             deployment = self._find(ref, owner)
             agent_id = self._labels(deployment)[L.ID]
             if deployment["spec"].get("replicas"):
-                self._patch(deployment, replicas_patch(0))
+                self._patch(deployment, replicas_patch(0, stopped_by=StoppedBy.CALL.value))
             if shorter is not None:
                 self._delete_pods(live_pods(self._pods_of(agent_id)), shorter)
             return agent_id
@@ -406,7 +432,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                     continue
                 if deployment["spec"].get("replicas"):
                     with contextlib.suppress(AgentNotFound):
-                        self._patch(deployment, replicas_patch(0))
+                        self._patch(deployment, replicas_patch(0, stopped_by=StoppedBy.TTL.value))
                         report.stopped.append(labels[L.ID])
             report.removed.extend(
                 remove_orphans(

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ..models import AgentStatus
+from ..models import AgentStatus, FailureReason
 from .objects import SPAWNING, STARTED_AT
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "is_ready",
     "live_pods",
     "pod_failure",
+    "restarts",
     "unfinished_pods",
 ]
 
@@ -101,6 +102,18 @@ _PULL_REFUSED = re.compile(
 )
 _QUOTED = re.compile(r'"[^"]*"')
 _FINISHED = frozenset({"Failed", "Succeeded"})
+# The contract's failure reasons (the events' ``reason``) for the reasons above.
+_FAILURE_REASONS = {
+    IMAGE_PULL: FailureReason.IMAGE_PULL,
+    START_FAILED: FailureReason.ERROR,
+    OOM_KILLED: FailureReason.OOM_KILLED,
+    CRASH_LOOP: FailureReason.CRASH_LOOP,
+    REPLICA_FAILURE: FailureReason.ERROR,
+    PROGRESS_DEADLINE: FailureReason.ERROR,
+    EVICTED: FailureReason.EVICTED,
+    POD_FAILED: FailureReason.ERROR,
+    UNSCHEDULABLE: FailureReason.UNSCHEDULABLE,
+}
 _DETAIL_LIMIT = 300
 
 
@@ -113,6 +126,11 @@ class Reading:
     detail: str | None = None
     reason: str | None = None
     exit_code: int | None = None
+
+    @property
+    def failure(self) -> FailureReason | None:
+        """The contract's reason of a failure (or of an eviction or an unschedulable pod)."""
+        return _FAILURE_REASONS.get(self.reason or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +160,13 @@ def live_pods(pods: Iterable[P]) -> list[P]:
         for p in pods
         if not (p.get("metadata") or {}).get("deletionTimestamp") and not is_finished(p)
     ]
+
+
+def restarts(pods: Iterable[JSON]) -> int:
+    """How often the containers of the live pods were restarted, in all."""
+    return sum(
+        int(c.get("restartCount") or 0) for pod in live_pods(pods) for c in _container_statuses(pod)
+    )
 
 
 def _container_statuses(pod: JSON) -> list[JSON]:

@@ -15,6 +15,7 @@ from orchestrators import labels as L
 from orchestrators.kubernetes.objects import (
     SPAWNING,
     STARTED_AT,
+    STOPPED_BY,
     PodSettings,
     build_claim,
     build_deployment,
@@ -376,10 +377,14 @@ def test_patches() -> None:
     # Whole seconds, like the conditions it is compared with.
     assert replicas_patch(1, started_at=moment) == {
         "spec": {"replicas": 1},
-        "metadata": {"annotations": {STARTED_AT: "2026-11-20T10:00:00Z"}},
+        "metadata": {"annotations": {STARTED_AT: "2026-11-20T10:00:00Z", STOPPED_BY: None}},
+    }
+    assert replicas_patch(0, stopped_by="ttl") == {
+        "spec": {"replicas": 0},
+        "metadata": {"annotations": {STOPPED_BY: "ttl"}},
     }
     assert restart_patch("2026-11-20T10:00:00+00:00", started_at=moment) == {
-        "metadata": {"annotations": {STARTED_AT: "2026-11-20T10:00:00Z"}},
+        "metadata": {"annotations": {STARTED_AT: "2026-11-20T10:00:00Z", STOPPED_BY: None}},
         "spec": {
             "replicas": 1,
             "template": {
