@@ -251,6 +251,8 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         return found[0], self._pods_of(agent_id)
 
     def _view(self, deployment: JSON, pods: list[JSON]) -> Agent:
+        """What a call answers: its read is also noted for the watch (read-your-writes)."""
+        self._watcher.answered(self._labels(deployment)[L.ID], [deployment, *pods])
         return self._read(deployment, agent_status(deployment, pods))
 
     def _read(self, deployment: JSON, reading: Reading) -> Agent:

@@ -14,6 +14,11 @@ observed against the state they were made to. The API server keeps a bounded his
 a token it no longer has (410 Gone, on the list or in the watch) raises ``WatchExpired``,
 and so does a token that is not one of ours.
 
+An observation's ``at`` is when it was applied, except for a change that a call of this
+backend had already seen (its resource version is at most the newest the call read of that
+agent): its ``at`` is just before that call's read, so the read model, which keeps what a
+call answered over anything older, is not set back by a watch that lags behind the call.
+
 A watch that the API server ends after its timeout is opened again from where it was; a
 connection that fails ends the watch with ``OrchestratorUnavailable``. Each watch holds two
 threads of its own (the reads block) for as long as it is consumed, never the backend's
@@ -28,7 +33,7 @@ import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 import urllib3
@@ -90,8 +95,9 @@ class AgentCache:
     """The Deployments and pods of the instance by agent, and what was last reported of
     each agent: a change that does not change an agent's view observes nothing."""
 
-    def __init__(self, view: View) -> None:
+    def __init__(self, view: View, answered: dict[str, tuple[int, datetime]] | None = None):
         self._view = view
+        self._answered = {} if answered is None else answered
         self._deployments: dict[str, JSON] = {}
         self._pods: dict[str, dict[str, JSON]] = {}
         self._seen: dict[str, tuple[object, ...]] = {}
@@ -128,6 +134,7 @@ class AgentCache:
         elif change == "DELETED":
             self._deployments.pop(agent_id, None)
             self._pods.pop(agent_id, None)
+            self._answered.pop(agent_id, None)
             if self._seen.pop(agent_id, None) is None:
                 return None
             schema = read_metadata(obj.get("metadata") or {})
@@ -144,6 +151,9 @@ class AgentCache:
         deployment = self._deployments.get(agent_id)
         if deployment is None:  # its pods may come before it
             return None
+        answered = self._answered.get(agent_id)
+        if answered is not None and int(_version(obj) or 0) <= answered[0]:
+            at = answered[1] - timedelta(microseconds=1)
         observation, signature = self._observe(agent_id, deployment, at=at, token=token)
         if self._seen.get(agent_id) == signature:
             return None
@@ -264,6 +274,16 @@ class KubeWatch:
     def __init__(self, kube: KubeApi, namespace: str, terms: Mapping[str, str], view: View) -> None:
         self._kube, self._namespace, self._view = kube, namespace, view
         self._selector = label_selector(terms)
+        # Per agent: the newest resource version a call read of it, and when.
+        self._answered: dict[str, tuple[int, datetime]] = {}
+
+    def answered(self, agent_id: str, objects: Iterable[Mapping[str, Any]]) -> None:
+        """A call read these objects of ``agent_id`` (its Deployment and pods) and answers
+        from them now (see the module)."""
+        version = max((int(_version(o) or 0) for o in objects), default=0)
+        previous = self._answered.get(agent_id)
+        if previous is None or previous[0] <= version:
+            self._answered[agent_id] = (version, datetime.now(UTC))
 
     def _list(self, kind: Kind, version: str | None = None) -> tuple[list[JSON], str]:
         lister = self._lister(kind)
@@ -290,7 +310,7 @@ class KubeWatch:
         """Both lists (now, or as they were at ``since``), in a cache, and their position."""
         deployments, d_version = self._list("deployment", since.deployments if since else None)
         pods, p_version = self._list("pod", since.pods if since else None)
-        cache = AgentCache(self._view)
+        cache = AgentCache(self._view, self._answered)
         cache.fill(deployments, pods)
         return cache, since or Position(d_version, p_version)
 

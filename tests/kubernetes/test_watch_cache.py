@@ -129,3 +129,22 @@ def test_objects_without_an_agent_id_are_ignored() -> None:
     cache = AgentCache(view)
     stranger = {"metadata": {"name": "x", "labels": {}}}
     assert cache.apply("deployment", "ADDED", stranger, at=AT, token="1.1") is None
+
+
+def test_a_change_a_call_already_answered_is_dated_before_that_answer() -> None:
+    """The read model keeps what a call answered over anything older: a lagging watch
+    must not date the changes the call had already read as if they came after it."""
+    answered_at = datetime(2026, 12, 6, 10, 0, 0, tzinfo=UTC)
+    cache = AgentCache(view, {"a1": (7, answered_at)})
+    cache.fill([], [])
+    old = deployment()
+    old["metadata"]["resourceVersion"] = "7"
+    seen = cache.apply("deployment", "ADDED", old, at=AT.replace(hour=11), token="7.7")
+    assert seen is not None
+    assert seen.at < answered_at
+    newer = deployment(0)
+    newer["metadata"]["resourceVersion"] = "8"
+    later = AT.replace(hour=11)
+    after = cache.apply("deployment", "MODIFIED", newer, at=later, token="8.7")
+    assert after is not None
+    assert after.at == later
