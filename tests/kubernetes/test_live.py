@@ -14,19 +14,14 @@ from agent_platform.eventbus import EventBus
 from agent_platform.live import LiveFeed
 from agent_platform.metrics import Metrics
 from orchestrators.kubernetes import KubernetesOrchestrator
-from orchestrators.models import AgentSpec, AgentStatus
+from orchestrators.models import AgentStatus
 from testenv.backends import SMALL
 from testenv.kube_env import KubeTestEnv
 from testenv.kube_fixture import kubernetes_orchestrator
 
+from .helpers import WAIT, sleeper
+
 pytestmark = [pytest.mark.anyio, pytest.mark.kubernetes]
-
-IMAGE = "aptest/busybox:latest"
-WAIT = 30.0
-
-
-def spec(name: str) -> AgentSpec:
-    return AgentSpec(name=name, image=IMAGE, command=["sh", "-c", "exec sleep 3600"])
 
 
 class Counted:
@@ -73,7 +68,7 @@ async def test_lists_and_gets_come_from_the_watch_without_an_api_call(feed: Live
     backend = feed._engine
     assert isinstance(backend, KubernetesOrchestrator)
     spawned = [
-        await backend.spawn(spec(f"aptest-live-{n}"), owner=owner, resources=SMALL)
+        await backend.spawn(sleeper(f"aptest-live-{n}"), owner=owner, resources=SMALL)
         for n, owner in enumerate(("alice", "alice", "bob"))
     ]
     ids = {a.id for a in spawned}
@@ -114,7 +109,7 @@ async def test_a_call_answer_is_not_set_back_by_the_lagging_watch(feed: LiveFeed
     check: the mechanism, a change dated before the call that read it, is proven without a
     server in ``test_watch_cache.py``, where the watch's lag is not left to chance."""
     backend = feed._engine
-    agent = feed.wrote(await backend.spawn(spec("aptest-ryw"), owner="alice", resources=SMALL))
+    agent = feed.wrote(await backend.spawn(sleeper("aptest-ryw"), owner="alice", resources=SMALL))
     assert agent.status is AgentStatus.RUNNING
     for _ in range(40):
         assert (await feed.get(agent.id, owner="alice")).status is AgentStatus.RUNNING

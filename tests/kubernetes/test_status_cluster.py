@@ -8,32 +8,15 @@ import anyio
 import pytest
 from kubernetes import client
 
-from orchestrators import labels as L
 from orchestrators.kubernetes import KubernetesOrchestrator
-from orchestrators.models import AgentSpec, AgentStatus
+from orchestrators.models import AgentStatus
 from testenv.backends import SMALL
-from testenv.fake_kubelet import FakeKubelet
 from testenv.kube_env import KubeTestEnv
 from testenv.kube_fixture import kubernetes_orchestrator, wait_until
 
+from .helpers import kubelet, pod_names, sleeper
+
 pytestmark = [pytest.mark.anyio, pytest.mark.kubernetes]
-
-IMAGE = "aptest/busybox:latest"
-JSON = dict[str, Any]
-
-
-def spec(name: str, image: str = IMAGE) -> AgentSpec:
-    return AgentSpec(name=name, image=image, command=["sh", "-c", "exec sleep 3600"])
-
-
-def kubelet(kube_env: KubeTestEnv) -> FakeKubelet:
-    assert kube_env.kubelet is not None
-    return kube_env.kubelet
-
-
-def pods_of(api: client.ApiClient, namespace: str, agent_id: str) -> list[Any]:
-    selector = f"{L.ID}={agent_id}"
-    return list(client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector).items)
 
 
 async def test_an_oom_killed_agent_reads_failed_with_the_reason_and_exit_code(
@@ -42,10 +25,10 @@ async def test_an_oom_killed_agent_reads_failed_with_the_reason_and_exit_code(
     kube_api: client.ApiClient,
     kube_namespace: str,
 ) -> None:
-    agent = await kube_backend.spawn(spec("aptest-oom"), owner="alice", resources=SMALL)
+    agent = await kube_backend.spawn(sleeper("aptest-oom"), owner="alice", resources=SMALL)
     assert agent.status is AgentStatus.RUNNING
-    (pod,) = pods_of(kube_api, kube_namespace, agent.id)
-    kubelet(kube_env).oom_kill(kube_namespace, pod.metadata.name)
+    (pod,) = pod_names(kube_api, kube_namespace, agent.id)
+    kubelet(kube_env).oom_kill(kube_namespace, pod)
 
     got = await kube_backend.get(agent.id, owner="alice")
     assert got.status is AgentStatus.FAILED
@@ -62,13 +45,13 @@ async def test_an_evicted_pod_is_replaced_and_does_not_hold_a_stop(
     kube_api: client.ApiClient,
     kube_namespace: str,
 ) -> None:
-    agent = await kube_backend.spawn(spec("aptest-evicted"), owner="alice", resources=SMALL)
-    (pod,) = pods_of(kube_api, kube_namespace, agent.id)
-    kubelet(kube_env).evict(kube_namespace, pod.metadata.name)
+    agent = await kube_backend.spawn(sleeper("aptest-evicted"), owner="alice", resources=SMALL)
+    (pod,) = pod_names(kube_api, kube_namespace, agent.id)
+    kubelet(kube_env).evict(kube_namespace, pod)
     # The ReplicaSet replaces the evicted pod; the evicted one stays in the API, finished.
     wait_until(
         "a replacement pod",
-        lambda: len(pods_of(kube_api, kube_namespace, agent.id)) == 2,
+        lambda: len(pod_names(kube_api, kube_namespace, agent.id)) == 2,
     )
     running = await kube_backend.get(agent.id, owner="alice")
     for _ in range(50):
@@ -80,10 +63,9 @@ async def test_an_evicted_pod_is_replaced_and_does_not_hold_a_stop(
 
     stopped = await kube_backend.stop(agent.id, owner="alice", timeout=1)
     assert (stopped.status, stopped.detail) == (AgentStatus.STOPPED, "scaled to 0")
-    left = pods_of(kube_api, kube_namespace, agent.id)
-    assert [(p.metadata.name, p.status.phase, p.status.reason) for p in left] == [
-        (pod.metadata.name, "Failed", "Evicted")
-    ]
+    left: Any = client.CoreV1Api(kube_api).read_namespaced_pod_status(pod, kube_namespace)
+    assert pod_names(kube_api, kube_namespace, agent.id) == [pod]
+    assert (left.status.phase, left.status.reason) == ("Failed", "Evicted")
 
 
 async def test_a_passing_pull_error_leaves_the_agent_pending(
@@ -94,7 +76,7 @@ async def test_a_passing_pull_error_leaves_the_agent_pending(
     backend = kubernetes_orchestrator(kube_env.kubeconfig, kube_namespace, spawn_wait_seconds=2.0)
     try:
         agent = await backend.spawn(
-            spec("aptest-flaky", "registry.example/flaky-registry:1"),
+            sleeper("aptest-flaky", "registry.example/flaky-registry:1"),
             owner="alice",
             resources=SMALL,
         )

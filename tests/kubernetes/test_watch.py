@@ -5,29 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import anyio
 import pytest
 from kubernetes import client
 
-from orchestrators import labels as L
 from orchestrators.errors import WatchExpired
 from orchestrators.kubernetes import KubernetesOrchestrator
-from orchestrators.models import AgentSpec, AgentStatus, FailureReason, StoppedBy
+from orchestrators.models import AgentStatus, FailureReason, StoppedBy
 from orchestrators.watch import Observation
 from testenv.backends import SMALL
 from testenv.kube_env import KubeTestEnv
 from testenv.kube_fixture import ServiceAccountAccess, kubernetes_orchestrator
 
+from .helpers import WAIT, kubelet, pod_names, sleeper
+
 pytestmark = [pytest.mark.anyio, pytest.mark.kubernetes]
-
-IMAGE = "aptest/busybox:latest"
-WAIT = 30.0
-
-
-def spec(name: str) -> AgentSpec:
-    return AgentSpec(name=name, image=IMAGE, command=["sh", "-c", "exec sleep 3600"])
 
 
 class Recorder:
@@ -77,8 +70,8 @@ def of(agent_id: str, status: AgentStatus | None) -> Callable[[Observation], boo
 async def test_a_snapshot_lists_every_agent_with_a_position(
     kube_backend: KubernetesOrchestrator,
 ) -> None:
-    first = await kube_backend.spawn(spec("aptest-snap-a"), owner="alice", resources=SMALL)
-    second = await kube_backend.spawn(spec("aptest-snap-b"), owner="bob", resources=SMALL)
+    first = await kube_backend.spawn(sleeper("aptest-snap-a"), owner="alice", resources=SMALL)
+    second = await kube_backend.spawn(sleeper("aptest-snap-b"), owner="bob", resources=SMALL)
     snapshot = await kube_backend.snapshot()
     assert sorted((a.id, a.owner, a.status) for a in snapshot.agents) == sorted(
         [(first.id, "alice", AgentStatus.RUNNING), (second.id, "bob", AgentStatus.RUNNING)]
@@ -98,7 +91,7 @@ async def test_spawn_oom_stop_and_delete_are_observed_as_they_happen(
     recorder = Recorder(kube_backend.watch())
     try:
         await asyncio.sleep(0.5)  # the watch lists first; what follows is a change to it
-        agent = await kube_backend.spawn(spec("aptest-watched"), owner="alice", resources=SMALL)
+        agent = await kube_backend.spawn(sleeper("aptest-watched"), owner="alice", resources=SMALL)
         created = await recorder.until("created", lambda o: o.agent_id == agent.id)
         assert (created.name, created.owner) == ("aptest-watched", "alice")
         assert created.status is AgentStatus.PENDING
@@ -106,12 +99,8 @@ async def test_spawn_oom_stop_and_delete_are_observed_as_they_happen(
         assert running.agent is not None
         assert running.agent.id == agent.id
 
-        selector = f"{L.ID}={agent.id}"
-        core = client.CoreV1Api(kube_api)
-        pods: list[Any] = core.list_namespaced_pod(kube_namespace, label_selector=selector).items
-        (name,) = [pod.metadata.name for pod in pods]
-        assert kube_env.kubelet is not None
-        kube_env.kubelet.oom_kill(kube_namespace, name)
+        (name,) = pod_names(kube_api, kube_namespace, agent.id)
+        kubelet(kube_env).oom_kill(kube_namespace, name)
         failed = await recorder.until("the OOM kill", of(agent.id, AgentStatus.FAILED))
         assert failed.reason is FailureReason.OOM_KILLED
         assert failed.exit_code == 137
@@ -141,7 +130,7 @@ async def test_a_watch_resumes_from_a_token_with_what_happened_since(
     kube_backend: KubernetesOrchestrator,
 ) -> None:
     before = (await kube_backend.snapshot()).token
-    agent = await kube_backend.spawn(spec("aptest-resumed"), owner="alice", resources=SMALL)
+    agent = await kube_backend.spawn(sleeper("aptest-resumed"), owner="alice", resources=SMALL)
     recorder = Recorder(kube_backend.watch(before))
     try:
         created = await recorder.until("the replayed spawn", lambda o: o.agent_id == agent.id)
@@ -164,7 +153,7 @@ async def test_a_position_compacted_away_raises_watch_expired(
     kube_backend: KubernetesOrchestrator, kube_env: KubeTestEnv
 ) -> None:
     before = (await kube_backend.snapshot()).token
-    await kube_backend.spawn(spec("aptest-expired"), owner="alice", resources=SMALL)
+    await kube_backend.spawn(sleeper("aptest-expired"), owner="alice", resources=SMALL)
     kube_env.compact()
     with anyio.fail_after(WAIT), pytest.raises(WatchExpired):
         async for _ in kube_backend.watch(before):
@@ -193,7 +182,7 @@ async def test_the_role_is_enough_to_snapshot_and_watch(
     backend = kubernetes_orchestrator(service_account.kubeconfig, service_account_namespace)
     recorder = Recorder(backend.watch((await backend.snapshot()).token))
     try:
-        agent = await backend.spawn(spec("aptest-role"), owner="alice", resources=SMALL)
+        agent = await backend.spawn(sleeper("aptest-role"), owner="alice", resources=SMALL)
         await recorder.until("the start", of(agent.id, AgentStatus.RUNNING))
         await backend.delete(agent.id, owner="alice")
         await recorder.until("the delete", lambda o: o.deleted)
