@@ -10,7 +10,9 @@ or who stopped it, its creation and its deletion.
 A token is the pair of resource versions the two watches reached, ``<deployments>.<pods>``:
 each list or watch resumes from its own. Resuming from a token lists both kinds *as they
 were then* (``resourceVersionMatch=Exact``), so the changes replayed from there are
-observed against the state they were made to. The API server keeps a bounded history:
+observed against the state they were made to (a watch from the last snapshot's own
+position starts from that snapshot's lists instead). The cache keeps what statuses and
+views read of each object, not its pod template. The API server keeps a bounded history:
 a token it no longer has (410 Gone, on the list or in the watch) raises ``WatchExpired``,
 and so does a token that is not one of ours.
 
@@ -82,6 +84,17 @@ class Position:
         return Position(self.deployments, version)
 
 
+def _kept(obj: JSON) -> JSON:
+    """What the cache keeps of an object: what statuses and views read. The pod template
+    and the field-manager records are most of an object's size, and neither is read."""
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    kept: JSON = {"metadata": metadata, "status": obj.get("status") or {}}
+    spec = obj.get("spec") or {}
+    if "replicas" in spec:
+        kept["spec"] = {"replicas": spec["replicas"]}
+    return kept
+
+
 def _agent_id(obj: Mapping[str, Any]) -> str | None:
     value = ((obj.get("metadata") or {}).get("labels") or {}).get(L.ID)
     return str(value) if value else None
@@ -112,7 +125,7 @@ class AgentCache:
         for deployment in deployments:
             agent_id = _agent_id(deployment)
             if agent_id is not None:
-                self._deployments[agent_id] = deployment
+                self._deployments[agent_id] = _kept(deployment)
                 self._seen[agent_id] = self._observe(agent_id, deployment)[1]
 
     def agents(self) -> list[Agent]:
@@ -137,7 +150,7 @@ class AgentCache:
             self._answered.pop(agent_id, None)
             if self._seen.pop(agent_id, None) is None:
                 return None
-            schema = read_metadata(obj.get("metadata") or {})
+            schema = read_metadata(obj.get("metadata") or {})  # labels: name and owner
             return Observation(
                 agent_id=agent_id,
                 name=schema.get(L.NAME, ""),
@@ -147,7 +160,7 @@ class AgentCache:
                 token=token,
             )
         else:
-            self._deployments[agent_id] = obj
+            self._deployments[agent_id] = _kept(obj)
         deployment = self._deployments.get(agent_id)
         if deployment is None:  # its pods may come before it
             return None
@@ -163,7 +176,7 @@ class AgentCache:
     def _put_pod(self, pod: JSON) -> None:
         agent_id = _agent_id(pod)
         if agent_id is not None:
-            self._pods.setdefault(agent_id, {})[str(pod["metadata"]["name"])] = pod
+            self._pods.setdefault(agent_id, {})[str(pod["metadata"]["name"])] = _kept(pod)
 
     def _read(self, agent_id: str, deployment: JSON) -> tuple[Agent, Reading, list[JSON]]:
         pods = list(self._pods.get(agent_id, {}).values())
@@ -276,6 +289,8 @@ class KubeWatch:
         self._selector = label_selector(terms)
         # Per agent: the newest resource version a call read of it, and when.
         self._answered: dict[str, tuple[int, datetime]] = {}
+        # The last snapshot's cache, for the watch that starts from it (no second listing).
+        self._snapshot: tuple[str, AgentCache] | None = None
 
     def answered(self, agent_id: str, objects: Iterable[Mapping[str, Any]]) -> None:
         """A call read these objects of ``agent_id`` (its Deployment and pods) and answers
@@ -316,13 +331,21 @@ class KubeWatch:
 
     def snapshot(self) -> Snapshot:
         cache, position = self.lists()
+        self._snapshot = (position.token, cache)
         return Snapshot(agents=cache.agents(), token=position.token)
+
+    def _start(self, since: Position | None) -> tuple[AgentCache, Position]:
+        """The cache to watch from: the last snapshot's when it is that position."""
+        last, self._snapshot = self._snapshot, None
+        if since is not None and last is not None and last[0] == since.token:
+            return last[1], since
+        return self.lists(since)
 
     async def watch(self, since: str | None, run: Run) -> AsyncIterator[Observation]:
         """The observations after ``since`` (None: from now); ``run`` runs the lists on the
         backend's pool."""
         start = Position.parse(since) if since is not None else None
-        cache, position = await run(self.lists, start)
+        cache, position = await run(self._start, start)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
 
