@@ -15,7 +15,6 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -23,6 +22,7 @@ import docker.errors
 from docker import APIClient
 
 from .. import labels as L
+from ..config import DockerConfig
 from ..errors import (
     AgentConflict,
     AgentNotFound,
@@ -53,32 +53,6 @@ _SWEEP_STOPS = 8  # expired agents one sweep stops at once
 _STOPPED_STATES = frozenset({"exited", "dead"})
 
 
-@dataclass(frozen=True, slots=True)
-class DockerConfig:
-    """How to reach the engine and where agents go."""
-
-    base_url: str | None = None  # None: DOCKER_HOST or the local socket
-    timeout: float = 30.0
-    network: str = "hive-net"  # agents of owner o join the network "<network>.<o>"
-    service_container: str | None = None  # agent-api's container, joined to them if set
-    resource_prefix: str = "hive-"
-    pull_missing_images: bool = True
-    workspace_path: str = "/workspace"
-    stop_timeout: int = 10
-    max_workers: int = 16
-    max_log_streams: int = 64
-    read_only_rootfs: bool = False
-    orphan_grace_seconds: float = 300.0  # an in-flight spawn's volume is younger than this
-    agent_user: str | None = "10001:10001"  # uid:gid agents run as; None: the image's user
-    pull_timeout: float = 300.0  # seconds one pull may take in all
-    pull_threads: int = 4
-    max_pulls_per_owner: int = 1
-    allow_private_registries: bool = False
-    log_driver: str = "json-file"  # json-file or local, both rotated
-    log_max_size: str = "10m"
-    log_max_files: int = 3
-
-
 class DockerOrchestrator(AgentBackend[Container]):
     """Agents as hardened containers on one Docker engine."""
 
@@ -87,7 +61,7 @@ class DockerOrchestrator(AgentBackend[Container]):
     def __init__(self, config: DockerConfig) -> None:
         super().__init__(
             instance=L.instance_name(config.resource_prefix),
-            threads=config.max_workers,
+            threads=config.engine_threads,
             log_streams=config.max_log_streams,
             pool_name="docker",
         )
@@ -108,6 +82,11 @@ class DockerOrchestrator(AgentBackend[Container]):
             allow_private=config.allow_private_registries,
         )
 
+    @property
+    def config(self) -> DockerConfig:
+        """The configuration it was built with."""
+        return self._config
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _client(self) -> APIClient:
@@ -115,9 +94,9 @@ class DockerOrchestrator(AgentBackend[Container]):
         with self._api_lock:
             if self._api is None:
                 self._api = open_client(
-                    self._config.base_url,
-                    timeout=self._config.timeout,
-                    pool_size=self._config.max_workers,
+                    self._config.docker_host,
+                    timeout=self._config.engine_timeout,
+                    pool_size=self._config.engine_threads,
                 )
             return self._api
 
@@ -164,7 +143,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         return translate(exc)
 
     def _query(self, terms: Mapping[str, str]) -> list[Container]:
-        found = list_containers(self._client(), terms, timeout=self._config.timeout)
+        found = list_containers(self._client(), terms, timeout=self._config.engine_timeout)
         if len(self._hints) > _MAX_HINTS:
             self._hints.clear()
         for container in found:
@@ -492,7 +471,9 @@ class DockerOrchestrator(AgentBackend[Container]):
                 workspace_path=config.workspace_path,
                 read_only_rootfs=config.read_only_rootfs,
                 user=config.agent_user,
-                log=LogRotation(config.log_driver, config.log_max_size, config.log_max_files),
+                log=LogRotation(
+                    config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
+                ),
             ).kwargs()
 
         prepare: Callable[[str], None] | None = None

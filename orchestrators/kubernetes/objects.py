@@ -23,12 +23,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from .. import labels as L
+from ..config import KubernetesConfig
 from ..models import AgentSpec, Resources
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "RESTARTED_AT",
     "SPAWNING",
     "Manifest",
-    "PodSettings",
     "build_claim",
     "created_at",
     "build_deployment",
@@ -71,26 +70,6 @@ _OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
 # Keys the pod template leaves out: a label that changes (the deadline) must not change
 # the template, or every renewal would roll out a new pod.
 _NOT_ON_PODS = frozenset({L.EXPIRES_AT})
-
-
-@dataclass(frozen=True, slots=True)
-class PodSettings:
-    """What the operator configures about every agent pod."""
-
-    workspace_path: str = "/workspace"
-    stop_timeout: int = 10
-    read_only_rootfs: bool = False
-    run_as_non_root: bool = True
-    run_as_user: int | None = None
-    fs_group: int = 10001
-    image_pull_secret: str | None = None
-    pull_missing_images: bool = True
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: Sequence[Mapping[str, Any]] = ()
-    # Scratch space (writable layer, logs, emptyDir): the kubelet evicts a pod past the
-    # limit, before it can push its node into DiskPressure.
-    ephemeral_storage_request: str = "256Mi"
-    ephemeral_storage_limit: str = "2Gi"
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -197,7 +176,7 @@ def build_deployment(
     name: str,
     prefix: str,
     resources: Resources,
-    settings: PodSettings,
+    settings: KubernetesConfig,
 ) -> Manifest:
     """The agent's Deployment, created with zero replicas and the ``SPAWNING`` mark: the
     spawn scales it to one once the objects it refers to exist."""
@@ -205,8 +184,8 @@ def build_deployment(
     agent_id = schema[L.ID]
     pod_labels = {k: v for k, v in labels.items() if k not in _NOT_ON_PODS}
     quantities = _quantities(resources)
-    requests = {**quantities, "ephemeral-storage": settings.ephemeral_storage_request}
-    limits = {**quantities, "ephemeral-storage": settings.ephemeral_storage_limit}
+    requests = {**quantities, "ephemeral-storage": settings.kube_ephemeral_storage_request}
+    limits = {**quantities, "ephemeral-storage": settings.kube_ephemeral_storage_limit}
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image,
@@ -243,12 +222,12 @@ def build_deployment(
         "containers": [container],
         "volumes": volumes,
     }
-    if settings.image_pull_secret:
-        pod["imagePullSecrets"] = [{"name": settings.image_pull_secret}]
-    if settings.node_selector:
-        pod["nodeSelector"] = dict(settings.node_selector)
-    if settings.tolerations:
-        pod["tolerations"] = [dict(t) for t in settings.tolerations]
+    if settings.kube_image_pull_secret:
+        pod["imagePullSecrets"] = [{"name": settings.kube_image_pull_secret}]
+    if settings.kube_node_selector:
+        pod["nodeSelector"] = dict(settings.kube_node_selector)
+    if settings.kube_tolerations:
+        pod["tolerations"] = [dict(t) for t in settings.kube_tolerations]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -269,32 +248,32 @@ def build_deployment(
     }
 
 
-def _pod_security(settings: PodSettings) -> dict[str, Any]:
+def _pod_security(settings: KubernetesConfig) -> dict[str, Any]:
     # The workspace belongs to the group ``fsGroup`` (the kubelet makes it group-writable
     # and adds the group to the agent's process), whatever user the image runs as: a fresh
     # cloud disk is owned by root. ``OnRootMismatch``: only a disk not yet owned by it is
     # walked, so a big workspace does not slow every start.
     security: dict[str, Any] = {
         "seccompProfile": {"type": "RuntimeDefault"},
-        "fsGroup": settings.fs_group,
+        "fsGroup": settings.kube_fs_group,
         "fsGroupChangePolicy": "OnRootMismatch",
     }
-    if settings.run_as_non_root:
+    if settings.kube_run_as_non_root:
         security["runAsNonRoot"] = True
-    if settings.run_as_user is not None:
-        security["runAsUser"] = settings.run_as_user
-        security["runAsGroup"] = settings.run_as_user
+    if settings.kube_run_as_user is not None:
+        security["runAsUser"] = settings.kube_run_as_user
+        security["runAsGroup"] = settings.kube_run_as_user
     return security
 
 
-def _container_security(settings: PodSettings) -> dict[str, Any]:
+def _container_security(settings: KubernetesConfig) -> dict[str, Any]:
     security: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": settings.read_only_rootfs,
     }
-    if settings.run_as_non_root:
+    if settings.kube_run_as_non_root:
         security["runAsNonRoot"] = True
     return security
 
