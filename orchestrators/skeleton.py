@@ -55,11 +55,11 @@ from .errors import (
 from .models import Agent, AgentSpec, Resources, StoredSpec, is_agent_id
 from .policy import OwnerCeilings
 from .threads import in_thread
+from .types import T
 
 __all__ = ["AgentBackend", "expires_in", "resources_of"]
 
 Obj = TypeVar("Obj")
-T = TypeVar("T")
 
 
 def expires_in(seconds: int, now: datetime | None = None) -> datetime:

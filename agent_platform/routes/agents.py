@@ -10,7 +10,7 @@ from pydantic import StringConstraints
 
 from orchestrators.models import Agent, AgentStatus, LogOptions
 
-from ..deps import Caller, Engine, OwnerScope, State, Writer
+from ..deps import AUDIT_ACTION, Caller, Engine, OwnerScope, State, Writer, audit_action
 from ..follows import bounded
 from ..problems import ProblemError
 from ..schemas import ActionRequest, AgentList, RenewRequest, SpawnRequest
@@ -78,6 +78,7 @@ def _label_filters(raw: list[str]) -> dict[str, str]:
     status_code=201,
     response_model=Agent,
     summary="Spawn an agent (create and start)",
+    dependencies=[audit_action("spawn")],
     responses={409: {"description": "name already used by this owner", **_PROBLEM}},
 )
 async def spawn_agent(
@@ -149,14 +150,24 @@ async def get_agent(agent: AgentRef, scope: OwnerScope, engine: Engine) -> Agent
     return await engine.get(agent, owner=scope)
 
 
-@router.post("/{agent}/start", response_model=Agent, summary="Start (idempotent)")
+@router.post(
+    "/{agent}/start",
+    response_model=Agent,
+    summary="Start (idempotent)",
+    dependencies=[audit_action("start")],
+)
 async def start_agent(
     agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, request: Request
 ) -> Agent:
     return audited(request, await engine.start(agent, owner=scope))
 
 
-@router.post("/{agent}/stop", response_model=Agent, summary="Stop (idempotent)")
+@router.post(
+    "/{agent}/stop",
+    response_model=Agent,
+    summary="Stop (idempotent)",
+    dependencies=[audit_action("stop")],
+)
 async def stop_agent(
     agent: AgentRef,
     caller: Writer,
@@ -170,7 +181,12 @@ async def stop_agent(
         return audited(request, await engine.stop(agent, owner=scope, timeout=timeout))
 
 
-@router.post("/{agent}/restart", response_model=Agent, summary="Restart")
+@router.post(
+    "/{agent}/restart",
+    response_model=Agent,
+    summary="Restart",
+    dependencies=[audit_action("restart")],
+)
 async def restart_agent(
     agent: AgentRef,
     caller: Writer,
@@ -198,7 +214,7 @@ async def act_on_agent(
     state: State,
     request: Request,
 ) -> Agent:
-    request.state.audit_action = body.action
+    setattr(request.state, AUDIT_ACTION, body.action)  # the action is the body's
     if body.action == "start":
         return audited(request, await engine.start(agent, owner=scope))
     with state.slow_calls.hold(caller.key_name, scope or caller.owner):
@@ -211,6 +227,7 @@ async def act_on_agent(
     "/{agent}/ttl",
     response_model=Agent,
     summary="Renew the TTL: the agent is stopped ttl_seconds from now",
+    dependencies=[audit_action("renew")],
 )
 async def renew_agent(
     agent: AgentRef,
@@ -228,6 +245,7 @@ async def renew_agent(
     status_code=204,
     response_class=Response,
     summary="Remove the agent and what it owns; 404 once gone",
+    dependencies=[audit_action("delete")],
 )
 async def delete_agent(
     agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, request: Request

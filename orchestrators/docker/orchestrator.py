@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import docker.errors
 from docker import APIClient
@@ -34,6 +34,7 @@ from ..errors import (
 from ..images import parse_reference
 from ..models import Agent, AgentSpec, LogOptions, Resources, SweepReport, is_agent_id
 from ..skeleton import AgentBackend
+from ..types import T
 from .api import Container, explain, list_containers, open_client, release, translate
 from .graceful import stop_container
 from .leases import deadline_of, read_leases, write_lease
@@ -46,7 +47,6 @@ from .workspace import prepare_with_helper, prepare_workspace
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
 
-T = TypeVar("T")
 _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
 _SWEEP_STOPS = 8  # expired agents one sweep stops at once

@@ -30,6 +30,7 @@ from typing import Any
 from .. import labels as L
 from ..config import KubernetesConfig
 from ..models import AgentSpec, Resources
+from ..types import JSON
 
 __all__ = [
     "CONTAINER",
@@ -56,7 +57,7 @@ __all__ = [
     "split_metadata",
 ]
 
-Manifest = dict[str, Any]
+Manifest = JSON  # what is sent to the API server
 
 CONTAINER = "agent"
 # Set on a Deployment from its creation until the spawn scaled it up: a Deployment that

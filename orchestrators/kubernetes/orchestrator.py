@@ -37,7 +37,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
@@ -54,6 +54,7 @@ from ..errors import (
 )
 from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
 from ..skeleton import AgentBackend
+from ..types import JSON
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
 from .network import baseline_policy_name, build_baseline_policy
 from .objects import (
@@ -80,8 +81,6 @@ from .status import IMAGE_REASONS, START_REASONS, agent_status, is_ready, live_p
 
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
-T = TypeVar("T")
-JSON = dict[str, Any]
 Settled = Callable[[JSON, list[JSON]], bool]
 _IDENTITY = (L.OWNER, L.NAME, L.ID)
 _CHUNK = 65536
