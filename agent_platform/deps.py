@@ -22,7 +22,7 @@ from .state import AppState
 __all__ = [
     "AUDIT_ACTION",
     "Caller",
-    "Engine",
+    "OrchestratorDep",
     "OwnerScope",
     "State",
     "Writer",
@@ -47,7 +47,8 @@ async def get_orchestrator(state: State) -> Orchestrator:
     return state.orchestrator
 
 
-Engine = Annotated[Orchestrator, Depends(get_orchestrator)]
+# The backend the app was built with (Docker or Kubernetes), as a route parameter.
+OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 
 
 async def authenticate(request: Request, state: State) -> Principal:

@@ -169,7 +169,7 @@ def fleet_deployment(prefix: str, owner: str, name: str) -> Manifest:
     )
     manifest = build_deployment(
         spec,
-        schema=schema,
+        labels=schema,
         name=deployment_name(prefix, owner, name),
         prefix=prefix,
         resources=FLEET_RESOURCES,

@@ -162,7 +162,7 @@ class DockerOrchestrator(AgentBackend[Container]):
     def _labels(self, obj: Container) -> Mapping[str, str]:
         return obj.labels
 
-    def _agent(self, obj: Container) -> Agent:
+    def _current_view(self, obj: Container) -> Agent:
         """Inspects only when a list entry cannot tell why it stopped; reads leases only for
         an agent that has a TTL."""
         if not obj.inspected and obj.state in _STOPPED_STATES and obj.exit_code != 0:
@@ -190,7 +190,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             now=datetime.now(UTC),
             deadline=deadline,
         )
-        return self._agent(self._refresh(obj.id))
+        return self._current_view(self._refresh(obj.id))
 
     def _release(self) -> None:
         self._pulls.close()
@@ -231,7 +231,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         grace = self._config.stop_timeout if timeout is None else timeout
         container_id = (await self._run(self._find, ref, owner)).id
         await self._stop(container_id, grace)
-        return await self._run(lambda: self._agent(self._refresh(container_id)))
+        return await self._run(lambda: self._current_view(self._refresh(container_id)))
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
@@ -280,10 +280,10 @@ class DockerOrchestrator(AgentBackend[Container]):
             except docker.errors.APIError:
                 now = self._refresh(container_id)
                 if now.state in settled:
-                    return self._agent(now)
+                    return self._current_view(now)
                 if attempt:
                     raise
-        return self._agent(self._refresh(container_id))
+        return self._current_view(self._refresh(container_id))
 
     async def sweep(self, *, now: datetime | None = None) -> SweepReport:
         def work() -> tuple[list[tuple[str, str]], SweepReport]:
@@ -487,7 +487,10 @@ class DockerOrchestrator(AgentBackend[Container]):
                 api.create_volume(
                     volume,
                     labels=L.owned_labels(
-                        instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
+                        instance=self._instance,
+                        agent_id=agent_id,
+                        owner=owner,
+                        kind=L.Kind.WORKSPACE,
                     ),
                 )
                 if config.read_only_rootfs:
@@ -526,7 +529,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             user=user,
             name=f"{config.resource_prefix}init-{agent_id}",
             labels=L.owned_labels(
-                instance=self._instance, agent_id=agent_id, owner=owner, kind="init"
+                instance=self._instance, agent_id=agent_id, owner=owner, kind=L.Kind.INIT
             ),
         )
 

@@ -68,15 +68,15 @@ def denied_blocks(denied: Iterable[str]) -> list[dict[str, Any]]:
     return blocks
 
 
-def _owners_agents(schema: Mapping[str, str]) -> dict[str, Any]:
+def _owners_agents(labels: Mapping[str, str]) -> dict[str, Any]:
     """The pods of this owner's agents (of this deployment of the platform). The owner
     label is the platform's own: a user label lives under another prefix."""
     return {
         "podSelector": {
             "matchLabels": {
                 L.MANAGED_BY: L.MANAGED_BY_VALUE,
-                L.INSTANCE: schema[L.INSTANCE],
-                L.OWNER: schema[L.OWNER],
+                L.INSTANCE: labels[L.INSTANCE],
+                L.OWNER: labels[L.OWNER],
             }
         }
     }
@@ -86,11 +86,11 @@ def build_baseline_policy(
     *,
     prefix: str,
     deployment: Manifest,
-    schema: Mapping[str, str],
+    labels: Mapping[str, str],
     settings: KubernetesConfig,
 ) -> Manifest:
     """The baseline policy of one agent on the default network (see the module)."""
-    sources: list[dict[str, Any]] = [_owners_agents(schema)]
+    sources: list[dict[str, Any]] = [_owners_agents(labels)]
     sources += [_namespace(name) for name in settings.kube_ingress_namespaces]
     dns: dict[str, Any] = {
         "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
@@ -100,15 +100,15 @@ def build_baseline_policy(
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": owned_metadata(
-            baseline_policy_name(prefix, schema[L.ID]), deployment, schema, "network-policy"
+            baseline_policy_name(prefix, labels[L.ID]), deployment, labels, L.Kind.NETWORK_POLICY
         ),
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(schema)},
+            "podSelector": {"matchLabels": selector_labels(labels)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": sources}],
             "egress": [
                 {"to": [dns], "ports": _dns_ports()},
-                {"to": [_owners_agents(schema)]},
+                {"to": [_owners_agents(labels)]},
                 {"to": denied_blocks(settings.kube_egress_denied_cidrs)},
             ],
         },

@@ -140,7 +140,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     def _labels(self, obj: JSON) -> dict[str, str]:
         return read_metadata(obj.get("metadata") or {})
 
-    def _agent(self, obj: JSON) -> Agent:
+    def _current_view(self, obj: JSON) -> Agent:
         return self._view(obj, self._pods_of(self._labels(obj)[L.ID]))
 
     def _deadline(self, obj: JSON) -> datetime | None:
@@ -148,7 +148,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         return L.parse_moment(deadline) if deadline else None
 
     def _write_deadline(self, obj: JSON, deadline: datetime) -> Agent:
-        return self._agent(self._patch(obj, deadline_patch(L.format_moment(deadline))))
+        return self._current_view(self._patch(obj, deadline_patch(L.format_moment(deadline))))
 
     def _release(self) -> None:
         self._kube.close()
@@ -498,7 +498,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     ) -> JSON:
         manifest = build_deployment(
             spec,
-            schema=labels,
+            labels=labels,
             name=deployment_name(self._prefix, owner, spec.name),
             prefix=self._prefix,
             resources=resources,
@@ -523,27 +523,27 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
 
     def _complete(self, deployment: JSON, spec: AgentSpec) -> JSON:
         """Create what the Deployment refers to (already there is fine), then scale it up."""
-        schema = self._labels(deployment)
+        labels = self._labels(deployment)
         core, networking = self._kube.core, self._kube.networking
         owned: list[tuple[str, Callable[..., Any], JSON]] = []
         if spec.secrets:
-            secret = build_secret(spec, prefix=self._prefix, deployment=deployment, schema=schema)
+            secret = build_secret(spec, prefix=self._prefix, deployment=deployment, labels=labels)
             owned.append(("secret", core.create_namespaced_secret, secret))
         if spec.workspace:
             claim = build_claim(
                 prefix=self._prefix,
                 deployment=deployment,
-                schema=schema,
+                labels=labels,
                 size=self._config.kube_workspace_size,
                 storage_class=self._config.kube_storage_class,
             )
             owned.append(("workspace claim", core.create_namespaced_persistent_volume_claim, claim))
         if spec.network == "none":
-            policy = build_network_policy(prefix=self._prefix, deployment=deployment, schema=schema)
+            policy = build_network_policy(prefix=self._prefix, deployment=deployment, labels=labels)
             owned.append(("network policy", networking.create_namespaced_network_policy, policy))
         elif self._config.kube_baseline_network_policy:
             policy = build_baseline_policy(
-                prefix=self._prefix, deployment=deployment, schema=schema, settings=self._config
+                prefix=self._prefix, deployment=deployment, labels=labels, settings=self._config
             )
             owned.append(("network policy", networking.create_namespaced_network_policy, policy))
         for what, creator, body in owned:

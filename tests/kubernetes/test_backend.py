@@ -389,7 +389,7 @@ def interrupted_spawn(
     )
     manifest = build_deployment(
         agent,
-        schema=schema,
+        labels=schema,
         name=deployment_name(TEST_PREFIX, "alice", agent.name),
         prefix=TEST_PREFIX,
         resources=SMALL,
@@ -435,7 +435,10 @@ async def test_the_sweep_removes_what_interrupted_spawns_left(
     )
     stale = interrupted_spawn(kube_api, kube_namespace, spec("aptest-stale"))
     orphan_labels = L.owned_labels(
-        instance=L.instance_name(TEST_PREFIX), agent_id="f" * 32, owner="alice", kind="workspace"
+        instance=L.instance_name(TEST_PREFIX),
+        agent_id="f" * 32,
+        owner="alice",
+        kind=L.Kind.WORKSPACE,
     )
     orphan = {
         "metadata": {"name": f"{TEST_PREFIX}ws-{'f' * 32}", "labels": orphan_labels},

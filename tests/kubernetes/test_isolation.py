@@ -231,7 +231,10 @@ async def test_the_sweep_of_the_narrow_role_leaves_secrets_to_their_owner_refere
         )
         apps.delete_namespaced_deployment(gone["metadata"]["name"], namespace)
         labels = L.owned_labels(
-            instance=L.instance_name(TEST_PREFIX), agent_id="e" * 32, owner="alice", kind="secret"
+            instance=L.instance_name(TEST_PREFIX),
+            agent_id="e" * 32,
+            owner="alice",
+            kind=L.Kind.SECRET,
         )
         orphan = f"{TEST_PREFIX}secret-{'e' * 32}"
         core.create_namespaced_secret(

@@ -21,7 +21,7 @@ def baseline(settings: KubernetesConfig | None = None) -> dict[str, Any]:
     return build_baseline_policy(
         prefix="hive-",
         deployment=CREATED,
-        schema=schema_of(spec),
+        labels=schema_of(spec),
         settings=settings or KubernetesConfig(),
     )
 

@@ -64,7 +64,7 @@ def schema_of(spec: AgentSpec, **extra: Any) -> dict[str, str]:
 def deployment_of(spec: AgentSpec, settings: KubernetesConfig | None = None) -> dict[str, Any]:
     return build_deployment(
         spec,
-        schema=schema_of(spec),
+        labels=schema_of(spec),
         name=deployment_name("hive-", "sol", spec.name),
         prefix="hive-",
         resources=RESOURCES,
@@ -246,7 +246,7 @@ def test_a_tiny_cpu_limit_is_never_zero() -> None:
     spec = agent_spec()
     deployment = build_deployment(
         spec,
-        schema=schema_of(spec),
+        labels=schema_of(spec),
         name="x",
         prefix="hive-",
         resources=Resources(cpus=0.0001, memory_mb=6, pids=1),
@@ -261,7 +261,7 @@ def test_the_deadline_is_on_the_deployment_but_not_on_its_pods() -> None:
     schema = schema_of(spec, expires_at=CREATED)
     deployment = build_deployment(
         spec,
-        schema=schema,
+        labels=schema,
         name="x",
         prefix="hive-",
         resources=RESOURCES,
@@ -283,9 +283,9 @@ def test_what_the_agent_owns_points_back_to_its_deployment() -> None:
     ]
 
     def owned(kind: str) -> dict[str, str]:
-        return L.owned_labels(instance="hive", agent_id=AGENT_ID, owner="sol", kind=kind)
+        return L.owned_labels(instance="hive", agent_id=AGENT_ID, owner="sol", kind=L.Kind(kind))
 
-    secret = build_secret(spec, prefix="hive-", deployment=created, schema=schema)
+    secret = build_secret(spec, prefix="hive-", deployment=created, labels=schema)
     assert secret == {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -298,7 +298,7 @@ def test_what_the_agent_owns_points_back_to_its_deployment() -> None:
         "data": {"OPENAI_API_KEY": base64.b64encode(b"sk-never-in-a-deployment").decode()},
     }
     claim = build_claim(
-        prefix="hive-", deployment=created, schema=schema, size="2Gi", storage_class="managed-csi"
+        prefix="hive-", deployment=created, labels=schema, size="2Gi", storage_class="managed-csi"
     )
     assert claim == {
         "apiVersion": "v1",
@@ -315,10 +315,10 @@ def test_what_the_agent_owns_points_back_to_its_deployment() -> None:
         },
     }
     default_class = build_claim(
-        prefix="hive-", deployment=created, schema=schema, size="1Gi", storage_class=None
+        prefix="hive-", deployment=created, labels=schema, size="1Gi", storage_class=None
     )
     assert "storageClassName" not in default_class["spec"]
-    policy = build_network_policy(prefix="hive-", deployment=created, schema=schema)
+    policy = build_network_policy(prefix="hive-", deployment=created, labels=schema)
     assert policy == {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
