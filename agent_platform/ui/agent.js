@@ -7,7 +7,9 @@ import { lightBadge } from "./fleet.js";
 import { ttlLeft, upOrExit } from "./status.js";
 
 const LOG_TAIL = 500;
+const KEPT_EVENTS = 500;
 let current = null; // { id, agent, canWrite, logs: AbortController | null, onChange }
+const seen = []; // the latest events of every agent, oldest first
 
 function detailRows(agent) {
   const rows = [
@@ -26,7 +28,7 @@ function detailRows(agent) {
     ["Secrets", agent.secret_names.join(", ")],
     ["Network", agent.address ? `${agent.address.host} on ${agent.address.network}` : agent.network],
   ];
-  return rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]);
+  return rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value || "—")]);
 }
 
 function say(text) {
@@ -94,10 +96,20 @@ function render(agent) {
   if (!$("actions").querySelector("[role=alert]")) renderActions(agent);
 }
 
+function eventLine(event) {
+  const why = event.detail ? ` (${event.detail})` : "";
+  return el("li", {}, `${event.time.slice(11, 19)} ${event.type}: ${event.status || ""}${why}`);
+}
+
+function renderEvents() {
+  const mine = seen.filter((event) => event.agent?.id === current.id).reverse();
+  $("events").replaceChildren(...(mine.length ? mine.map(eventLine) : [el("li", { className: "muted" }, "none since you signed in")]));
+}
+
 export function addEvent(event) {
-  if (!current || event.id !== current.id) return;
-  const line = `${event.time.slice(11, 19)} ${event.type}: ${event.status}${event.reason ? ` (${event.reason})` : ""}`;
-  $("events").prepend(el("li", {}, line));
+  seen.push(event);
+  if (seen.length > KEPT_EVENTS) seen.shift();
+  if (current && event.agent?.id === current.id) renderEvents();
 }
 
 function stopLogs() {
@@ -139,13 +151,18 @@ export async function showAgent(id, { canWrite, onChange }) {
   $("agent-title").textContent = "";
   clear($("details"));
   clear($("actions"));
-  clear($("events"));
+  renderEvents();
   say("");
   const follow = $("follow");
   follow.checked = false;
   follow.onchange = () => loadLogs(follow.checked);
   await refreshAgent();
   loadLogs(false);
+}
+
+// What one key saw is not shown to the next key signed in in this tab.
+export function forgetEvents() {
+  seen.length = 0;
 }
 
 export function hideAgent() {
@@ -156,6 +173,6 @@ export function hideAgent() {
 export function tickAgent() {
   if (current?.agent) {
     const details = $("details").querySelectorAll("dd");
-    details[5].textContent = upOrExit(current.agent);
+    details[5].textContent = upOrExit(current.agent) || "—";
   }
 }

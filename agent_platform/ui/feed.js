@@ -1,6 +1,6 @@
 // Where the page learns that agents changed: the one module to swap for the event stream.
 // For now it lists the fleet every few seconds and turns what changed into events shaped
-// like those of /v1/events (type, agent id, name, owner, status, reason, time).
+// like those of /v1/events (type, time, agent {id, name, owner}, status, detail, exit_code).
 
 import { listAgents } from "./api.js";
 
@@ -9,12 +9,11 @@ const INTERVAL_MS = 2000;
 function event(type, agent) {
   return {
     type,
-    id: agent.id,
-    name: agent.name,
-    owner: agent.owner,
-    status: agent.status,
-    reason: agent.detail || "",
     time: new Date().toISOString(),
+    agent: { id: agent.id, name: agent.name, owner: agent.owner },
+    status: agent.status,
+    detail: agent.detail,
+    exit_code: agent.exit_code ?? null,
   };
 }
 

@@ -1,6 +1,6 @@
 // The dashboard's entry point: sign-in, the two views (fleet, one agent), live updates.
 
-import { addEvent, hideAgent, refreshAgent, showAgent, tickAgent } from "./agent.js";
+import { addEvent, forgetEvents, hideAgent, refreshAgent, showAgent, tickAgent } from "./agent.js";
 import { signIn, signOut, whoami } from "./api.js";
 import { $ } from "./dom.js";
 import { watchFleet } from "./feed.js";
@@ -29,6 +29,7 @@ function leave(message) {
   feed = null;
   clearInterval(clock);
   hideAgent();
+  forgetEvents();
   $("fleet").hidden = true;
   $("agent").hidden = true;
   $("who").hidden = true;

@@ -15,6 +15,7 @@ const LIGHTS = {
 export const STATUSES = ["running", "pending", "restarting", "failed", "exited", "stopped", "unknown"];
 
 export function exitCode(agent) {
+  if (agent.exit_code !== undefined) return agent.exit_code;
   const match = /with code (\d+)/.exec(agent.detail || "");
   return match ? Number(match[1]) : null;
 }

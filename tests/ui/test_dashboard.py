@@ -54,6 +54,10 @@ def test_a_spawned_agent_turns_green_and_a_crash_behind_the_services_back_turns_
     assert dashboard.page.evaluate("window.notReloaded") is True
     assert "failed 1" in dashboard.page.inner_text("#counts")
     print(f"\nengine event (kill) to red light: {latency:.2f} s")
+    # Why it is red: its page lists the change among its recent events.
+    dashboard.open_agent("crashy")
+    expect(dashboard.page.locator("#events")).to_contain_text("failed")
+    expect(dashboard.page.locator("#details")).to_contain_text("exited with code 3")
     assert dashboard.errors == []
 
 
