@@ -109,7 +109,10 @@ function renderEvents() {
 export function addEvent(event) {
   seen.push(event);
   if (seen.length > KEPT_EVENTS) seen.shift();
-  if (current && event.agent?.id === current.id) renderEvents();
+  if (current && event.agent?.id === current.id) {
+    renderEvents();
+    refreshAgent();
+  }
 }
 
 function stopLogs() {

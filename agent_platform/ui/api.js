@@ -19,8 +19,8 @@ export function signOut() {
   key = null;
 }
 
-async function send(method, path, body, signal) {
-  const headers = { Authorization: `Bearer ${key}` };
+async function send(method, path, body, signal, extra = {}) {
+  const headers = { ...extra, Authorization: `Bearer ${key}` };
   const init = { method, headers, signal, cache: "no-store", credentials: "omit" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -68,5 +68,36 @@ export async function streamText(path, onText, signal) {
     const { value, done } = await reader.read();
     if (done) return;
     onText(value);
+  }
+}
+
+// Reads a Server-Sent Events stream with fetch (EventSource cannot send the key in a
+// header) and calls onEvent(data, id) for each event, until it ends or is aborted.
+export async function readEvents(path, { lastEventId, signal, onEvent }) {
+  const extra = lastEventId ? { "Last-Event-ID": lastEventId } : {};
+  const response = await send("GET", path, undefined, signal, extra);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let data = [];
+  let id = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    const lines = buffer.split(/\r\n|\r|\n/);
+    buffer = lines.pop();
+    for (const line of lines) {
+      if (line === "") {
+        if (data.length) onEvent(JSON.parse(data.join("\n")), id);
+        data = [];
+        continue;
+      }
+      const colon = line.indexOf(":");
+      if (colon === 0) continue; // a comment: the server's keep-alive
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "data") data.push(text);
+      else if (field === "id") id = text;
+    }
   }
 }

@@ -1,10 +1,12 @@
-// Where the page learns that agents changed: the one module to swap for the event stream.
-// For now it lists the fleet every few seconds and turns what changed into events shaped
-// like those of /v1/events (type, time, agent {id, name, owner}, status, detail, exit_code).
+// Where the page learns that agents changed: the event stream (GET /v1/events), read with
+// fetch and resumed with Last-Event-ID after a drop; where the service has no event stream
+// (404), the fleet listed every few seconds, what changed turned into events of the same
+// shape (type, time, agent {id, name, owner}, status, detail, exit_code).
 
-import { listAgents } from "./api.js";
+import { getAgent, listAgents, readEvents } from "./api.js";
 
 const INTERVAL_MS = 2000;
+const RETRY_MS = [1000, 2000, 5000, 10000];
 
 function event(type, agent) {
   return {
@@ -19,48 +21,118 @@ function event(type, agent) {
 
 function changeType(status) {
   if (status === "running") return "started";
-  if (status === "stopped") return "stopped";
-  if (status === "failed") return "failed";
-  if (status === "exited") return "exited";
   if (status === "restarting") return "restarted";
   return status;
 }
 
-// Calls onAgents(list) with the whole fleet and onEvent(event) for each change, until stop().
-export function watchFleet({ onAgents, onEvent, onError }) {
-  let known = null;
-  let timer = null;
-  let stopped = false;
+const sleep = (ms, signal) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 
-  async function poll() {
-    clearTimeout(timer);
-    try {
-      const agents = await listAgents();
-      if (stopped) return;
-      const next = new Map(agents.map((agent) => [agent.id, agent]));
-      if (known !== null) {
-        for (const agent of agents) {
-          const before = known.get(agent.id);
-          if (!before) onEvent(event("created", agent));
-          else if (before.status !== agent.status) onEvent(event(changeType(agent.status), agent));
-        }
-        for (const [id, agent] of known) if (!next.has(id)) onEvent(event("deleted", agent));
+// Calls onAgents(list) with the whole fleet and onEvent(event) for each change, until stop().
+export function watchFleet({ onAgents, onEvent, onError, onLive }) {
+  const controller = new AbortController();
+  const { signal } = controller;
+  let known = null; // id -> agent
+  let live = false;
+
+  const publish = () => onAgents([...known.values()]);
+
+  async function relist(announce) {
+    const agents = await listAgents();
+    if (signal.aborted) return;
+    const next = new Map(agents.map((agent) => [agent.id, agent]));
+    if (known !== null && announce) {
+      for (const agent of agents) {
+        const before = known.get(agent.id);
+        if (!before) onEvent(event("created", agent));
+        else if (before.status !== agent.status) onEvent(event(changeType(agent.status), agent));
       }
-      known = next;
-      onAgents(agents);
-    } catch (error) {
-      if (stopped) return;
-      onError(error);
+      for (const [id, agent] of known) if (!next.has(id)) onEvent(event("deleted", agent));
     }
-    if (!stopped) timer = setTimeout(poll, INTERVAL_MS);
+    for (const [id, agent] of next) if (known?.get(id)?.health) agent.health = known.get(id).health;
+    known = next;
+    publish();
   }
 
-  poll();
+  async function apply(change) {
+    if (change.type === "reset" || !change.agent) {
+      await relist(false);
+    } else if (change.type === "deleted") {
+      known.delete(change.agent.id);
+    } else {
+      const before = known.get(change.agent.id);
+      if (before) {
+        const after = { ...before, status: change.status ?? before.status, detail: change.detail ?? null };
+        if ("exit_code" in change) after.exit_code = change.exit_code;
+        if (change.type === "health") after.health = change.health;
+        known.set(after.id, after);
+      } else {
+        try {
+          const agent = await getAgent(change.agent.id);
+          known.set(agent.id, agent);
+        } catch (error) {
+          if (error.status !== 404) throw error;
+        }
+      }
+    }
+    publish();
+    onEvent(change);
+  }
+
+  async function stream() {
+    let lastEventId = null;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        if (lastEventId === null) await relist(false);
+        live = true;
+        onLive(true);
+        await readEvents("/v1/events", {
+          lastEventId,
+          signal,
+          onEvent: (change, id) => {
+            lastEventId = id ?? lastEventId;
+            failures = 0;
+            apply(change).catch(onError);
+          },
+        });
+      } catch (error) {
+        if (signal.aborted) return;
+        live = false;
+        if (error.status === 404) return poll();
+        onLive(false);
+        onError(error);
+        if (error.status === 401) return;
+        failures += 1;
+      }
+      await sleep(RETRY_MS[Math.min(failures, RETRY_MS.length - 1)], signal);
+    }
+  }
+
+  async function poll() {
+    onLive(false);
+    while (!signal.aborted) {
+      try {
+        await relist(true);
+      } catch (error) {
+        if (signal.aborted) return;
+        onError(error);
+        if (error.status === 401) return;
+      }
+      await sleep(INTERVAL_MS, signal);
+    }
+  }
+
+  stream();
   return {
-    refresh: poll,
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
-    },
+    // Right after an action: the list now, without waiting for the next event or poll.
+    refresh: () => relist(!live).catch(onError),
+    stop: () => controller.abort(),
   };
 }

@@ -1,7 +1,7 @@
 // The fleet table: a traffic light per agent, counts per status, filters.
 
 import { $, append, clear, el } from "./dom.js";
-import { light, STATUSES, ttlLeft, upOrExit } from "./status.js";
+import { light, STATUSES, ttlLeft, upOrExit, word } from "./status.js";
 
 let agents = [];
 const filters = { status: "", label: "", owner: "" };
@@ -18,7 +18,7 @@ function matches(agent) {
 }
 
 export function lightBadge(agent) {
-  return el("span", { className: `light ${light(agent)}`, dataset: { light: light(agent) } }, agent.status);
+  return el("span", { className: `light ${light(agent)}`, dataset: { light: light(agent) } }, word(agent));
 }
 
 function row(agent) {

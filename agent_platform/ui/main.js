@@ -66,11 +66,11 @@ async function enter(event) {
       if ($("fleet-state").textContent.startsWith("Cannot")) $("fleet-state").textContent = "";
       setAgents(agents);
     },
-    onEvent: (change) => {
-      addEvent(change);
-      if (!$("agent").hidden) refreshAgent();
-    },
+    onEvent: addEvent,
     onError: failed,
+    onLive: (live) => {
+      $("feed-mode").textContent = live ? "Live." : "Updated every 2 s.";
+    },
   });
   clock = setInterval(() => {
     tick();

@@ -20,7 +20,14 @@ export function exitCode(agent) {
   return match ? Number(match[1]) : null;
 }
 
+// The word beside the light: the status, or the healthcheck's verdict on a running agent.
+export function word(agent) {
+  if (agent.status === "running" && agent.health && agent.health !== "healthy") return agent.health;
+  return agent.status;
+}
+
 export function light(agent) {
+  if (agent.status === "running" && agent.health) return LIGHTS[agent.health] || "green";
   if (agent.status === "exited") {
     const code = exitCode(agent);
     return code !== null && code !== 0 ? "red" : "grey";

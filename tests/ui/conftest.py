@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Dialog, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Locator, Page, sync_playwright
 
 from testenv.server import ServerProcess
 
@@ -61,6 +61,12 @@ class Dashboard:
         self.page.wait_for_selector(f"#agent-title:text-is('{name}')")
 
 
+def _fault(message: ConsoleMessage) -> bool:
+    """A script error or a blocked load (the policy); not a refused request, which the page
+    handles (the browser logs every 4xx answer to fetch as an error too)."""
+    return message.type == "error" and "Failed to load resource" not in message.text
+
+
 @pytest.fixture
 def dashboard(browser: Browser, server: ServerProcess) -> Iterator[Dashboard]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -74,8 +80,7 @@ def dashboard(browser: Browser, server: ServerProcess) -> Iterator[Dashboard]:
     page.on("dialog", on_dialog)
     page.on("pageerror", lambda error: made.errors.append(str(error)))
     page.on(
-        "console",
-        lambda message: made.errors.append(message.text) if message.type == "error" else None,
+        "console", lambda message: made.errors.append(message.text) if _fault(message) else None
     )
     yield made
     context.close()
