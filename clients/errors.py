@@ -16,7 +16,8 @@ cross the boundary, and chained (``raise ... from exc``)::
         ├── NotFoundError                404     agent_not_found, not_found
         ├── ConflictError                409     agent_name_conflict, agent_name_ambiguous,
         │                                        agent_expired, idempotency_key_reused
-        ├── RateLimitedError             429     rate_limited, too_many_log_streams
+        ├── RateLimitedError             429     rate_limited, too_many_log_streams,
+        │                                        too_many_event_streams
         └── ServerUnavailableError       502/503/504  orchestrator_unavailable, engine_error,
                                                  orchestrator_error, keys_file_broken,
                                                  too_many_connections

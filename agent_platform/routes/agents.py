@@ -117,7 +117,6 @@ async def spawn_agent(
 @router.get("", response_model=AgentList, summary="List agents")
 async def list_agents(
     scope: OwnerScope,
-    engine: Engine,
     state: State,
     status: Annotated[AgentStatus | None, Query(description="only agents in this status")] = None,
     label: Annotated[
@@ -130,7 +129,7 @@ async def list_agents(
         Query(description="next_cursor of a page; anything else is 400 invalid_cursor"),
     ] = None,
 ) -> AgentList:
-    agents = await engine.list(owner=scope, labels=_label_filters(label))
+    agents = await state.live.list(owner=scope, labels=_label_filters(label))
     if status is not None:
         agents = [a for a in agents if a.status == status]
     page, next_cursor = state.cursors.paginate(agents, limit=limit, cursor=cursor)
@@ -138,15 +137,17 @@ async def list_agents(
 
 
 def audited(request: Request, agent: Agent) -> Agent:
-    """Name the resolved agent (id and owner) in the request's audit record."""
+    """Name the resolved agent (id and owner) in the request's audit record, and make the
+    answer what this replica's reads say from now on (read-your-writes)."""
+    request.app.state.agent_api.live.wrote(agent)
     request.state.audit_agent_id = agent.id
     request.state.audit_agent_owner = agent.owner
     return agent
 
 
 @router.get("/{agent}", response_model=Agent, summary="One agent")
-async def get_agent(agent: AgentRef, scope: OwnerScope, engine: Engine) -> Agent:
-    return await engine.get(agent, owner=scope)
+async def get_agent(agent: AgentRef, scope: OwnerScope, state: State) -> Agent:
+    return await state.live.get(agent, owner=scope)
 
 
 @router.post("/{agent}/start", response_model=Agent, summary="Start (idempotent)")
@@ -233,8 +234,11 @@ async def delete_agent(
     agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, request: Request
 ) -> Response:
     # Resolved once, then deleted by its id: what the audit names is what was removed.
-    target = audited(request, await engine.get(agent, owner=scope))
+    target = await engine.get(agent, owner=scope)
+    request.state.audit_agent_id = target.id
+    request.state.audit_agent_owner = target.owner
     await engine.delete(target.id, owner=scope)
+    request.app.state.agent_api.live.deleted(target.id)
     return Response(status_code=204)
 
 

@@ -73,9 +73,10 @@ export async function streamText(path, onText, signal) {
 
 // Reads a Server-Sent Events stream with fetch (EventSource cannot send the key in a
 // header) and calls onEvent(data, id) for each event, until it ends or is aborted.
-export async function readEvents(path, { lastEventId, signal, onEvent }) {
+export async function readEvents(path, { lastEventId, signal, onOpen, onEvent }) {
   const extra = lastEventId ? { "Last-Event-ID": lastEventId } : {};
   const response = await send("GET", path, undefined, signal, extra);
+  onOpen();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let data = [];

@@ -7,6 +7,7 @@ import { getAgent, listAgents, readEvents } from "./api.js";
 
 const INTERVAL_MS = 2000;
 const RETRY_MS = [1000, 2000, 5000, 10000];
+const POLLS_BEFORE_RETRY = 15;
 
 function event(type, agent) {
   return {
@@ -40,6 +41,10 @@ export function watchFleet({ onAgents, onEvent, onError, onLive }) {
   const { signal } = controller;
   let known = null; // id -> agent
   let live = false;
+  let queue = Promise.resolve(); // events applied one at a time, in their order
+  const enqueue = (job) => {
+    queue = queue.then(job).catch(onError);
+  };
 
   const publish = () => onAgents([...known.values()]);
 
@@ -61,6 +66,7 @@ export function watchFleet({ onAgents, onEvent, onError, onLive }) {
   }
 
   async function apply(change) {
+    if (known === null) return;
     if (change.type === "reset" || !change.agent) {
       await relist(false);
     } else if (change.type === "deleted") {
@@ -90,22 +96,32 @@ export function watchFleet({ onAgents, onEvent, onError, onLive }) {
     let failures = 0;
     while (!signal.aborted) {
       try {
-        if (lastEventId === null) await relist(false);
-        live = true;
-        onLive(true);
         await readEvents("/v1/events", {
           lastEventId,
           signal,
+          // Listed once the stream is open, so that no change falls between the two.
+          onOpen: () => {
+            live = true;
+            onLive(true);
+            if (lastEventId === null) enqueue(() => relist(false));
+          },
           onEvent: (change, id) => {
             lastEventId = id ?? lastEventId;
             failures = 0;
-            apply(change).catch(onError);
+            enqueue(() => apply(change));
           },
         });
       } catch (error) {
         if (signal.aborted) return;
         live = false;
-        if (error.status === 404) return poll();
+        // No event stream here (404), or none now (503: the engine's watch is down):
+        // listing, and for a 503 the stream tried again after a while.
+        if (error.status === 404) return poll(Infinity);
+        if (error.status === 503) {
+          await poll(POLLS_BEFORE_RETRY);
+          lastEventId = null;
+          continue;
+        }
         onLive(false);
         onError(error);
         if (error.status === 401) return;
@@ -115,9 +131,9 @@ export function watchFleet({ onAgents, onEvent, onError, onLive }) {
     }
   }
 
-  async function poll() {
+  async function poll(times) {
     onLive(false);
-    while (!signal.aborted) {
+    for (let n = 0; n < times && !signal.aborted; n += 1) {
       try {
         await relist(true);
       } catch (error) {

@@ -16,7 +16,9 @@ from testenv.server import ServerProcess
 CHROMIUM = Path(os.environ.get("AGENT_PLATFORM_CHROMIUM", "/usr/bin/chromium"))
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: Playwright's sync API holds an event loop while it runs, which the async
+# tests elsewhere in a session could not start theirs beside.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         message = f"no chromium at {CHROMIUM} (scripts/bootstrap.sh test installs Debian's)"

@@ -43,6 +43,8 @@ def test_a_spawned_agent_turns_green_and_a_crash_behind_the_services_back_turns_
     assert "team=ui" in row
     assert "running 1" in dashboard.page.inner_text("#counts")
     dashboard.page.evaluate("window.notReloaded = true")
+    # Fed by the event stream, not by listing again.
+    expect(dashboard.page.locator("#feed-mode")).to_have_text("Live.")
 
     (container,) = clean_docker.containers.list(filters={"label": f"{L.ID}={agent['id']}"})
     container.kill(signal="SIGUSR1")
