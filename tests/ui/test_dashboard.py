@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import docker
+import httpx
 from playwright.sync_api import expect
 
 from orchestrators import labels as L
 
 from ..api.helpers import body, wait_status
-from ..conftest import Api
+from ..conftest import Api, StartServer
 from .conftest import Dashboard
 
 # Exits with code 3 on SIGUSR1: what an agent that crashes looks like to the engine.
@@ -194,3 +196,22 @@ def test_a_wrong_key_is_refused_and_a_narrow_screen_shows_cards(
     dashboard.page.keyboard.press("Enter")
     dashboard.page.wait_for_selector("#agent-title:text-is('pocket')")
     wait_status(api.alice, "pocket", "running")
+
+
+def test_the_page_reconnects_by_itself_when_the_service_restarts(
+    api: Api, busybox: str, dashboard: Dashboard, start_server: StartServer
+) -> None:
+    own = start_server()
+    alice = api.client(api.keys.alice)
+    alice.base_url = httpx.URL(own.url)
+    page = replace(dashboard, url=own.url)
+    page.sign_in(api.keys.alice)
+    assert alice.post("/v1/agents", json=body("before", busybox)).status_code == 201
+    page.light("before", "green")
+    page.page.evaluate("window.notReloaded = true")
+
+    own.restart()
+    assert alice.post("/v1/agents", json=body("after", busybox)).status_code == 201
+    page.light("after", "green", timeout=30_000)
+    expect(page.page.locator("#feed-mode")).to_have_text("Live.")
+    assert page.page.evaluate("window.notReloaded") is True
