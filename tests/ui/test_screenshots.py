@@ -39,11 +39,15 @@ def test_screenshots_of_the_fleet_and_an_agent(
     dashboard.sign_in(api.keys.admin)
     for name, colour in (("researcher", "green"), ("crawler", "red"), ("indexer", "grey")):
         dashboard.light(name, colour)
-    shots = [tmp_path / "dashboard-fleet.png", tmp_path / "dashboard-agent.png"]
+    shots = [tmp_path / f"dashboard-{view}.png" for view in ("fleet", "agent", "phone")]
     dashboard.page.screenshot(path=shots[0], full_page=True)
     dashboard.open_agent("researcher")
     expect(dashboard.page.locator("#logs")).to_contain_text("step 1")
     dashboard.page.screenshot(path=shots[1], full_page=True)
+    dashboard.page.set_viewport_size({"width": 390, "height": 844})
+    dashboard.page.go_back()
+    dashboard.light("crawler", "red")
+    dashboard.page.screenshot(path=shots[2])
     target = os.environ.get("AGENT_PLATFORM_SCREENSHOTS")
     for shot in shots:
         assert shot.stat().st_size > 10_000
