@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Locator, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    Request,
+    sync_playwright,
+)
 
 from testenv.server import ServerProcess
 
@@ -42,6 +50,7 @@ class Dashboard:
     url: str
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
 
     def sign_in(self, key: str) -> None:
         self.page.goto(f"{self.url}/ui")
@@ -80,6 +89,7 @@ def dashboard(browser: Browser, server: ServerProcess) -> Iterator[Dashboard]:
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
+    page.on("request", lambda request: made.requests.append(request))
     page.on("pageerror", lambda error: made.errors.append(str(error)))
     page.on(
         "console", lambda message: made.errors.append(message.text) if _fault(message) else None

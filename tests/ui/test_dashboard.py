@@ -215,3 +215,63 @@ def test_the_page_reconnects_by_itself_when_the_service_restarts(
     page.light("after", "green", timeout=30_000)
     expect(page.page.locator("#feed-mode")).to_have_text("Live.")
     assert page.page.evaluate("window.notReloaded") is True
+
+
+def test_the_key_travels_only_in_the_authorization_header_and_is_kept_nowhere(
+    api: Api, busybox: str, dashboard: Dashboard
+) -> None:
+    spawn(api, busybox, "quiet", command=TICKS)
+    dashboard.sign_in(api.keys.alice)
+    dashboard.light("quiet", "green")
+    dashboard.open_agent("quiet")
+    dashboard.page.check("#follow")
+    expect(dashboard.page.locator("#logs")).to_contain_text("tick-")
+    key = api.keys.alice
+    to_api = [r for r in dashboard.requests if "/v1/" in r.url]
+    assert {"/v1/whoami", "/v1/events", "/v1/agents"} <= {
+        r.url.split("?")[0][len(dashboard.url) :] for r in to_api
+    }
+    for request in dashboard.requests:
+        assert key not in request.url
+    for request in to_api:
+        assert request.headers["authorization"] == f"Bearer {key}"
+    stored = dashboard.page.evaluate(
+        "() => JSON.stringify([{...sessionStorage}, {...localStorage}, document.cookie])"
+    )
+    assert key not in stored
+    assert dashboard.page.context.cookies() == []
+    assert key not in dashboard.page.content()
+    dashboard.page.get_by_role("button", name="Sign out").click()
+    assert dashboard.page.locator("#fleet").is_hidden()
+    assert dashboard.page.locator("#agent").is_hidden()
+
+
+def test_renew_restart_and_start_from_the_page_and_the_status_filter(
+    api: Api, busybox: str, dashboard: Dashboard
+) -> None:
+    spawn(api, busybox, "leased", ttl_seconds=120)
+    spawn(api, busybox, "other")
+    assert api.alice.post("/v1/agents/other/stop").status_code == 200
+    dashboard.sign_in(api.keys.alice)
+    dashboard.light("other", "grey")
+    dashboard.page.select_option("#filter-status", "stopped")
+    assert dashboard.row("leased").count() == 0
+    assert dashboard.row("other").count() == 1
+    dashboard.page.select_option("#filter-status", "")
+    expect(dashboard.row("leased")).to_contain_text("1m ")
+
+    dashboard.open_agent("leased")
+    dashboard.page.get_by_label("TTL seconds").fill("7200")
+    dashboard.page.get_by_role("button", name="Renew TTL").click()
+    expect(dashboard.page.locator("#action-state")).to_have_text("Renew TTL: done")
+    expect(dashboard.page.locator("#details")).to_contain_text("1h 59m")
+    dashboard.page.get_by_role("button", name="Restart").click()
+    expect(dashboard.page.locator("#action-state")).to_have_text("Restart: done")
+    assert api.alice.get("/v1/agents/leased").json()["status"] == "running"
+
+    dashboard.page.go_back()
+    dashboard.open_agent("other")
+    dashboard.page.get_by_role("button", name="Start", exact=True).click()
+    dashboard.page.wait_for_selector("#agent-light .light[data-light='green']", timeout=20_000)
+    assert api.alice.get("/v1/agents/other").json()["status"] == "running"
+    assert dashboard.errors == []
