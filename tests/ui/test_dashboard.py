@@ -32,6 +32,14 @@ def spawn(api: Api, busybox: str, name: str, **extra: Any) -> dict[str, Any]:
     return agent
 
 
+def opened(api: Api, busybox: str, dashboard: Dashboard, name: str, **extra: Any) -> None:
+    """Spawn ``name`` as alice, sign in as alice, see it green and open its page."""
+    spawn(api, busybox, name, **extra)
+    dashboard.sign_in(api.keys.alice)
+    dashboard.light(name, "green")
+    dashboard.open_agent(name)
+
+
 def test_a_spawned_agent_turns_green_and_a_crash_behind_the_services_back_turns_it_red(
     api: Api, busybox: str, dashboard: Dashboard, clean_docker: docker.DockerClient
 ) -> None:
@@ -68,10 +76,7 @@ def test_a_spawned_agent_turns_green_and_a_crash_behind_the_services_back_turns_
 def test_an_agents_page_follows_its_logs_and_stops_it(
     api: Api, busybox: str, dashboard: Dashboard
 ) -> None:
-    spawn(api, busybox, "ticker", command=TICKS)
-    dashboard.sign_in(api.keys.alice)
-    dashboard.light("ticker", "green")
-    dashboard.open_agent("ticker")
+    opened(api, busybox, dashboard, "ticker", command=TICKS)
     logs = dashboard.page.locator("#logs")
     expect(logs).to_contain_text("tick-")
     dashboard.page.check("#follow")
@@ -89,10 +94,7 @@ def test_an_agents_page_follows_its_logs_and_stops_it(
 
 
 def test_delete_asks_for_a_confirmation_first(api: Api, busybox: str, dashboard: Dashboard) -> None:
-    spawn(api, busybox, "doomed")
-    dashboard.sign_in(api.keys.alice)
-    dashboard.light("doomed", "green")
-    dashboard.open_agent("doomed")
+    opened(api, busybox, dashboard, "doomed")
     dashboard.page.get_by_role("button", name="Delete…").click()
     assert api.alice.get("/v1/agents/doomed").status_code == 200
     dashboard.page.get_by_role("button", name="Cancel").click()
@@ -147,16 +149,14 @@ def test_html_in_a_name_a_label_a_command_or_a_log_line_renders_as_text(
     api: Api, busybox: str, dashboard: Dashboard
 ) -> None:
     # Names and labels cannot hold markup (DNS-1123, label syntax); commands and logs can.
-    spawn(
+    opened(
         api,
         busybox,
+        dashboard,
         "img-src-x-onerror-alert-1",
         command=["sh", "-c", f"echo '{HOSTILE}'; exec sleep 3600", HOSTILE],
         labels={"script": "alert-1"},
     )
-    dashboard.sign_in(api.keys.alice)
-    dashboard.light("img-src-x-onerror-alert-1", "green")
-    dashboard.open_agent("img-src-x-onerror-alert-1")
     expect(dashboard.page.locator("#logs")).to_contain_text("<img src=x")
     assert HOSTILE in dashboard.page.inner_text("#logs")
     assert HOSTILE in dashboard.page.inner_text("#details")
@@ -220,10 +220,7 @@ def test_the_page_reconnects_by_itself_when_the_service_restarts(
 def test_the_key_travels_only_in_the_authorization_header_and_is_kept_nowhere(
     api: Api, busybox: str, dashboard: Dashboard
 ) -> None:
-    spawn(api, busybox, "quiet", command=TICKS)
-    dashboard.sign_in(api.keys.alice)
-    dashboard.light("quiet", "green")
-    dashboard.open_agent("quiet")
+    opened(api, busybox, dashboard, "quiet", command=TICKS)
     dashboard.page.check("#follow")
     expect(dashboard.page.locator("#logs")).to_contain_text("tick-")
     key = api.keys.alice
