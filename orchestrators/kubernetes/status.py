@@ -51,12 +51,13 @@ The reason and the cluster's message go into ``detail`` as ``<reason>: <message>
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..models import AgentStatus, FailureReason
+from ..types import JSONView
 from .objects import SPAWNING, STARTED_AT
 
 __all__ = [
@@ -73,8 +74,7 @@ __all__ = [
     "unfinished_pods",
 ]
 
-JSON = Mapping[str, Any]
-P = TypeVar("P", bound=JSON)
+P = TypeVar("P", bound=JSONView)
 
 # Reasons (stable, snake_case): what ``Reading.reason`` and the detail's prefix say.
 IMAGE_PULL = "image_pull"
@@ -143,7 +143,7 @@ class Failure:
     message: str
 
 
-def is_finished(pod: JSON) -> bool:
+def is_finished(pod: JSONView) -> bool:
     """Failed or Succeeded: nothing runs in it any more (an evicted pod, for one)."""
     return (pod.get("status") or {}).get("phase") in _FINISHED
 
@@ -162,19 +162,19 @@ def live_pods(pods: Iterable[P]) -> list[P]:
     ]
 
 
-def restarts(pods: Iterable[JSON]) -> int:
+def restarts(pods: Iterable[JSONView]) -> int:
     """How often the containers of the live pods were restarted, in all."""
     return sum(
         int(c.get("restartCount") or 0) for pod in live_pods(pods) for c in _container_statuses(pod)
     )
 
 
-def _container_statuses(pod: JSON) -> list[JSON]:
+def _container_statuses(pod: JSONView) -> list[JSONView]:
     status = pod.get("status") or {}
     return list(status.get("containerStatuses") or [])
 
 
-def is_ready(pod: JSON) -> bool:
+def is_ready(pod: JSONView) -> bool:
     """Running, not being deleted, and every container ready."""
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
@@ -183,7 +183,7 @@ def is_ready(pod: JSON) -> bool:
     return phase == "Running" and bool(statuses) and all(s.get("ready") for s in statuses)
 
 
-def _waiting(container: JSON) -> tuple[str, str]:
+def _waiting(container: JSONView) -> tuple[str, str]:
     waiting = (container.get("state") or {}).get("waiting") or {}
     return str(waiting.get("reason") or ""), str(waiting.get("message") or "")
 
@@ -194,7 +194,7 @@ def _pull_refused(message: str) -> bool:
     return bool(_PULL_REFUSED.search(_QUOTED.sub("", message)))
 
 
-def pod_failure(pod: JSON) -> Failure | None:
+def pod_failure(pod: JSONView) -> Failure | None:
     """A container of ``pod`` that cannot start: an image that will not be pulled, or a
     container the runtime cannot create."""
     for container in _container_statuses(pod):
@@ -206,18 +206,18 @@ def pod_failure(pod: JSON) -> Failure | None:
     return None
 
 
-def _last_run(container: JSON) -> JSON | None:
+def _last_run(container: JSONView) -> JSONView | None:
     terminated = (container.get("state") or {}).get("terminated")
     if terminated:
-        found: JSON = terminated
+        found: JSONView = terminated
         return found
     if container.get("ready"):
         return None
-    last: JSON | None = (container.get("lastState") or {}).get("terminated")
+    last: JSONView | None = (container.get("lastState") or {}).get("terminated")
     return last or None
 
 
-def _crash(pod: JSON) -> Reading | None:
+def _crash(pod: JSONView) -> Reading | None:
     """A container whose last run was killed or failed, and that is not up again."""
     for container in _container_statuses(pod):
         if container.get("ready"):
@@ -238,7 +238,7 @@ def _crash(pod: JSON) -> Reading | None:
     return None
 
 
-def _restarted(pod: JSON) -> Reading | None:
+def _restarted(pod: JSONView) -> Reading | None:
     for container in _container_statuses(pod):
         restarts = int(container.get("restartCount") or 0)
         run = _last_run(container)
@@ -266,7 +266,7 @@ def _moment(text: object) -> datetime | None:
         return None
 
 
-def _current_condition(deployment: JSON, kind: str) -> JSON | None:
+def _current_condition(deployment: JSONView, kind: str) -> JSONView | None:
     """The Deployment's condition ``kind``, unless it may describe an earlier attempt: the
     controller has not seen the current generation, or the condition was last written
     before the agent was last started."""
@@ -283,12 +283,12 @@ def _current_condition(deployment: JSON, kind: str) -> JSON | None:
         written = _moment(condition.get("lastUpdateTime") or condition.get("lastTransitionTime"))
         if started is not None and written is not None and written < started:
             return None
-        found: JSON = condition
+        found: JSONView = condition
         return found
     return None
 
 
-def _condition_failure(deployment: JSON) -> Reading | None:
+def _condition_failure(deployment: JSONView) -> Reading | None:
     for kind, bad, reason, default in (
         ("ReplicaFailure", "True", REPLICA_FAILURE, "ReplicaFailure"),
         ("Progressing", "False", PROGRESS_DEADLINE, "ProgressDeadlineExceeded"),
@@ -302,14 +302,14 @@ def _condition_failure(deployment: JSON) -> Reading | None:
     return None
 
 
-def _unscheduled(pod: JSON) -> str | None:
+def _unscheduled(pod: JSONView) -> str | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             return str(condition.get("message") or condition.get("reason") or "unschedulable")
     return None
 
 
-def _replaced(pods: Sequence[JSON]) -> Reading | None:
+def _replaced(pods: Sequence[JSONView]) -> Reading | None:
     """No live pod, and a finished one: the ReplicaSet is replacing it."""
     finished = [p for p in pods if is_finished(p)]
     if not finished:
@@ -323,7 +323,7 @@ def _replaced(pods: Sequence[JSON]) -> Reading | None:
     )
 
 
-def _pulling(pod: JSON) -> Reading | None:
+def _pulling(pod: JSONView) -> Reading | None:
     for container in _container_statuses(pod):
         cause, message = _waiting(container)
         if cause == "ErrImagePull":
@@ -332,7 +332,7 @@ def _pulling(pod: JSON) -> Reading | None:
     return None
 
 
-def agent_status(deployment: JSON, pods: Sequence[JSON]) -> Reading:
+def agent_status(deployment: JSONView, pods: Sequence[JSONView]) -> Reading:
     """The contract's status, its reason and the last exit code, from a Deployment and the
     pods it owns."""
     annotations = (deployment.get("metadata") or {}).get("annotations") or {}
