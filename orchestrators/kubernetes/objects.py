@@ -30,6 +30,7 @@ from typing import Any
 from .. import labels as L
 from ..config import KubernetesConfig
 from ..models import AgentSpec, Resources
+from ..timestamps import parse_rfc3339
 from ..types import JSON
 
 __all__ = [
@@ -101,13 +102,7 @@ def network_policy_name(prefix: str, agent_id: str) -> str:
 
 def created_at(obj: Manifest) -> datetime | None:
     """When the API server created ``obj`` (its ``creationTimestamp``), if it says."""
-    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_rfc3339((obj.get("metadata") or {}).get("creationTimestamp"))
 
 
 def is_label_value(value: str) -> bool:
