@@ -17,11 +17,14 @@ from .errors import (
     PolicyViolation,
     SpawnFailed,
     TooManyCalls,
+    WatchExpired,
 )
 from .models import (
     Agent,
+    AgentEvent,
     AgentSpec,
     AgentStatus,
+    EventType,
     LogOptions,
     ResourceRequest,
     Resources,
@@ -30,9 +33,11 @@ from .models import (
     SweepReport,
 )
 from .policy import OwnerCeilings, SpawnPolicy
+from .watch import Observation, Snapshot
 
 __all__ = [
     "Agent",
+    "AgentEvent",
     "AgentConflict",
     "AgentExpired",
     "AgentQuotaExceeded",
@@ -41,10 +46,12 @@ __all__ = [
     "AgentStatus",
     "AmbiguousAgentName",
     "EngineError",
+    "EventType",
     "IdempotencyKeyReused",
     "ImageNotFound",
     "InvalidSpec",
     "LogOptions",
+    "Observation",
     "Orchestrator",
     "OwnerCeilings",
     "OrchestratorError",
@@ -53,9 +60,11 @@ __all__ = [
     "ResourceRequest",
     "Resources",
     "RestartPolicy",
+    "Snapshot",
     "SpawnFailed",
     "SpawnPolicy",
     "StoredSpec",
     "SweepReport",
     "TooManyCalls",
+    "WatchExpired",
 ]

@@ -24,6 +24,7 @@ from datetime import datetime
 
 from .models import Agent, AgentSpec, LogOptions, Resources, SweepReport
 from .policy import OwnerCeilings
+from .watch import Observation, Snapshot
 
 __all__ = ["Orchestrator"]
 
@@ -134,6 +135,23 @@ class Orchestrator(abc.ABC):
         until the agent stops or the consumer closes it; closing it releases the engine
         stream at once.
         """
+
+    async def snapshot(self) -> Snapshot:
+        """Every agent of this instance now (all owners), and the token from which
+        ``watch`` yields every change after it. Costs a constant number of engine calls.
+        """
+        raise NotImplementedError(f"{self.name} has no watch yet")
+
+    def watch(self, since: str | None = None) -> AsyncIterator[Observation]:
+        """The changes to this instance's agents as they happen, from ``since`` (a token
+        of a ``Snapshot`` or of an ``Observation``; None: from now), oldest first.
+
+        Goes on until the consumer closes it; an engine that stops answering ends it with
+        ``OrchestratorUnavailable`` (the consumer re-lists and watches again). A token
+        older than the engine's history raises ``WatchExpired`` before any observation.
+        Changes made through this backend are observed like any other.
+        """
+        raise NotImplementedError(f"{self.name} has no watch yet")
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -193,6 +193,7 @@ def agent_from_labels(
     orchestrator: str,
     expires_at: datetime | None = None,
     address: tuple[str, str] | None = None,
+    exit_code: int | None = None,
 ) -> Agent:
     """Rebuild the public view of an agent from its labels (and annotations) alone.
 
@@ -224,7 +225,7 @@ def agent_from_labels(
             address,
         ),
     )
-    return view.now(status, detail, expires_at)
+    return view.now(status, detail, expires_at, exit_code)
 
 
 class _View:
@@ -237,12 +238,24 @@ class _View:
         self._base = base
         self._last = base
 
-    def now(self, status: AgentStatus, detail: str | None, expires_at: datetime | None) -> Agent:
+    def now(
+        self,
+        status: AgentStatus,
+        detail: str | None,
+        expires_at: datetime | None,
+        exit_code: int | None = None,
+    ) -> Agent:
         last = self._last  # one read: another thread may replace it meanwhile
-        if (last.status, last.detail, last.expires_at) == (status, detail, expires_at):
+        now = (status, detail, expires_at, exit_code)
+        if (last.status, last.detail, last.expires_at, last.exit_code) == now:
             return last
         current = self._base.model_copy(
-            update={"status": status, "detail": detail, "expires_at": expires_at}
+            update={
+                "status": status,
+                "detail": detail,
+                "expires_at": expires_at,
+                "exit_code": exit_code,
+            }
         )
         self._last = current
         return current

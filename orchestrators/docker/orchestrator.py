@@ -32,9 +32,18 @@ from ..errors import (
     SpawnFailed,
 )
 from ..images import parse_reference
-from ..models import Agent, AgentSpec, LogOptions, Resources, SweepReport, is_agent_id
+from ..models import (
+    Agent,
+    AgentSpec,
+    LogOptions,
+    Resources,
+    StoppedBy,
+    SweepReport,
+    is_agent_id,
+)
 from ..skeleton import AgentBackend
 from ..types import T
+from ..watch import Observation, Snapshot
 from .api import Container, explain, list_containers, open_client, release, translate
 from .graceful import stop_container
 from .leases import deadline_of, read_leases, write_lease
@@ -43,6 +52,7 @@ from .objects import LogRotation, build_container, volume_name
 from .orphans import remove_orphans, remove_volumes
 from .pulls import Pulls
 from .status import container_status
+from .watch import StopIntents, token_now, watch_engine
 from .workspace import prepare_with_helper, prepare_workspace
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
@@ -51,6 +61,7 @@ _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
 _SWEEP_STOPS = 8  # expired agents one sweep stops at once
 _STOPPED_STATES = frozenset({"exited", "dead"})
+_EXITED_STATES = frozenset({"exited", "dead", "restarting"})  # where an exit code means something
 
 
 class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
@@ -68,6 +79,8 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         # which container to inspect: what the inspect says is checked, and a miss falls
         # back to the label search, so a stale hint (or none, on another replica) is harmless.
         self._hints: dict[str, str] = {}
+        # Stops this process makes, so that its watch can say who stopped an agent.
+        self._intents = StopIntents()
         self._pulls = Pulls(
             self._client,
             timeout=config.pull_timeout,
@@ -124,6 +137,7 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             orchestrator=self.name,
             expires_at=deadline_of(container.labels, leases),
             address=container.address(),
+            exit_code=container.exit_code if container.state in _EXITED_STATES else None,
         )
 
     # -- the skeleton's hooks -------------------------------------------------------------
@@ -218,27 +232,29 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
-        container_id = (await self._run(self._find, ref, owner)).id
-        await self._stop(container_id, grace)
-        return await self._run(lambda: self._current_view(self._refresh(container_id)))
+        container = await self._run(self._find, ref, owner)
+        await self._stop(container, grace, StoppedBy.CALL)
+        return await self._run(lambda: self._current_view(self._refresh(container.id)))
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
 
-        def find() -> str:
+        def find() -> Container:
             container = self._find(ref, owner)
             self._refuse_if_expired(container)
-            return container.id
+            return container
 
-        container_id = await self._run(find)
-        await self._stop(container_id, grace)
-        return await self._run(self._act, container_id, lambda api, cid: api.start(cid), _RUNNING)
+        container = await self._run(find)
+        await self._stop(container, grace, StoppedBy.CALL)
+        return await self._run(self._act, container.id, lambda api, cid: api.start(cid), _RUNNING)
 
-    async def _stop(self, container_id: str, grace: int) -> None:
-        """Stop a container; its grace period is waited out on the event loop, not a thread."""
-        await stop_container(self._run_on_agent, self._client, container_id, grace)
+    async def _stop(self, container: Container, grace: int, by: StoppedBy) -> None:
+        """Stop a container; its grace period is waited out on the event loop, not a thread.
+        The watch learns who stopped it (``StopIntents``)."""
+        self._intents.note(container.agent_id, by, seconds=grace + 60)
+        await stop_container(self._run_on_agent, self._client, container.id, grace)
 
     async def _run_on_agent(self, fn: Callable[[], T]) -> T:
         """``_run`` for calls on one agent's container: its absence means the agent is gone."""
@@ -275,14 +291,14 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         return self._current_view(self._refresh(container_id))
 
     async def sweep(self, *, now: datetime | None = None) -> SweepReport:
-        def work() -> tuple[list[tuple[str, str]], SweepReport]:
+        def work() -> tuple[list[Container], SweepReport]:
             moment = now or datetime.now(UTC)
             api = self._client()
             containers = self._query(L.selector(instance=self._instance))
             leases = read_leases(api, self._instance)
             report = SweepReport()
             expired = [
-                (c.agent_id, c.id)
+                c
                 for c in containers
                 if (deadline := deadline_of(c.labels, leases)) is not None
                 and deadline <= moment
@@ -315,14 +331,37 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         # The stops wait out their grace on the event loop, a few at a time.
         slots = asyncio.Semaphore(_SWEEP_STOPS)
 
-        async def stop_one(agent_id: str, container_id: str) -> None:
+        async def stop_one(container: Container) -> None:
             async with slots:
                 with contextlib.suppress(AgentNotFound):
-                    await self._stop(container_id, self._config.stop_timeout)
-                    report.stopped.append(agent_id)
+                    await self._stop(container, self._config.stop_timeout, StoppedBy.TTL)
+                    report.stopped.append(container.agent_id)
 
-        await asyncio.gather(*(stop_one(*pair) for pair in expired))
+        await asyncio.gather(*(stop_one(c) for c in expired))
         return report
+
+    async def snapshot(self) -> Snapshot:
+        token = token_now()
+        return Snapshot(agents=await self.list(), token=token)
+
+    def watch(self, since: str | None = None) -> AsyncIterator[Observation]:
+        return watch_engine(
+            self._client,
+            instance=self._instance,
+            since=since or token_now(0),
+            inspect=self._observe,
+            run=self._run,
+            intents=self._intents,
+        )
+
+    async def _observe(self, container_id: str) -> tuple[Agent, Container] | None:
+        """One agent's view and its inspected container; None unless it is ours."""
+
+        def work() -> tuple[Agent, Container] | None:
+            found = self._inspect(container_id)
+            return None if found is None else (self._current_view(found), found)
+
+        return await self._run(work)
 
     async def delete(self, ref: str, *, owner: str | None = None) -> None:
         def work() -> None:

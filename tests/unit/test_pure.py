@@ -41,6 +41,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "timestamps",
         "types",
         "viewcache",
+        "watch",
         "docker",
         "kubernetes",
     }
@@ -68,6 +69,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "TransportError",
         "UnauthorizedError",
         "ValidationError",
+        "WaitTimeoutError",
         "RemoteAgentManager",
     ]
 
