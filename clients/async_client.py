@@ -25,6 +25,7 @@ from .models import (
     NetworkChoice,
     ResourceRequest,
     RestartPolicy,
+    Whoami,
 )
 from .retry import RetryPolicy
 
@@ -268,6 +269,10 @@ class AsyncAgentClient(ClientBase):
                 await response.aclose()
             if not resume.ended_at_ceiling(response.headers, time.monotonic() - started):
                 return
+
+    async def whoami(self) -> Whoami:
+        """``/v1/whoami``: the key's name, owner and role (what it may see and do)."""
+        return calls.parse(Whoami, await self._send(calls.whoami_call()))
 
     async def health(self) -> Health:
         """``/healthz``: the server process answers (no key needed)."""

@@ -36,6 +36,7 @@ __all__ = [
     "spawn_request",
     "start_call",
     "stop_call",
+    "whoami_call",
 ]
 
 _ModelT = TypeVar("_ModelT", bound=pydantic.BaseModel)
@@ -224,6 +225,11 @@ def logs_call(
         stream=True,
         wait_forever=follow,
     )
+
+
+def whoami_call() -> Call:
+    """The key's name, owner and role."""
+    return Call("GET", "/v1/whoami", repeatable=True)
 
 
 def health_call() -> Call:

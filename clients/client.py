@@ -25,6 +25,7 @@ from .models import (
     NetworkChoice,
     ResourceRequest,
     RestartPolicy,
+    Whoami,
 )
 from .retry import RetryPolicy
 
@@ -260,6 +261,10 @@ class AgentClient(ClientBase):
                 response.close()
             if not resume.ended_at_ceiling(response.headers, time.monotonic() - started):
                 return
+
+    def whoami(self) -> Whoami:
+        """``/v1/whoami``: the key's name, owner and role (what it may see and do)."""
+        return calls.parse(Whoami, self._send(calls.whoami_call()))
 
     def health(self) -> Health:
         """``/healthz``: the server process answers (no key needed)."""
