@@ -21,6 +21,7 @@ from .errors import (
     TransportError,
     UnauthorizedError,
     ValidationError,
+    WaitTimeoutError,
 )
 from .models import Agent, AgentPage, AgentStatus, Health, ResourceRequest, Resources, SpawnRequest
 from .nanobot_tool import RemoteAgentManager
@@ -48,5 +49,6 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "ValidationError",
+    "WaitTimeoutError",
     "RemoteAgentManager",
 ]

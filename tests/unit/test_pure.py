@@ -68,6 +68,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "TransportError",
         "UnauthorizedError",
         "ValidationError",
+        "WaitTimeoutError",
         "RemoteAgentManager",
     ]
 
