@@ -79,6 +79,7 @@ def test_a_spawned_agent_turns_green_and_a_crash_behind_the_services_back_turns_
     assert "exit 3" in dashboard.row("crashy").inner_text()
     assert dashboard.page.evaluate("window.notReloaded") is True
     assert "failed 1" in dashboard.page.inner_text("#counts")
+    expect(dashboard.page.locator("#recent li").first).to_contain_text("crashy failed")
     print(f"\nengine event (the container's death) to red light: {latency * 1000:.0f} ms")
     # Why it is red: its page lists the change among its recent events.
     dashboard.open_agent("crashy")

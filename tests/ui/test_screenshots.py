@@ -28,12 +28,12 @@ def test_screenshots_of_the_fleet_and_an_agent(
         ("crawler", api.bob, {"team": "web"}, None, "echo boom >&2; exit 2"),
         ("indexer", api.bob, {"team": "web"}, 900, "exec sleep 3600"),
     ]
+    dashboard.sign_in(api.keys.admin)  # first, so that the changes are listed as they come
     for name, client, labels, ttl, script in fleet:
         spec = body(name, busybox, command=["sh", "-c", script], labels=labels, ttl_seconds=ttl)
         assert client.post("/v1/agents", json=spec).status_code == 201
     assert api.bob.post("/v1/agents/indexer/stop").status_code == 200
     wait_status(api.bob, "crawler", "failed")
-    dashboard.sign_in(api.keys.admin)
     for name, colour in (("researcher", "green"), ("crawler", "red"), ("indexer", "grey")):
         dashboard.light(name, colour)
     shots = [tmp_path / f"dashboard-{view}.png" for view in ("fleet", "agent", "phone")]
