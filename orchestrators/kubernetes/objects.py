@@ -14,8 +14,9 @@ This is the only place an agent's Kubernetes objects are described, as plain man
 The pod always meets the Pod Security Standard "restricted": no privilege escalation, all
 capabilities dropped, the runtime's default seccomp profile, no service-account token,
 resource requests and limits, no host namespace, port or path; its workspace is owned by a
-non-root group (``fsGroup``) so that it is writable whatever the disk was made with. The
-request schema cannot express anything else, and nothing from a request is forwarded as is.
+non-root group (``fsGroup``) so that it is writable whatever the disk was made with. As on
+Docker (``orchestrators.docker.objects``), a request can ask for nothing else and no part of
+it is copied into a manifest as is.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from .. import labels as L
 from ..config import KubernetesConfig
 from ..models import AgentSpec, Resources
+from ..timestamps import parse_rfc3339
 from ..types import JSON
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "deadline_patch",
     "deployment_name",
     "is_label_value",
+    "network_policy",
     "network_policy_name",
     "owned_metadata",
     "owner_reference",
@@ -105,13 +108,7 @@ def network_policy_name(prefix: str, agent_id: str) -> str:
 
 def created_at(obj: Manifest) -> datetime | None:
     """When the API server created ``obj`` (its ``creationTimestamp``), if it says."""
-    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_rfc3339((obj.get("metadata") or {}).get("creationTimestamp"))
 
 
 def is_label_value(value: str) -> bool:
@@ -346,15 +343,22 @@ def build_network_policy(
     *, prefix: str, deployment: Manifest, labels: Mapping[str, str]
 ) -> Manifest:
     """No traffic in or out of the agent's pod (``"network": "none"``)."""
+    return network_policy(network_policy_name(prefix, labels[L.ID]), deployment, labels)
+
+
+def network_policy(
+    name: str, deployment: Manifest, labels: Mapping[str, str], **rules: list[Any]
+) -> Manifest:
+    """A NetworkPolicy owned by the agent, selecting its pod, for both directions: only
+    what ``rules`` (``ingress``, ``egress``) allow passes, nothing without them."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": owned_metadata(
-            network_policy_name(prefix, labels[L.ID]), deployment, labels, L.Kind.NETWORK_POLICY
-        ),
+        "metadata": owned_metadata(name, deployment, labels, L.Kind.NETWORK_POLICY),
         "spec": {
             "podSelector": {"matchLabels": selector_labels(labels)},
             "policyTypes": ["Ingress", "Egress"],
+            **rules,
         },
     }
 

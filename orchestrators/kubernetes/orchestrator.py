@@ -115,19 +115,13 @@ def _stamp(pod: Mapping[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-class KubernetesOrchestrator(AgentBackend[JSON]):
+class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
     """Agents as hardened Deployments in one namespace of one cluster."""
 
     name = "kubernetes"
 
     def __init__(self, config: KubernetesConfig) -> None:
-        super().__init__(
-            instance=L.instance_name(config.resource_prefix),
-            threads=config.engine_threads,
-            log_streams=config.max_log_streams,
-            pool_name="kube",
-        )
-        self._config = config
+        super().__init__(config, pool_name="kube")
         self._ns = config.kube_namespace
         self._prefix = config.resource_prefix
         self._kube = KubeApi(
@@ -139,15 +133,9 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                 pool_size=config.engine_threads + 2 * config.max_log_streams,
             )
         )
-
         self._watcher = KubeWatch(
             self._kube, self._ns, L.selector(instance=self._instance), self._read
         )
-
-    @property
-    def config(self) -> KubernetesConfig:
-        """The configuration it was built with."""
-        return self._config
 
     # -- the skeleton's hooks -------------------------------------------------------------
 

@@ -38,6 +38,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "policy",
         "skeleton",
         "threads",
+        "timestamps",
         "types",
         "viewcache",
         "watch",
