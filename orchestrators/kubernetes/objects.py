@@ -25,7 +25,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import labels as L
@@ -38,6 +38,8 @@ __all__ = [
     "CONTAINER",
     "RESTARTED_AT",
     "SPAWNING",
+    "STARTED_AT",
+    "STOPPED_BY",
     "Manifest",
     "build_claim",
     "created_at",
@@ -66,6 +68,8 @@ CONTAINER = "agent"
 SPAWNING = L.SPAWNING
 # The annotation ``kubectl rollout restart`` writes: changing it rolls out a new pod.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+STARTED_AT = L.STARTED_AT
+STOPPED_BY = L.STOPPED_BY
 _TMP_SIZE = "64Mi"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _OUR_KEYS = (L.SYSTEM_PREFIX, L.USER_PREFIX)
@@ -362,21 +366,41 @@ def network_policy(
 # -- patches ----------------------------------------------------------------------------------
 
 
-def replicas_patch(replicas: int, *, spawned: bool = False) -> Manifest:
-    """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark."""
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def replicas_patch(
+    replicas: int,
+    *,
+    spawned: bool = False,
+    started_at: datetime | None = None,
+    stopped_by: str | None = None,
+) -> Manifest:
+    """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark,
+    ``started_at`` stamps ``STARTED_AT`` (and forgets who stopped it), ``stopped_by`` says
+    who scales it to 0."""
     patch: Manifest = {"spec": {"replicas": replicas}}
+    annotations: dict[str, str | None] = {}
     if spawned:
-        patch["metadata"] = {"annotations": {SPAWNING: None}}
+        annotations[SPAWNING] = None
+    if started_at is not None:
+        annotations |= {STARTED_AT: _stamp(started_at), STOPPED_BY: None}
+    if stopped_by is not None:
+        annotations[STOPPED_BY] = stopped_by
+    if annotations:
+        patch["metadata"] = {"annotations": annotations}
     return patch
 
 
-def restart_patch(stamp: str) -> Manifest:
+def restart_patch(stamp: str, *, started_at: datetime) -> Manifest:
     """A new pod from the same template (what ``kubectl rollout restart`` does), running."""
     return {
+        "metadata": {"annotations": {STARTED_AT: _stamp(started_at), STOPPED_BY: None}},
         "spec": {
             "replicas": 1,
             "template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}},
-        }
+        },
     }
 
 

@@ -42,6 +42,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "types",
         "viewcache",
         "watch",
+        "events",
         "docker",
         "kubernetes",
     }
