@@ -7,8 +7,11 @@ revisions never hold a secret value; If-Match makes the second of two writers fa
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -18,7 +21,7 @@ import pytest
 from testenv.engine import TEST_PREFIX
 from testenv.images import BUSYBOX_IMAGE
 
-from ..conftest import Api
+from ..conftest import Api, Keys, StartServer
 from .helpers import assert_problem, body, wait_status
 
 MIB = 1024 * 1024
@@ -265,3 +268,51 @@ def test_stats_of_a_busy_agent_show_its_cpu(
     assert sample["pids"] >= 1
     assert api.viewer.get(f"/v1/agents/{agent['id']}/stats").status_code == 200
     api.alice.delete(f"/v1/agents/{agent['id']}")
+
+
+def test_a_service_killed_mid_change_leaves_one_agent(
+    start_server: StartServer, keys: tuple[Keys, Path], busybox: str, clean_docker: Any
+) -> None:
+    # The agent (sleep as pid 1) ignores SIGTERM, so the change waits out a long grace.
+    first = start_server(AGENT_API_STOP_TIMEOUT="60", AGENT_API_SWEEP_INTERVAL="0")
+    key = {"Authorization": f"Bearer {keys[0].alice}"}
+    with httpx.Client(base_url=first.url, headers=key, timeout=90) as alice:
+        agent = alice.post("/v1/agents", json=body("aptest-killed", busybox)).json()
+        (before,) = containers_of(clean_docker, agent["id"])
+        worker = threading.Thread(
+            target=lambda: _ignore_errors(
+                lambda: alice.patch(f"/v1/agents/{agent['id']}", json={"env": {"A": "1"}})
+            )
+        )
+        worker.start()
+        revision = {"label": [f"agents.hive.io/id={agent['id']}", "agents.hive.io/revision=2"]}
+        for _ in range(100):
+            if clean_docker.api.volumes(filters=revision)["Volumes"]:
+                break
+            time.sleep(0.1)
+        in_flight = alice.patch(f"/v1/agents/{agent['id']}", json={"env": {"B": "1"}})
+        assert_problem(in_flight, 409, "change_in_flight")
+        first.kill()
+        worker.join()
+
+    second = start_server(AGENT_API_ORPHAN_GRACE_SECONDS="0", AGENT_API_SWEEP_INTERVAL="0.2")
+    with httpx.Client(base_url=second.url, headers=key, timeout=90) as alice:
+        for _ in range(100):
+            if not clean_docker.api.volumes(filters=revision)["Volumes"]:
+                break
+            time.sleep(0.1)
+        (after,) = containers_of(clean_docker, agent["id"])
+        assert after["Id"] == before["Id"]
+        assert after["State"] == "running"
+        now = alice.get(f"/v1/agents/{agent['id']}")
+        assert now.headers["etag"] == '"1"'
+        assert now.json()["env"] == {}
+        changed = alice.patch(
+            f"/v1/agents/{agent['id']}", json={"resources": {"pids": 40}}, headers={"If-Match": "1"}
+        )
+        assert changed.status_code == 200, changed.text
+
+
+def _ignore_errors(call: Callable[[], object]) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        call()
