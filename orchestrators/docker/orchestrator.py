@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,7 +69,7 @@ from .objects import LogRotation, build_container, container_name, volume_name
 from .orphans import remove_orphans, remove_volumes
 from .pulls import Pulls
 from .replace import finish, newest_per_agent, repair, secret_values, temporary_name
-from .revisions import LIVE, REPLACE, AgentRevisions, Record, claim, forget, prune, read_records
+from .revisions import LIVE, REPLACE, AgentRevisions, Record, claim, forget, read_records
 from .stats import sample_stats
 from .status import container_status
 from .workspace import prepare_with_helper, prepare_workspace
@@ -177,7 +177,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         self,
         container: Container,
         leases: Mapping[str, datetime],
-        records: Mapping[str, list[Record]],
+        records: Mapping[str, Sequence[Record]],
     ) -> Agent:
         """The public view of what the engine said, with the deadlines of ``leases`` and
         the changes made in place that ``records`` hold."""
@@ -230,9 +230,9 @@ class DockerOrchestrator(AgentBackend[Container]):
     def _labels(self, obj: Container) -> Mapping[str, str]:
         return obj.labels
 
-    def _agent(self, obj: Container) -> Agent:
+    def _agent(self, obj: Container, records: Sequence[Record] | None = None) -> Agent:
         """Inspects only when a list entry cannot tell why it stopped; reads leases only for
-        an agent that has a TTL."""
+        an agent that has a TTL, and its revision records unless given."""
         if not obj.inspected and obj.state in _STOPPED_STATES and obj.exit_code != 0:
             try:
                 obj = Container.from_inspect(self._client().inspect_container(obj.id))
@@ -241,7 +241,12 @@ class DockerOrchestrator(AgentBackend[Container]):
         leases = {}
         if L.EXPIRES_AT in obj.labels:
             leases = read_leases(self._client(), self._instance, obj.agent_id)
-        return self._view(obj, leases, read_records(self._client(), self._instance, obj.agent_id))
+        found: Mapping[str, Sequence[Record]] = (
+            read_records(self._client(), self._instance, obj.agent_id)
+            if records is None
+            else {obj.agent_id: records}
+        )
+        return self._view(obj, leases, found)
 
     def _deadline(self, obj: Container) -> datetime | None:
         if L.EXPIRES_AT not in obj.labels:
@@ -587,13 +592,16 @@ class DockerOrchestrator(AgentBackend[Container]):
         if "image" in plan.changes:
             await self._ensure_image(plan.spec.image, container.labels[L.OWNER])
         running = container.state in ("running", "restarting")
-        record = await self._run(self._claim, container, revs, current, plan, live, running)
+        records = await self._run(self._claim, container, revs, current, plan, live, running)
+        record = records[0]
         if live:
-            agent = await self._run_on_agent(lambda: self._change_in_place(container, plan, record))
+            agent = await self._run_on_agent(
+                lambda: self._change_in_place(container, plan, records)
+            )
             return ChangeResult(
                 agent=agent, revision=record.number, restarted=False, changes=list(plan.changes)
             )
-        agent = await self._replace(container, current, plan, record, running)
+        agent = await self._replace(container, current, plan, records, running)
         return ChangeResult(
             agent=agent, revision=record.number, restarted=running, changes=list(plan.changes)
         )
@@ -606,8 +614,10 @@ class DockerOrchestrator(AgentBackend[Container]):
         plan: Plan,
         live: bool,
         running: bool,
-    ) -> Record:
+    ) -> Sequence[Record]:
+        """The records after claiming the next revision, newest (the claim) first."""
         api, labels = self._client(), container.labels
+        held = list(revs.records)
         common = {
             "prefix": self._config.resource_prefix,
             "instance": self._instance,
@@ -615,7 +625,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             "owner": labels[L.OWNER],
         }
         if not revs.records:  # the revision before: kept so that a rollback can return to it
-            claim(
+            base = claim(
                 api,
                 **common,
                 number=revs.number,
@@ -625,6 +635,7 @@ class DockerOrchestrator(AgentBackend[Container]):
                 was_running=running,
                 now=L.parse_moment(labels[L.CREATED_AT]),
             )
+            held = [base] if base is not None else []
         number = revs.number + 1
         record = claim(
             api,
@@ -638,10 +649,12 @@ class DockerOrchestrator(AgentBackend[Container]):
         )
         if record is None:
             raise RevisionMismatch(f"another change made revision {number} first: read it again")
-        return record
+        return [record, *held]
 
-    def _change_in_place(self, container: Container, plan: Plan, record: Record) -> Agent:
-        api = self._client()
+    def _change_in_place(
+        self, container: Container, plan: Plan, records: Sequence[Record]
+    ) -> Agent:
+        api, record = self._client(), records[0]
         try:
             if any(change in _IN_PLACE for change in plan.changes):
                 update_limits(
@@ -660,13 +673,18 @@ class DockerOrchestrator(AgentBackend[Container]):
             ):
                 raise InvalidSpec(f"the engine refused the change: {explain(exc)}") from exc
             raise
-        prune(api, self._instance, container.agent_id, KEPT_REVISIONS)
-        return self._agent(self._refresh(container.id))
+        forget(api, records[KEPT_REVISIONS:])
+        return self._agent(self._refresh(container.id), records[:KEPT_REVISIONS])
 
     async def _replace(
-        self, old: Container, current: StoredSpec, plan: Plan, record: Record, running: bool
+        self,
+        old: Container,
+        current: StoredSpec,
+        plan: Plan,
+        records: Sequence[Record],
+        running: bool,
     ) -> Agent:
-        api = self._client()
+        api, record = self._client(), records[0]
         try:
             kept = await self._run_on_agent(
                 lambda: secret_values(api, old.id, set(current.secret_names) - set(plan.secrets))
@@ -693,8 +711,8 @@ class DockerOrchestrator(AgentBackend[Container]):
                     f"revision {record.number} was made but the agent could not start: "
                     f"{explain(exc)}; roll back or change it again"
                 ) from exc
-            prune(api, self._instance, old.agent_id, KEPT_REVISIONS)
-            return self._agent(self._refresh(new_id))
+            forget(api, records[KEPT_REVISIONS:])
+            return self._agent(self._refresh(new_id), records[:KEPT_REVISIONS])
 
         return await self._run(swap)
 

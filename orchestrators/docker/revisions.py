@@ -27,7 +27,7 @@ from docker import APIClient
 from .. import labels as L
 from ..models import Revision, StoredSpec
 
-__all__ = ["AgentRevisions", "Record", "claim", "forget", "prune", "read_records"]
+__all__ = ["AgentRevisions", "Record", "claim", "forget", "read_records"]
 
 LIVE, REPLACE = "live", "replace"
 
@@ -185,9 +185,3 @@ def forget(api: APIClient, records: Iterable[Record]) -> None:
     for record in records:
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             api.remove_volume(record.volume, force=True)
-
-
-def prune(api: APIClient, instance: str, agent_id: str, keep: int) -> None:
-    """Keep the newest ``keep`` records of the agent."""
-    records = read_records(api, instance, agent_id).get(agent_id, [])
-    forget(api, records[keep:])

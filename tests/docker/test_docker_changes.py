@@ -52,7 +52,7 @@ async def cut_off(backend: DockerOrchestrator, busybox: str, *, created: bool) -
     revs = backend._revisions_of(old)
     current = StoredSpec.model_validate_json(old.labels[L.SPEC])
     plan = plan_change(current, AgentChange.model_validate({"env": {"NEW": "1"}}), POLICY)
-    record = backend._claim(old, revs, current, plan, False, True)
+    record = backend._claim(old, revs, current, plan, False, True)[0]
     await backend._stop(old.id, 0)
     if created:
         backend._create_replacement(old, plan, record, {})
