@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from .models import Agent, AgentAddress, AgentStatus, StoredSpec
 from .viewcache import ViewCache, estimate_bytes
@@ -26,12 +27,15 @@ __all__ = [
     "IDEMPOTENCY_KEY",
     "INSTANCE",
     "KIND",
+    "Kind",
     "MANAGED_BY",
     "MANAGED_BY_VALUE",
     "NAME",
     "OWNER",
     "REVISION",
+    "SPAWNING",
     "SPEC",
+    "SYSTEM_PREFIX",
     "USER_PREFIX",
     "VIEW_CACHE",
     "WAS_RUNNING",
@@ -49,7 +53,8 @@ __all__ = [
     "system_labels",
 ]
 
-_PREFIX = "agents.hive.io/"
+SYSTEM_PREFIX = "agents.hive.io/"
+_PREFIX = SYSTEM_PREFIX
 MANAGED_BY = _PREFIX + "managed-by"
 MANAGED_BY_VALUE = "agent-platform"
 # Which deployment of the platform made it: deployments that share an engine (staging and
@@ -62,7 +67,10 @@ CREATED_AT = _PREFIX + "created-at"
 SPEC = _PREFIX + "spec"
 IDEMPOTENCY_KEY = _PREFIX + "idempotency-key"
 EXPIRES_AT = _PREFIX + "expires-at"
-KIND = _PREFIX + "kind"  # on objects an agent owns: "workspace", "lease", "secret"
+KIND = _PREFIX + "kind"  # on the objects that are not agents: a ``Kind``
+# Kubernetes, an annotation: set on a Deployment from its creation until the spawn scaled it
+# up, so that a Deployment that still carries it long after was left by an interrupted spawn.
+SPAWNING = _PREFIX + "spawning"
 # The revision an agent's object was made at (absent: 1, the spawn); on a revision record,
 # its number, what changed, how ("live" in place or "replace" with a new process), whether
 # the agent was running, and the token of the writer that claimed the number.
@@ -71,7 +79,20 @@ CHANGES = _PREFIX + "changes"
 CHANGE_MODE = _PREFIX + "change"
 WAS_RUNNING = _PREFIX + "was-running"
 CLAIM = _PREFIX + "claim"
-USER_PREFIX = "user.agents.hive.io/"
+USER_PREFIX = "user." + SYSTEM_PREFIX
+
+
+class Kind(StrEnum):
+    """What an object that is not an agent is: the value of its ``KIND`` label."""
+
+    WORKSPACE = "workspace"  # a Docker volume, a Kubernetes claim
+    LEASE = "lease"  # Docker: one TTL renewal (labels of a container cannot change)
+    REVISION = "revision"  # Docker: the record of one revision (see docker/revisions.py)
+    INIT = "init"  # Docker: the helper that readies a workspace
+    NETWORK = "network"  # Docker: one owner's agent network
+    SECRET = "secret"  # noqa: S105 - a kind of object, not a secret: Kubernetes, its values
+    NETWORK_POLICY = "network-policy"  # Kubernetes: the agent's NetworkPolicy
+
 
 ANNOTATION_KEYS = frozenset({SPEC})
 
@@ -100,14 +121,14 @@ def instance_name(resource_prefix: str) -> str:
     return resource_prefix.strip("-._") or "default"
 
 
-def owned_labels(*, instance: str, agent_id: str, owner: str, kind: str) -> dict[str, str]:
+def owned_labels(*, instance: str, agent_id: str, owner: str, kind: Kind) -> dict[str, str]:
     """Labels of an object an agent owns (its volume, lease, secret, claim)."""
     return {
         MANAGED_BY: MANAGED_BY_VALUE,
         INSTANCE: instance,
         ID: agent_id,
         OWNER: owner,
-        KIND: kind,
+        KIND: kind.value,
     }
 
 
@@ -171,7 +192,7 @@ def revision_labels(
 ) -> dict[str, str]:
     """Labels of the record of one revision (never a secret value: the spec has names only)."""
     return {
-        **owned_labels(instance=instance, agent_id=agent_id, owner=owner, kind="revision"),
+        **owned_labels(instance=instance, agent_id=agent_id, owner=owner, kind=Kind.REVISION),
         REVISION: str(number),
         CREATED_AT: format_moment(written),
         SPEC: spec.model_dump_json(),
@@ -223,6 +244,7 @@ def agent_from_labels(
     orchestrator: str,
     expires_at: datetime | None = None,
     address: tuple[str, str] | None = None,
+    exit_code: int | None = None,
     revision: int = 1,
     spec_text: str | None = None,
 ) -> Agent:
@@ -259,7 +281,7 @@ def agent_from_labels(
             revision,
         ),
     )
-    return view.now(status, detail, expires_at)
+    return view.now(status, detail, expires_at, exit_code)
 
 
 class _View:
@@ -272,12 +294,24 @@ class _View:
         self._base = base
         self._last = base
 
-    def now(self, status: AgentStatus, detail: str | None, expires_at: datetime | None) -> Agent:
+    def now(
+        self,
+        status: AgentStatus,
+        detail: str | None,
+        expires_at: datetime | None,
+        exit_code: int | None = None,
+    ) -> Agent:
         last = self._last  # one read: another thread may replace it meanwhile
-        if (last.status, last.detail, last.expires_at) == (status, detail, expires_at):
+        now = (status, detail, expires_at, exit_code)
+        if (last.status, last.detail, last.expires_at, last.exit_code) == now:
             return last
         current = self._base.model_copy(
-            update={"status": status, "detail": detail, "expires_at": expires_at}
+            update={
+                "status": status,
+                "detail": detail,
+                "expires_at": expires_at,
+                "exit_code": exit_code,
+            }
         )
         self._last = current
         return current

@@ -15,15 +15,15 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import docker.errors
 from docker import APIClient
 
 from .. import labels as L
 from ..changes import KEPT_REVISIONS, RESOURCE_CHANGES, Plan, plan_change, plan_rollback
+from ..config import DockerConfig
 from ..errors import (
     AgentConflict,
     AgentNotFound,
@@ -47,12 +47,15 @@ from ..models import (
     Resources,
     Revision,
     RevisionList,
+    StoppedBy,
     StoredSpec,
     SweepReport,
     is_agent_id,
 )
 from ..policy import OwnerCeilings, SpawnPolicy
 from ..skeleton import AgentBackend, expires_in
+from ..types import T
+from ..watch import Observation, Snapshot
 from .api import (
     Container,
     explain,
@@ -72,44 +75,19 @@ from .replace import finish, newest_per_agent, repair, secret_values, temporary_
 from .revisions import LIVE, REPLACE, AgentRevisions, Record, claim, forget, read_records
 from .stats import sample_stats
 from .status import container_status
+from .watch import StopIntents, token_now, watch_engine
 from .workspace import prepare_with_helper, prepare_workspace
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
 
-T = TypeVar("T")
 _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
 _SWEEP_STOPS = 8  # expired agents one sweep stops at once
 _STOPPED_STATES = frozenset({"exited", "dead"})
+_EXITED_STATES = frozenset({"exited", "dead", "restarting"})  # where an exit code means something
 # What Docker changes on a running container without restarting it.
 _IN_PLACE = RESOURCE_CHANGES | {"restart_policy"}
 Planner = Callable[[StoredSpec, AgentRevisions], Plan]
-
-
-@dataclass(frozen=True, slots=True)
-class DockerConfig:
-    """How to reach the engine and where agents go."""
-
-    base_url: str | None = None  # None: DOCKER_HOST or the local socket
-    timeout: float = 30.0
-    network: str = "hive-net"  # agents of owner o join the network "<network>.<o>"
-    service_container: str | None = None  # agent-api's container, joined to them if set
-    resource_prefix: str = "hive-"
-    pull_missing_images: bool = True
-    workspace_path: str = "/workspace"
-    stop_timeout: int = 10
-    max_workers: int = 16
-    max_log_streams: int = 64
-    read_only_rootfs: bool = False
-    orphan_grace_seconds: float = 300.0  # an in-flight spawn's volume is younger than this
-    agent_user: str | None = "10001:10001"  # uid:gid agents run as; None: the image's user
-    pull_timeout: float = 300.0  # seconds one pull may take in all
-    pull_threads: int = 4
-    max_pulls_per_owner: int = 1
-    allow_private_registries: bool = False
-    log_driver: str = "json-file"  # json-file or local, both rotated
-    log_max_size: str = "10m"
-    log_max_files: int = 3
 
 
 class DockerOrchestrator(AgentBackend[Container]):
@@ -120,7 +98,7 @@ class DockerOrchestrator(AgentBackend[Container]):
     def __init__(self, config: DockerConfig) -> None:
         super().__init__(
             instance=L.instance_name(config.resource_prefix),
-            threads=config.max_workers,
+            threads=config.engine_threads,
             log_streams=config.max_log_streams,
             pool_name="docker",
         )
@@ -133,6 +111,8 @@ class DockerOrchestrator(AgentBackend[Container]):
         # which container to inspect: what the inspect says is checked, and a miss falls
         # back to the label search, so a stale hint (or none, on another replica) is harmless.
         self._hints: dict[str, str] = {}
+        # Stops this process makes, so that its watch can say who stopped an agent.
+        self._intents = StopIntents()
         self._pulls = Pulls(
             self._client,
             timeout=config.pull_timeout,
@@ -141,6 +121,11 @@ class DockerOrchestrator(AgentBackend[Container]):
             allow_private=config.allow_private_registries,
         )
 
+    @property
+    def config(self) -> DockerConfig:
+        """The configuration it was built with."""
+        return self._config
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _client(self) -> APIClient:
@@ -148,9 +133,9 @@ class DockerOrchestrator(AgentBackend[Container]):
         with self._api_lock:
             if self._api is None:
                 self._api = open_client(
-                    self._config.base_url,
-                    timeout=self._config.timeout,
-                    pool_size=self._config.max_workers,
+                    self._config.docker_host,
+                    timeout=self._config.engine_timeout,
+                    pool_size=self._config.engine_threads,
                 )
             return self._api
 
@@ -199,6 +184,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             orchestrator=self.name,
             expires_at=deadline_of(container.labels, leases),
             address=container.address(),
+            exit_code=container.exit_code if container.state in _EXITED_STATES else None,
             revision=revs.number,
             spec_text=revs.spec_text(container.labels[L.SPEC]),
         )
@@ -210,7 +196,7 @@ class DockerOrchestrator(AgentBackend[Container]):
 
     def _query(self, terms: Mapping[str, str]) -> list[Container]:
         found = newest_per_agent(
-            list_containers(self._client(), terms, timeout=self._config.timeout)
+            list_containers(self._client(), terms, timeout=self._config.engine_timeout)
         )
         if len(self._hints) > _MAX_HINTS:
             self._hints.clear()
@@ -230,7 +216,7 @@ class DockerOrchestrator(AgentBackend[Container]):
     def _labels(self, obj: Container) -> Mapping[str, str]:
         return obj.labels
 
-    def _agent(self, obj: Container, records: Sequence[Record] | None = None) -> Agent:
+    def _current_view(self, obj: Container, records: Sequence[Record] | None = None) -> Agent:
         """Inspects only when a list entry cannot tell why it stopped; reads leases only for
         an agent that has a TTL, and its revision records unless given."""
         if not obj.inspected and obj.state in _STOPPED_STATES and obj.exit_code != 0:
@@ -263,7 +249,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             now=datetime.now(UTC),
             deadline=deadline,
         )
-        return self._agent(self._refresh(obj.id))
+        return self._current_view(self._refresh(obj.id))
 
     def _release(self) -> None:
         self._pulls.close()
@@ -303,27 +289,29 @@ class DockerOrchestrator(AgentBackend[Container]):
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
-        container_id = (await self._run(self._find, ref, owner)).id
-        await self._stop(container_id, grace)
-        return await self._run(lambda: self._agent(self._refresh(container_id)))
+        container = await self._run(self._find, ref, owner)
+        await self._stop(container, grace, StoppedBy.CALL)
+        return await self._run(lambda: self._current_view(self._refresh(container.id)))
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
 
-        def find() -> str:
+        def find() -> Container:
             container = self._find(ref, owner)
             self._refuse_if_expired(container)
-            return container.id
+            return container
 
-        container_id = await self._run(find)
-        await self._stop(container_id, grace)
-        return await self._run(self._act, container_id, lambda api, cid: api.start(cid), _RUNNING)
+        container = await self._run(find)
+        await self._stop(container, grace, StoppedBy.CALL)
+        return await self._run(self._act, container.id, lambda api, cid: api.start(cid), _RUNNING)
 
-    async def _stop(self, container_id: str, grace: int) -> None:
-        """Stop a container; its grace period is waited out on the event loop, not a thread."""
-        await stop_container(self._run_on_agent, self._client, container_id, grace)
+    async def _stop(self, container: Container, grace: int, by: StoppedBy) -> None:
+        """Stop a container; its grace period is waited out on the event loop, not a thread.
+        The watch learns who stopped it (``StopIntents``)."""
+        self._intents.note(container.agent_id, by, seconds=grace + 60)
+        await stop_container(self._run_on_agent, self._client, container.id, grace)
 
     async def _run_on_agent(self, fn: Callable[[], T]) -> T:
         """``_run`` for calls on one agent's container: its absence means the agent is gone."""
@@ -354,17 +342,17 @@ class DockerOrchestrator(AgentBackend[Container]):
             except docker.errors.APIError:
                 now = self._refresh(container_id)
                 if now.state in settled:
-                    return self._agent(now)
+                    return self._current_view(now)
                 if attempt:
                     raise
-        return self._agent(self._refresh(container_id))
+        return self._current_view(self._refresh(container_id))
 
     async def sweep(self, *, now: datetime | None = None) -> SweepReport:
-        def work() -> tuple[list[tuple[str, str]], SweepReport]:
+        def work() -> tuple[list[Container], SweepReport]:
             moment = now or datetime.now(UTC)
             api = self._client()
             every = list_containers(
-                api, L.selector(instance=self._instance), timeout=self._config.timeout
+                api, L.selector(instance=self._instance), timeout=self._config.engine_timeout
             )
             report = SweepReport()
             # Replacements a killed service left half done: finished or undone first, so
@@ -380,7 +368,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             containers = self._query(L.selector(instance=self._instance))
             leases = read_leases(api, self._instance)
             expired = [
-                (c.agent_id, c.id)
+                c
                 for c in containers
                 if (deadline := deadline_of(c.labels, leases)) is not None
                 and deadline <= moment
@@ -413,14 +401,48 @@ class DockerOrchestrator(AgentBackend[Container]):
         # The stops wait out their grace on the event loop, a few at a time.
         slots = asyncio.Semaphore(_SWEEP_STOPS)
 
-        async def stop_one(agent_id: str, container_id: str) -> None:
+        async def stop_one(container: Container) -> None:
             async with slots:
                 with contextlib.suppress(AgentNotFound):
-                    await self._stop(container_id, self._config.stop_timeout)
-                    report.stopped.append(agent_id)
+                    await self._stop(container, self._config.stop_timeout, StoppedBy.TTL)
+                    report.stopped.append(container.agent_id)
 
-        await asyncio.gather(*(stop_one(*pair) for pair in expired))
+        await asyncio.gather(*(stop_one(c) for c in expired))
         return report
+
+    async def snapshot(self) -> Snapshot:
+        token = token_now()
+        return Snapshot(agents=await self.list(), token=token)
+
+    def watch(self, since: str | None = None) -> AsyncIterator[Observation]:
+        return watch_engine(
+            self._client,
+            instance=self._instance,
+            since=since or token_now(0),
+            inspect=self._observe,
+            run=self._run,
+            intents=self._intents,
+            survivor=self._survivor,
+        )
+
+    async def _survivor(self, agent_id: str) -> tuple[Agent, Container] | None:
+        """The agent's container left after one of its containers was destroyed (a
+        replacement), with its view; None when the agent is gone."""
+
+        def work() -> tuple[Agent, Container] | None:
+            found = self._query(L.selector(instance=self._instance, agent_id=agent_id))
+            return None if not found else (self._current_view(found[0]), found[0])
+
+        return await self._run(work)
+
+    async def _observe(self, container_id: str) -> tuple[Agent, Container] | None:
+        """One agent's view and its inspected container; None unless it is ours."""
+
+        def work() -> tuple[Agent, Container] | None:
+            found = self._inspect(container_id)
+            return None if found is None else (self._current_view(found), found)
+
+        return await self._run(work)
 
     async def delete(self, ref: str, *, owner: str | None = None) -> None:
         def work() -> None:
@@ -585,7 +607,7 @@ class DockerOrchestrator(AgentBackend[Container]):
 
         container, revs, current, plan = await self._run(prepare)
         if not plan.changes:
-            agent = await self._run(self._agent, container)
+            agent = await self._run(self._current_view, container)
             return ChangeResult(agent=agent, revision=revs.number, restarted=False, changes=[])
         has_ttl = L.EXPIRES_AT in container.labels
         live = plan.only(_IN_PLACE | ({"ttl_seconds"} if has_ttl else frozenset()))
@@ -662,7 +684,7 @@ class DockerOrchestrator(AgentBackend[Container]):
                     container.id,
                     resources=plan.spec.resources,
                     restart_policy=plan.spec.restart_policy,
-                    timeout=self._config.timeout,
+                    timeout=self._config.engine_timeout,
                 )
             if "ttl_seconds" in plan.changes and plan.spec.ttl_seconds:
                 self._write_deadline(container, expires_in(plan.spec.ttl_seconds))
@@ -674,7 +696,7 @@ class DockerOrchestrator(AgentBackend[Container]):
                 raise InvalidSpec(f"the engine refused the change: {explain(exc)}") from exc
             raise
         forget(api, records[KEPT_REVISIONS:])
-        return self._agent(self._refresh(container.id), records[:KEPT_REVISIONS])
+        return self._current_view(self._refresh(container.id), records[:KEPT_REVISIONS])
 
     async def _replace(
         self,
@@ -690,7 +712,7 @@ class DockerOrchestrator(AgentBackend[Container]):
                 lambda: secret_values(api, old.id, set(current.secret_names) - set(plan.secrets))
             )
             if running:
-                await self._stop(old.id, self._config.stop_timeout)
+                await self._stop(old, self._config.stop_timeout, StoppedBy.CALL)
         except BaseException:
             await self._run(forget, api, [record])
             raise
@@ -712,7 +734,7 @@ class DockerOrchestrator(AgentBackend[Container]):
                     f"{explain(exc)}; roll back or change it again"
                 ) from exc
             forget(api, records[KEPT_REVISIONS:])
-            return self._agent(self._refresh(new_id), records[:KEPT_REVISIONS])
+            return self._current_view(self._refresh(new_id), records[:KEPT_REVISIONS])
 
         return await self._run(swap)
 
@@ -720,7 +742,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         self, old: Container, plan: Plan, record: Record, kept: Mapping[str, str]
     ) -> str:
         """Step 3 of ``replace``: the new container, created under its temporary name."""
-        config, labels, spec = self._config, old.labels, plan.spec
+        labels, spec = old.labels, plan.spec
         owner, agent_id = labels[L.OWNER], old.agent_id
         secrets = {**kept, **{k: v.get_secret_value() for k, v in plan.secrets.items()}}
         asked = AgentSpec.model_validate(
@@ -748,19 +770,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             revision=record.number,
         )
         network = self._ensure_network(owner) if spec.network != "none" else "none"
-        kwargs = build_container(
-            asked,
-            labels=new_labels,
-            owner=owner,
-            resources=spec.resources,
-            prefix=config.resource_prefix,
-            network=network,
-            volume=volume_name(config.resource_prefix, agent_id) if spec.workspace else None,
-            workspace_path=config.workspace_path,
-            read_only_rootfs=config.read_only_rootfs,
-            user=config.agent_user,
-            log=LogRotation(config.log_driver, config.log_max_size, config.log_max_files),
-        ).kwargs()
+        kwargs = self._describe(asked, new_labels, owner, spec.resources, network)
         kwargs["name"] = temporary_name(kwargs["name"], record.number)
         try:
             new_id: str = self._client().create_container(**kwargs)["Id"]
@@ -850,6 +860,32 @@ class DockerOrchestrator(AgentBackend[Container]):
                 raise InvalidSpec(f"image {image!r} is not usable: {explain(exc)}") from exc
             raise
 
+    def _describe(
+        self,
+        spec: AgentSpec,
+        labels: dict[str, str],
+        owner: str,
+        resources: Resources,
+        network_id: str,
+    ) -> dict[str, Any]:
+        """The keyword arguments of the agent's ``create_container`` (see ``objects``)."""
+        config = self._config
+        return build_container(
+            spec,
+            labels=labels,
+            owner=owner,
+            resources=resources,
+            prefix=config.resource_prefix,
+            network=network_id,
+            volume=volume_name(config.resource_prefix, labels[L.ID]) if spec.workspace else None,
+            workspace_path=config.workspace_path,
+            read_only_rootfs=config.read_only_rootfs,
+            user=config.agent_user,
+            log=LogRotation(
+                config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
+            ),
+        ).kwargs()
+
     def _create(
         self, spec: AgentSpec, owner: str, resources: Resources, labels: dict[str, str]
     ) -> Container:
@@ -858,19 +894,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         volume = volume_name(config.resource_prefix, agent_id) if spec.workspace else None
 
         def describe(network_id: str) -> dict[str, Any]:
-            return build_container(
-                spec,
-                labels=labels,
-                owner=owner,
-                resources=resources,
-                prefix=config.resource_prefix,
-                network=network_id,
-                volume=volume,
-                workspace_path=config.workspace_path,
-                read_only_rootfs=config.read_only_rootfs,
-                user=config.agent_user,
-                log=LogRotation(config.log_driver, config.log_max_size, config.log_max_files),
-            ).kwargs()
+            return self._describe(spec, labels, owner, resources, network_id)
 
         prepare: Callable[[str], None] | None = None
         if volume is not None and config.agent_user and not config.read_only_rootfs:
@@ -883,7 +907,10 @@ class DockerOrchestrator(AgentBackend[Container]):
                 api.create_volume(
                     volume,
                     labels=L.owned_labels(
-                        instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
+                        instance=self._instance,
+                        agent_id=agent_id,
+                        owner=owner,
+                        kind=L.Kind.WORKSPACE,
                     ),
                 )
                 if config.read_only_rootfs:
@@ -922,7 +949,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             user=user,
             name=f"{config.resource_prefix}init-{agent_id}",
             labels=L.owned_labels(
-                instance=self._instance, agent_id=agent_id, owner=owner, kind="init"
+                instance=self._instance, agent_id=agent_id, owner=owner, kind=L.Kind.INIT
             ),
         )
 

@@ -123,7 +123,7 @@ def _terms(instance: str) -> list[str]:
     return [
         f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}",
         f"{L.INSTANCE}={instance}",
-        f"{L.KIND}=revision",
+        f"{L.KIND}={L.Kind.REVISION.value}",
     ]
 
 

@@ -31,6 +31,7 @@ def test_packages_export_what_they_mean_to() -> None:
     } - {
         "base",
         "changes",
+        "config",
         "errors",
         "images",
         "labels",
@@ -38,7 +39,9 @@ def test_packages_export_what_they_mean_to() -> None:
         "policy",
         "skeleton",
         "threads",
+        "types",
         "viewcache",
+        "watch",
         "docker",
         "kubernetes",
     }
@@ -68,6 +71,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "TransportError",
         "UnauthorizedError",
         "ValidationError",
+        "WaitTimeoutError",
         "RemoteAgentManager",
     ]
 
