@@ -22,7 +22,7 @@ from testenv.engine import TEST_PREFIX
 from testenv.images import BUSYBOX_IMAGE
 
 from ..conftest import Api, Keys, StartServer
-from .helpers import assert_problem, body, wait_status
+from .helpers import EventStream, assert_problem, body, wait_status
 
 MIB = 1024 * 1024
 
@@ -333,3 +333,20 @@ def test_a_stopped_agent_changed_stays_stopped_until_started(
     started = api.alice.post(f"/v1/agents/{agent['id']}/start").json()
     assert started["status"] == "running"
     assert process_env(docker_client, agent["id"], "MODE") == "late"
+
+
+def test_a_replacement_is_no_deletion_to_a_watcher(
+    api: Api, busybox: str, docker_client: docker.DockerClient
+) -> None:
+    events = EventStream(api.alice)
+    agent = api.alice.post("/v1/agents", json=body("aptest-watched", busybox)).json()
+    first = events.wait_for(type="started", agent=agent["id"])
+    changed = api.alice.patch(f"/v1/agents/{agent['id']}", json={"env": {"NEW": "1"}})
+    assert changed.status_code == 200, changed.text
+    restarted = events.wait_for(type="started", agent=agent["id"], after=first)
+    assert restarted["status"] == "running"
+    seen = api.alice.get(f"/v1/agents/{agent['id']}")
+    assert seen.headers["etag"] == '"2"'
+    assert seen.json()["env"] == {"NEW": "1"}
+    assert not [e for e in events.events if e["type"] == "deleted"]
+    events.close()
