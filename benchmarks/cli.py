@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from . import changes
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
 from .kubernetes import kubernetes_list_comparisons, kubernetes_targets
 from .noisy import NoisyConfig, quick_noisy, run_noisy
@@ -23,6 +24,7 @@ __all__ = ["main", "parse_args", "write_outputs"]
 
 NOISY = "noisy-neighbour"
 KUBERNETES = "kubernetes"
+CHANGES = "changes"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -59,9 +61,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY, KUBERNETES],
-        help="run one scenario: noisy-neighbour updates its section of the report (keeps "
-        "the rest); kubernetes prints the Kubernetes list figures at --sizes",
+        choices=[NOISY, KUBERNETES, CHANGES],
+        help="run one scenario: noisy-neighbour and changes update their section of the "
+        "report (keeping the rest); kubernetes prints the Kubernetes list figures at --sizes",
     )
     parser.add_argument(
         "--phase-seconds", type=float, help="noisy-neighbour: seconds of each attack phase"
@@ -96,7 +98,8 @@ def write_outputs(results: RunResults, config: BenchConfig) -> tuple[Path, Path 
     config.output.parent.mkdir(parents=True, exist_ok=True)
     old = config.output.read_text() if config.output.exists() else ""
     report = render_report(results, config, plot) + "\n"
-    config.output.write_text(carry_section(old, report))
+    report = carry_section(old, report)
+    config.output.write_text(carry_section(old, report, changes.BEGIN, changes.END))
     return config.output, plot
 
 
@@ -129,12 +132,27 @@ def run_kubernetes_only(config: BenchConfig) -> int:
     return 0
 
 
+def run_changes_only(config: BenchConfig, argv: list[str]) -> int:
+    """``--only changes``: a live resize and a replacement against the raw engine calls."""
+    settings = changes.ChangesConfig()
+    if "--quick" in argv:
+        settings = changes.quick_changes(settings)
+    results = changes.run_changes(settings)
+    command = " ".join(["python -m benchmarks", *argv])
+    section = changes.render_changes(results, settings, command)
+    write_section(config.output, section, changes.BEGIN, changes.END)
+    print(section)
+    print(f"\nreport: {config.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     scenarios: dict[str | None, Callable[[], int]] = {
         KUBERNETES: lambda: run_kubernetes_only(config),
         NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
+        CHANGES: lambda: run_changes_only(config, sys.argv[1:] if argv is None else argv),
     }
     try:
         if config.only in scenarios:

@@ -133,6 +133,7 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
                 pool_size=config.engine_threads + 2 * config.max_log_streams,
             )
         )
+
         self._watcher = KubeWatch(
             self._kube, self._ns, L.selector(instance=self._instance), self._read
         )
