@@ -312,6 +312,9 @@ def test_an_agents_life_as_events_with_the_kubernetes_reasons(
         failed = alice.wait_for(type="failed", agent=ref, reason="oom_killed")
         assert failed["exit_code"] == 137
         assert failed["status"] == "failed"
+        # A restart rolls out a new pod: running again, and said so.
+        assert kapi.alice.post(f"/v1/agents/{ref}/restart").status_code == 200
+        alice.wait_for(after=failed, type="restarted", agent=ref, status="running")
 
         kapi.alice.post(f"/v1/agents/{ref}/stop", params={"timeout": 1})
         alice.wait_for(type="stopped", agent=ref, by="call")
