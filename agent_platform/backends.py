@@ -75,5 +75,8 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
             network_policy_enforced=settings.kube_network_policy_enforced,
             ephemeral_storage_request=settings.kube_ephemeral_storage_request,
             ephemeral_storage_limit=settings.kube_ephemeral_storage_limit,
+            workspace_access_mode=settings.kube_workspace_access_mode,
+            runtime_class=settings.kube_runtime_class,
+            user_namespaces=settings.kube_user_namespaces,
         )
     )

@@ -7,7 +7,11 @@ This is the only place an agent's Kubernetes objects are described, as plain man
   name so that the API server's "already exists" makes names unique per owner atomically;
 - a Secret with the agent's secret values, referenced from the pod (``secretKeyRef``),
   never written into the Deployment;
-- a PersistentVolumeClaim for the workspace;
+- a PersistentVolumeClaim for the workspace, never mounted by two pods at once: its access
+  mode is ``ReadWriteOncePod`` where the cluster has it (Kubernetes >= 1.27,
+  :func:`claim_access_mode`), else ``ReadWriteOnce``, which only keeps it on one node; the
+  Deployment's ``Recreate`` strategy then keeps a rollout from running two pods (two pods
+  on one node could share a ``ReadWriteOnce`` claim);
 - a NetworkPolicy: the baseline of ``network`` (``"default"``), or one that denies all
   traffic, for ``"network": "none"``.
 
@@ -15,7 +19,10 @@ The pod always meets the Pod Security Standard "restricted": no privilege escala
 capabilities dropped, the runtime's default seccomp profile, no service-account token,
 resource requests and limits, no host namespace, port or path; its workspace is owned by a
 non-root group (``fsGroup``) so that it is writable whatever the disk was made with. The
-request schema cannot express anything else, and nothing from a request is forwarded as is.
+operator may add a ``runtimeClassName`` (a sandboxed runtime such as Kata) and
+``hostUsers: false`` (the pod in a user namespace of its own); a server that does not keep
+what was asked for is found by :func:`dropped_pod_fields`. The request schema cannot
+express anything else, and nothing from a request is forwarded as is.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from ..models import AgentSpec, Resources
 
 __all__ = [
     "CONTAINER",
+    "READ_WRITE_ONCE",
+    "READ_WRITE_ONCE_POD",
     "RESTARTED_AT",
     "SPAWNING",
     "Manifest",
@@ -42,9 +51,11 @@ __all__ = [
     "build_deployment",
     "build_network_policy",
     "build_secret",
+    "claim_access_mode",
     "claim_name",
     "deadline_patch",
     "deployment_name",
+    "dropped_pod_fields",
     "is_label_value",
     "network_policy_name",
     "owned_metadata",
@@ -71,6 +82,11 @@ _OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
 # Keys the pod template leaves out: a label that changes (the deadline) must not change
 # the template, or every renewal would roll out a new pod.
 _NOT_ON_PODS = frozenset({L.EXPIRES_AT})
+READ_WRITE_ONCE_POD = "ReadWriteOncePod"
+READ_WRITE_ONCE = "ReadWriteOnce"
+# On by default from this version (beta in 1.27, GA in 1.29); 1.22 to 1.26 had it behind a
+# feature gate that a managed cluster does not turn on.
+_ONCE_POD_SINCE = (1, 27)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +107,8 @@ class PodSettings:
     # limit, before it can push its node into DiskPressure.
     ephemeral_storage_request: str = "256Mi"
     ephemeral_storage_limit: str = "2Gi"
+    runtime_class: str | None = None  # e.g. "kata-vm-isolation" (AKS Pod Sandboxing)
+    user_namespaces: bool = False  # ``hostUsers: false``
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -249,6 +267,10 @@ def build_deployment(
         pod["nodeSelector"] = dict(settings.node_selector)
     if settings.tolerations:
         pod["tolerations"] = [dict(t) for t in settings.tolerations]
+    if settings.runtime_class:
+        pod["runtimeClassName"] = settings.runtime_class
+    if settings.user_namespaces:
+        pod["hostUsers"] = False
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -260,13 +282,22 @@ def build_deployment(
         "spec": {
             "replicas": 0,
             "revisionHistoryLimit": 0,
-            # One pod at a time: the workspace claim is ReadWriteOnce, and a restart is a
-            # stop then a start, as on Docker.
+            # One pod at a time, also during a rollout: the old pod is gone before the new
+            # one starts, so the workspace claim is never mounted twice (ReadWriteOnce alone
+            # allows two pods on one node), and a restart is a stop then a start, as on Docker.
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector_labels(schema)},
             "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
+
+
+def dropped_pod_fields(sent: Manifest, stored: Manifest) -> list[str]:
+    """The operator's optional pod fields that ``sent`` asked for and the API server did not
+    keep in ``stored``: a server older than the field drops it without a word."""
+    asked = sent["spec"]["template"]["spec"]
+    kept = ((stored.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return [key for key in ("runtimeClassName", "hostUsers") if key in asked and key not in kept]
 
 
 def _pod_security(settings: PodSettings) -> dict[str, Any]:
@@ -333,6 +364,16 @@ def build_secret(
     }
 
 
+def claim_access_mode(setting: str, server_version: tuple[int, int] | None) -> str:
+    """The access mode of workspace claims: the operator's, or for ``"auto"`` the strictest
+    the server has (``None``: its version is unknown, so the one every server has)."""
+    if setting != "auto":
+        return setting
+    if server_version is not None and server_version >= _ONCE_POD_SINCE:
+        return READ_WRITE_ONCE_POD
+    return READ_WRITE_ONCE
+
+
 def build_claim(
     *,
     prefix: str,
@@ -340,10 +381,11 @@ def build_claim(
     schema: Mapping[str, str],
     size: str,
     storage_class: str | None,
+    access_mode: str = READ_WRITE_ONCE,
 ) -> Manifest:
     """The workspace claim, owned by the Deployment; it survives stop and start."""
     spec: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
+        "accessModes": [access_mode],
         "resources": {"requests": {"storage": size}},
     }
     if storage_class:

@@ -23,6 +23,9 @@ The lookup, spawn and TTL flow is ``orchestrators.skeleton``'s; this module supp
 hooks. What is sent is built in ``objects`` and ``network``, the calls and the translation of
 errors are in ``api``, the status table in ``status``, the sweep of leftovers in ``orphans``.
 
+The workspace claim is never mounted by two pods: ``ReadWriteOncePod`` where the server
+has it, and always the ``Recreate`` strategy (see ``objects``).
+
 Lifecycle: stop scales to zero and waits until no pod is left; start scales to one and
 waits (``spawn_wait_seconds``) for the pod to be ready; restart rolls out a new pod (what
 ``kubectl rollout restart`` does); the TTL deadline is a label the renewal rewrites (labels
@@ -70,10 +73,12 @@ from .objects import (
     build_deployment,
     build_network_policy,
     build_secret,
+    claim_access_mode,
     claim_name,
     created_at,
     deadline_patch,
     deployment_name,
+    dropped_pod_fields,
     is_label_value,
     network_policy_name,
     read_metadata,
@@ -125,6 +130,10 @@ class KubernetesConfig:
     network_policy_enforced: bool = False  # the operator's word: a policy engine enforces them
     ephemeral_storage_request: str = "256Mi"
     ephemeral_storage_limit: str = "2Gi"
+    # "auto": ReadWriteOncePod where the server has it (>= 1.27), else ReadWriteOnce.
+    workspace_access_mode: str = "auto"
+    runtime_class: str | None = None
+    user_namespaces: bool = False  # hostUsers: false
 
 
 def _name_of(obj: Mapping[str, Any]) -> str:
@@ -174,7 +183,10 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             tolerations=tuple(config.tolerations),
             ephemeral_storage_request=config.ephemeral_storage_request,
             ephemeral_storage_limit=config.ephemeral_storage_limit,
+            runtime_class=config.runtime_class,
+            user_namespaces=config.user_namespaces,
         )
+        self._access_mode: str | None = None  # of workspace claims, decided on first use
         self._baseline = BaselineSettings(
             enabled=config.baseline_network_policy,
             ingress_namespaces=tuple(config.ingress_namespaces),
@@ -251,6 +263,15 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             if exc.status == 404:
                 raise AgentNotFound("the agent was removed") from exc
             raise
+
+    def _claim_mode(self) -> str:
+        """The access mode of workspace claims; for ``"auto"`` the server's version decides,
+        asked once (a cluster upgrade is seen when the service restarts)."""
+        if self._access_mode is None:
+            setting = self._config.workspace_access_mode
+            version = self._kube.server_version() if setting == "auto" else None
+            self._access_mode = claim_access_mode(setting, version)
+        return self._access_mode
 
     def _delete_pods(self, pods: list[JSON], grace: int) -> None:
         for pod in pods:
@@ -573,6 +594,15 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             if exc.status in (400, 422):
                 raise SpawnFailed(f"the cluster refused the agent: {api_message(exc)}") from exc
             raise
+        dropped = dropped_pod_fields(manifest, deployment)
+        if dropped:
+            # The pod would run without the isolation the operator asked for.
+            with contextlib.suppress(Exception):
+                self._remove(deployment)
+            raise SpawnFailed(
+                f"the cluster does not support {' and '.join(dropped)}, which the operator's "
+                "settings ask for (AGENT_API_KUBE_RUNTIME_CLASS, AGENT_API_KUBE_USER_NAMESPACES)"
+            )
         try:
             return self._complete(deployment, spec)
         except BaseException:
@@ -595,6 +625,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                 schema=schema,
                 size=self._config.workspace_size,
                 storage_class=self._config.storage_class,
+                access_mode=self._claim_mode(),
             )
             owned.append(("workspace claim", core.create_namespaced_persistent_volume_claim, claim))
         if spec.network == "none":
