@@ -79,8 +79,8 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 _TMP_SIZE = "64Mi"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
-# Keys the pod template leaves out: a label that changes (the deadline) must not change
-# the template, or every renewal would roll out a new pod.
+# Keys the pod template leaves out: a label that changes (the deadline, user labels) must
+# not change the template, or every renewal or relabel would roll out a new pod.
 _NOT_ON_PODS = frozenset({L.EXPIRES_AT})
 READ_WRITE_ONCE_POD = "ReadWriteOncePod"
 READ_WRITE_ONCE = "ReadWriteOnce"
@@ -221,7 +221,9 @@ def build_deployment(
     spawn scales it to one once the objects it refers to exist."""
     labels, annotations = split_metadata(schema)
     agent_id = schema[L.ID]
-    pod_labels = {k: v for k, v in labels.items() if k not in _NOT_ON_PODS}
+    pod_labels = {
+        k: v for k, v in labels.items() if k not in _NOT_ON_PODS and not k.startswith(L.USER_PREFIX)
+    }
     quantities = _quantities(resources)
     requests = {**quantities, "ephemeral-storage": settings.ephemeral_storage_request}
     limits = {**quantities, "ephemeral-storage": settings.ephemeral_storage_limit}

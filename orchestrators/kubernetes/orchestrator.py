@@ -326,9 +326,12 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         if owner is not None and not is_label_value(owner):
             return []
         terms = L.selector(instance=self._instance, owner=owner, user_labels=labels)
-        # Both lists at once, each on an engine thread: a list waits for the slower, not both.
+        # User labels are on Deployments only (a relabel rolls out no pod): the pods are the
+        # owner's, joined to the Deployments that matched. Both lists at once, each on an
+        # engine thread: a list waits for the slower, not both.
+        pod_terms = L.selector(instance=self._instance, owner=owner)
         deployments, pods = await asyncio.gather(
-            self._run(self._query, terms), self._run(self._pods, terms)
+            self._run(self._query, terms), self._run(self._pods, pod_terms)
         )
 
         def views() -> list[Agent]:
