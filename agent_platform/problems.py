@@ -23,9 +23,11 @@ from orchestrators.errors import (
     AgentNotFound,
     EngineError,
     InvalidSpec,
+    NotSupported,
     OrchestratorError,
     OrchestratorUnavailable,
     PolicyViolation,
+    RevisionMismatch,
     TooManyCalls,
 )
 
@@ -37,9 +39,11 @@ PROBLEM_JSON = "application/problem+json"
 _STATUS_BY_ERROR: tuple[tuple[type[OrchestratorError], int], ...] = (
     (AgentNotFound, 404),
     (AgentConflict, 409),
+    (RevisionMismatch, 412),
     (InvalidSpec, 422),
     (PolicyViolation, 403),
     (TooManyCalls, 429),
+    (NotSupported, 501),
     (OrchestratorUnavailable, 503),
     (EngineError, 502),
     (OrchestratorError, 502),

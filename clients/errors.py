@@ -15,7 +15,10 @@ cross the boundary, and chained (``raise ... from exc``)::
         │   └── PolicyViolationError     403     policy_violation, agent_quota_exceeded
         ├── NotFoundError                404     agent_not_found, not_found
         ├── ConflictError                409     agent_name_conflict, agent_name_ambiguous,
-        │                                        agent_expired, idempotency_key_reused
+        │                                        agent_expired, idempotency_key_reused,
+        │                                        change_in_flight
+        ├── PreconditionFailedError      412     revision_mismatch
+        ├── NotSupportedError            501     not_supported
         ├── RateLimitedError             429     rate_limited, too_many_log_streams
         └── ServerUnavailableError       502/503/504  orchestrator_unavailable, engine_error,
                                                  orchestrator_error, keys_file_broken,
@@ -42,7 +45,9 @@ __all__ = [
     "ConflictError",
     "ForbiddenError",
     "NotFoundError",
+    "NotSupportedError",
     "PolicyViolationError",
+    "PreconditionFailedError",
     "RateLimitedError",
     "ServerUnavailableError",
     "TransportError",
@@ -122,6 +127,14 @@ class ConflictError(APIStatusError):
     """The name is taken, ambiguous, or an Idempotency-Key was reused (409)."""
 
 
+class PreconditionFailedError(APIStatusError):
+    """The agent changed since the revision sent in ``If-Match`` (412): read it again."""
+
+
+class NotSupportedError(APIStatusError):
+    """The server's backend cannot do this (501)."""
+
+
 class RateLimitedError(APIStatusError):
     """Too many requests (429); ``retry_after`` says when to try again."""
 
@@ -137,8 +150,10 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     403: ForbiddenError,
     404: NotFoundError,
     409: ConflictError,
+    412: PreconditionFailedError,
     422: ValidationError,
     429: RateLimitedError,
+    501: NotSupportedError,
     502: ServerUnavailableError,
     503: ServerUnavailableError,
     504: ServerUnavailableError,
