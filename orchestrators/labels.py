@@ -27,6 +27,8 @@ __all__ = [
     "MANAGED_BY_VALUE",
     "NAME",
     "OWNER",
+    "REVISION",
+    "REVISIONS",
     "SPEC",
     "USER_PREFIX",
     "VIEW_CACHE",
@@ -34,6 +36,7 @@ __all__ = [
     "format_created_at",
     "format_moment",
     "parse_moment",
+    "revision_of",
     "idempotency_hash",
     "instance_name",
     "owned_labels",
@@ -55,10 +58,14 @@ CREATED_AT = _PREFIX + "created-at"
 SPEC = _PREFIX + "spec"
 IDEMPOTENCY_KEY = _PREFIX + "idempotency-key"
 EXPIRES_AT = _PREFIX + "expires-at"
+# The agent's revision (absent: 1, as spawned) and, where the engine can keep it, the
+# bounded history of its revisions as JSON.
+REVISION = _PREFIX + "revision"
+REVISIONS = _PREFIX + "revisions"
 KIND = _PREFIX + "kind"  # on objects an agent owns: "workspace", "lease", "secret"
 USER_PREFIX = "user.agents.hive.io/"
 
-ANNOTATION_KEYS = frozenset({SPEC})
+ANNOTATION_KEYS = frozenset({SPEC, REVISIONS})
 
 # Kubernetes label values allow neither ':' nor '+', so the timestamp is written compactly.
 _CREATED_AT_FORMAT = "%Y%m%dT%H%M%S.%fZ"
@@ -78,6 +85,12 @@ def parse_moment(value: str) -> datetime:
 
 
 format_created_at = format_moment
+
+
+def revision_of(labels: Mapping[str, str]) -> int:
+    """The agent's revision: 1 until its first change."""
+    value = labels.get(REVISION, "1")
+    return int(value) if value.isdigit() and int(value) >= 1 else 1
 
 
 def instance_name(resource_prefix: str) -> str:
@@ -182,6 +195,7 @@ def agent_from_labels(
     ``address`` is (network, host) where the backend knows how its owner reaches it.
     """
     spec_text = labels[SPEC]
+    revision = revision_of(labels)
     key = (
         orchestrator,
         labels[ID],
@@ -190,6 +204,7 @@ def agent_from_labels(
         labels[CREATED_AT],
         len(spec_text),
         hash(spec_text),
+        revision,
         address,
     )
     view = VIEW_CACHE.get(
@@ -202,6 +217,7 @@ def agent_from_labels(
             spec_text,
             orchestrator,
             address,
+            revision,
         ),
     )
     return view.now(status, detail, expires_at)
@@ -236,6 +252,7 @@ def _built(
     spec_text: str,
     orchestrator: str,
     address: tuple[str, str] | None,
+    revision: int,
 ) -> tuple[_View, int]:
     """The agent's view with a placeholder status, and its estimated size in bytes."""
     spec = StoredSpec.model_validate_json(spec_text)
@@ -258,5 +275,6 @@ def _built(
         expires_at=None,
         address=AgentAddress(network=address[0], host=address[1]) if address else None,
         orchestrator=orchestrator,
+        revision=revision,
     )
     return _View(agent), estimate_bytes(spec_text, agent)

@@ -147,6 +147,7 @@ class KubeApi:
         self._apps: client.AppsV1Api | None = None
         self._networking: client.NetworkingV1Api | None = None
         self._version: client.VersionApi | None = None
+        self._custom: client.CustomObjectsApi | None = None
         self.timeout = (float(access.timeout), float(access.timeout))
 
     def _connect(self) -> None:
@@ -157,6 +158,7 @@ class KubeApi:
                 self._apps = client.AppsV1Api(api)
                 self._networking = client.NetworkingV1Api(api)
                 self._version = client.VersionApi(api)
+                self._custom = client.CustomObjectsApi(api)
                 self._api = api
 
     @property
@@ -177,6 +179,12 @@ class KubeApi:
         assert self._networking is not None
         return self._networking
 
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        self._connect()
+        assert self._custom is not None
+        return self._custom
+
     def server_version(self) -> tuple[int, int] | None:
         """The API server's (major, minor) version (``/version``, readable by anyone who is
         authenticated); None when it does not say in numbers."""
@@ -188,7 +196,8 @@ class KubeApi:
         with self._lock:
             if self._api is not None:
                 self._api.rest_client.close()
-                self._api = self._core = self._apps = self._networking = self._version = None
+                self._api = self._core = self._apps = self._networking = None
+                self._version = self._custom = None
 
     # -- calls ----------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import labels as L
-from ..models import AgentSpec, Resources
+from ..models import AgentSpec, Resources, StoredSpec
 
 __all__ = [
     "CONTAINER",
@@ -81,7 +81,7 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
 # Keys the pod template leaves out: a label that changes (the deadline, user labels) must
 # not change the template, or every renewal or relabel would roll out a new pod.
-_NOT_ON_PODS = frozenset({L.EXPIRES_AT})
+_NOT_ON_PODS = frozenset({L.EXPIRES_AT, L.REVISION})
 READ_WRITE_ONCE_POD = "ReadWriteOncePod"
 READ_WRITE_ONCE = "ReadWriteOnce"
 # On by default from this version (beta in 1.27, GA in 1.29); 1.22 to 1.26 had it behind a
@@ -199,17 +199,21 @@ def _quantities(resources: Resources) -> dict[str, str]:
     }
 
 
-def _env(spec: AgentSpec, secret: str) -> list[dict[str, Any]]:
+def _secret_names(spec: AgentSpec | StoredSpec) -> list[str]:
+    return sorted(spec.secrets) if isinstance(spec, AgentSpec) else list(spec.secret_names)
+
+
+def _env(spec: AgentSpec | StoredSpec, secret: str) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
     env += [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-        for key in sorted(spec.secrets)
+        for key in _secret_names(spec)
     ]
     return env
 
 
 def build_deployment(
-    spec: AgentSpec,
+    spec: AgentSpec | StoredSpec,
     *,
     schema: Mapping[str, str],
     name: str,
@@ -218,7 +222,8 @@ def build_deployment(
     settings: PodSettings,
 ) -> Manifest:
     """The agent's Deployment, created with zero replicas and the ``SPAWNING`` mark: the
-    spawn scales it to one once the objects it refers to exist."""
+    spawn scales it to one once the objects it refers to exist. A change builds it again
+    from the stored spec (secret names only) and sends what differs."""
     labels, annotations = split_metadata(schema)
     agent_id = schema[L.ID]
     pod_labels = {

@@ -10,7 +10,8 @@ and is also deleted explicitly. Everything is read back from labels and annotati
 policy engine enforces NetworkPolicies: without one the API would report an isolation that
 does not exist.
 
-The service never reads a Secret: the Role grants create and delete only. Secrets left by
+The service never reads a Secret: the Role grants create, patch (a rotation sets and
+removes values by name) and delete only. Secrets left by
 an interrupted spawn go with their Deployment (the garbage collector follows the owner
 reference); the sweep lists Deployments, claims and policies, never Secrets.
 
@@ -25,6 +26,11 @@ errors are in ``api``, the status table in ``status``, the sweep of leftovers in
 
 The workspace claim is never mounted by two pods: ``ReadWriteOncePod`` where the server
 has it, and always the ``Recreate`` strategy (see ``objects``).
+
+A change (``update``, ``rollback``) is one conditional patch of the Deployment (see
+``changes``): labels, the restart policy and the TTL change live; anything in the pod
+template (image, command, env, resources, secrets) rolls out a new pod, since a running pod
+cannot be resized before Kubernetes 1.33. Usage comes from ``metrics.k8s.io`` (``usage``).
 
 Lifecycle: stop scales to zero and waits until no pod is left; start scales to one and
 waits (``spawn_wait_seconds``) for the pod to be ready; restart rolls out a new pod (what
@@ -47,17 +53,45 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import labels as L
+from ..changes import KEPT_REVISIONS, Plan, plan_change, plan_rollback
 from ..errors import (
     AgentConflict,
     AgentNotFound,
+    ChangeInFlight,
     ImageNotFound,
+    InvalidSpec,
+    NotSupported,
     OrchestratorError,
     PolicyViolation,
+    RevisionMismatch,
     SpawnFailed,
 )
-from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
-from ..skeleton import AgentBackend
-from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
+from ..models import (
+    Agent,
+    AgentChange,
+    AgentSpec,
+    AgentStats,
+    AgentStatus,
+    ChangeResult,
+    LogOptions,
+    Resources,
+    Revision,
+    RevisionList,
+    StoredSpec,
+    SweepReport,
+)
+from ..policy import OwnerCeilings, SpawnPolicy
+from ..skeleton import AgentBackend, expires_in, resources_of
+from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, label_selector, release, translate
+from .changes import (
+    CHANGING,
+    change_patch,
+    claim_patch,
+    history_of,
+    pod_revision,
+    recorded,
+    secret_data_patch,
+)
 from .network import (
     DEFAULT_DENIED_CIDRS,
     BaselineSettings,
@@ -81,6 +115,7 @@ from .objects import (
     dropped_pod_fields,
     is_label_value,
     network_policy_name,
+    owned_metadata,
     read_metadata,
     replicas_patch,
     restart_patch,
@@ -88,12 +123,14 @@ from .objects import (
 )
 from .orphans import remove_orphans
 from .status import IMAGE_REASONS, START_REASONS, agent_status, is_ready, live_pods, pod_failure
+from .usage import METRICS_GROUP, METRICS_VERSION, usage_of
 
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
 T = TypeVar("T")
 JSON = dict[str, Any]
 Settled = Callable[[JSON, list[JSON]], bool]
+Planner = Callable[[StoredSpec, list[Revision]], Plan]
 _IDENTITY = (L.OWNER, L.NAME, L.ID)
 _CHUNK = 65536
 
@@ -140,10 +177,31 @@ def _name_of(obj: Mapping[str, Any]) -> str:
     return str(obj["metadata"]["name"])
 
 
-def _stamp(pod: Mapping[str, Any]) -> str | None:
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(RESTARTED_AT)
+def _annotation(obj: Mapping[str, Any], key: str) -> str | None:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(key)
     return str(value) if value is not None else None
+
+
+def _stamp(pod: Mapping[str, Any]) -> str | None:
+    return _annotation(pod, RESTARTED_AT)
+
+
+_CHANGE_ATTEMPTS = 5
+
+
+class _Moved(Exception):
+    """The Deployment is no longer the version a change was planned from."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """A change the API server accepted; ``rolled``: a new pod is rolling out."""
+
+    agent_id: str
+    revision: int
+    rolled: bool
+    changes: tuple[str, ...]
 
 
 class KubernetesOrchestrator(AgentBackend[JSON]):
@@ -533,6 +591,281 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         finally:
             # Shutting the socket down unblocks the worker thread still reading it.
             await loop.run_in_executor(None, release, stream)
+
+    # -- changes (see ``changes``) --------------------------------------------------------
+
+    async def update(
+        self,
+        ref: str,
+        change: AgentChange,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        def planner(current: StoredSpec, _: list[Revision]) -> Plan:
+            return plan_change(current, change, policy)
+
+        return await self._apply(ref, owner, expected_revision, ceilings, planner)
+
+    async def rollback(
+        self,
+        ref: str,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        to: int | None = None,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        def planner(current: StoredSpec, history: list[Revision]) -> Plan:
+            older = history[1:] if to is None else [r for r in history if r.number == to]
+            if not older:
+                which = "no revision before the current one" if to is None else f"revision {to}"
+                raise AgentNotFound(f"{which} is kept (the newest {KEPT_REVISIONS} revisions are)")
+            return plan_rollback(current, older[0].spec, policy)
+
+        return await self._apply(ref, owner, expected_revision, ceilings, planner)
+
+    async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
+        def work() -> RevisionList:
+            schema = self._labels(self._find(ref, owner))
+            history = history_of(schema, L.parse_moment(schema[L.CREATED_AT]))
+            return RevisionList(items=history, kept=KEPT_REVISIONS)
+
+        return await self._run(work)
+
+    async def _apply(
+        self,
+        ref: str,
+        owner: str | None,
+        expected: int | None,
+        ceilings: OwnerCeilings | None,
+        planner: Planner,
+    ) -> ChangeResult:
+        applied = await self._run(self._change, ref, owner, expected, ceilings, planner)
+        if applied.rolled:
+            marker = str(applied.revision)
+
+            def rolled_out(_: JSON, pods: list[JSON]) -> bool:
+                new = [p for p in live_pods(pods) if _annotation(p, L.REVISION) == marker]
+                return any(is_ready(p) or pod_failure(p) is not None for p in new)
+
+            wait = max(self._config.stop_timeout, 1) + self._config.spawn_wait_seconds
+            state = await self._settle(applied.agent_id, rolled_out, wait)
+        else:
+            state = await self._run(self._state, applied.agent_id)
+        return ChangeResult(
+            agent=self._view(*state),
+            revision=applied.revision,
+            restarted=applied.rolled,
+            changes=list(applied.changes),
+        )
+
+    def _change(
+        self,
+        ref: str,
+        owner: str | None,
+        expected: int | None,
+        ceilings: OwnerCeilings | None,
+        planner: Planner,
+    ) -> _Applied:
+        """Plan from the Deployment as read and patch that version only. The controller's
+        status writes and a stop or start move its ``resourceVersion`` too: then the change
+        is planned again from what is there now, and refused only if the revision moved
+        past the one the caller expected."""
+        for _ in range(_CHANGE_ATTEMPTS):
+            deployment = self._find(ref, owner)
+            try:
+                return self._change_once(deployment, expected, ceilings, planner)
+            except _Moved:
+                continue
+        raise RevisionMismatch("the agent kept changing meanwhile: read it again and retry")
+
+    def _change_once(
+        self,
+        deployment: JSON,
+        expected: int | None,
+        ceilings: OwnerCeilings | None,
+        planner: Planner,
+    ) -> _Applied:
+        schema = self._labels(deployment)
+        revision = L.revision_of(schema)
+        if expected is not None and expected != revision:
+            raise RevisionMismatch(f"the agent is at revision {revision}, not {expected}")
+        now = datetime.now(UTC)
+        self._refuse_if_changing(deployment, now, expected)
+        created = L.parse_moment(schema[L.CREATED_AT])
+        history = history_of(schema, created)
+        current = StoredSpec.model_validate_json(schema[L.SPEC])
+        plan = planner(current, history)
+        agent_id, agent_owner = schema[L.ID], schema[L.OWNER]
+        if ceilings is not None and ceilings.active and plan.spec.resources != current.resources:
+            others = [
+                resources_of(self._labels(o))
+                for o in self._query(L.selector(instance=self._instance, owner=agent_owner))
+                if self._labels(o)[L.ID] != agent_id
+            ]
+            ceilings.check(agent_owner, others, plan.spec.resources)
+        removed = sorted(set(current.secret_names) - set(plan.spec.secret_names))
+        before = self._template(deployment, current, schema)
+        after = self._template(deployment, plan.spec, schema)
+        rolls = before != after or bool(plan.secrets)
+        restarted = rolls and bool(deployment["spec"].get("replicas"))
+        number = revision + 1
+        entry = Revision(
+            number=number,
+            created_at=now,
+            changes=list(plan.changes),
+            restarted=restarted,
+            spec=plan.spec,
+        )
+        deadline = self._deadline(deployment)
+        if "ttl_seconds" in plan.changes and plan.spec.ttl_seconds:
+            deadline = expires_in(plan.spec.ttl_seconds, now)
+        new_schema = L.system_labels(
+            instance=self._instance,
+            agent_id=agent_id,
+            owner=agent_owner,
+            created_at=created,
+            spec=plan.spec,
+            idempotency=schema.get(L.IDEMPOTENCY_KEY),
+            expires_at=deadline,
+        )
+        new_schema[L.REVISION] = str(number)
+        new_schema[L.REVISIONS] = recorded(history, entry)
+        template = pod_revision(after, number) if rolls else None
+        if not (plan.secrets or removed):
+            self._conditional(deployment, change_patch(deployment, new_schema, template))
+            return _Applied(agent_id, number, restarted, plan.changes)
+        # The revision is claimed before the Secret changes, so that a writer that loses the
+        # race has changed nothing; while the claim holds, no other change starts.
+        stamp = now.isoformat()
+        deployment = self._conditional(deployment, claim_patch(deployment, stamp))
+        self._write_secrets(deployment, schema, plan, removed, bool(current.secret_names))
+        for _ in range(_CHANGE_ATTEMPTS):
+            try:
+                self._conditional(deployment, change_patch(deployment, new_schema, template))
+                return _Applied(agent_id, number, restarted, plan.changes)
+            except _Moved:
+                deployment, _pods = self._state(agent_id)
+                if _annotation(deployment, CHANGING) != stamp:
+                    break
+        raise RevisionMismatch("the agent was changed meanwhile: read it again and retry")
+
+    def _refuse_if_changing(self, deployment: JSON, now: datetime, expected: int | None) -> None:
+        """Another change is between its claim and its patch; one whose service died
+        there (older than two calls' timeouts) is abandoned and may be overwritten."""
+        started = _annotation(deployment, CHANGING)
+        if started is None:
+            return
+        with contextlib.suppress(ValueError):
+            if (now - datetime.fromisoformat(started)).total_seconds() > 2 * self._kube.timeout[1]:
+                return
+        if expected is not None:
+            raise RevisionMismatch("the agent is being changed to another revision")
+        raise ChangeInFlight("another change of the agent is under way: retry once it is done")
+
+    def _template(self, deployment: JSON, spec: StoredSpec, schema: Mapping[str, str]) -> JSON:
+        manifest = build_deployment(
+            spec,
+            schema=schema,
+            name=_name_of(deployment),
+            prefix=self._prefix,
+            resources=spec.resources,
+            settings=self._pod,
+        )
+        template: JSON = manifest["spec"]["template"]
+        return template
+
+    def _conditional(self, deployment: JSON, body: JSON) -> JSON:
+        """A patch applied only to the version of ``deployment`` that was read."""
+        try:
+            return self._patch(deployment, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise _Moved from exc
+            if exc.status in (400, 422):
+                raise InvalidSpec(f"the cluster refused the change: {api_message(exc)}") from exc
+            raise
+
+    def _write_secrets(
+        self,
+        deployment: JSON,
+        schema: Mapping[str, str],
+        plan: Plan,
+        removed: Sequence[str],
+        exists: bool,
+    ) -> None:
+        """Set, replace and remove values in the agent's Secret, which is never read."""
+        core = self._kube.core
+        name = secret_name(self._prefix, schema[L.ID])
+        body = secret_data_patch(plan.secrets, removed)
+        if exists:
+            try:
+                self._kube.call(
+                    core.patch_namespaced_secret,
+                    name,
+                    self._ns,
+                    body,
+                    _content_type=MERGE_PATCH,
+                    idempotent=True,
+                )
+                return
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": owned_metadata(name, deployment, schema, "secret"),
+            "data": {k: v for k, v in body["data"].items() if v is not None},
+        }
+        try:
+            self._kube.call(core.create_namespaced_secret, self._ns, secret, idempotent=False)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            # Left by an earlier change: its values are replaced all the same.
+            self._kube.call(
+                core.patch_namespaced_secret,
+                name,
+                self._ns,
+                body,
+                _content_type=MERGE_PATCH,
+                idempotent=True,
+            )
+
+    async def stats(self, ref: str, *, owner: str | None = None) -> AgentStats:
+        def work() -> AgentStats:
+            schema = self._labels(self._find(ref, owner))
+            terms = L.selector(instance=self._instance, agent_id=schema[L.ID])
+            try:
+                answer = self._kube.call(
+                    self._kube.custom.list_namespaced_custom_object,
+                    METRICS_GROUP,
+                    METRICS_VERSION,
+                    self._ns,
+                    "pods",
+                    label_selector=label_selector(terms),
+                    idempotent=True,
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    raise NotSupported(
+                        "this cluster serves no metrics API (metrics.k8s.io): the operator "
+                        "can install metrics-server to see what agents use"
+                    ) from exc
+                raise
+            return usage_of(
+                answer.get("items") or [],
+                memory_limit_bytes=resources_of(schema).memory_mb * 2**20,
+                read_at=datetime.now(UTC),
+            )
+
+        return await self._run(work)
 
     # -- spawn ----------------------------------------------------------------------------
 
