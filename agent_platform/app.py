@@ -27,7 +27,7 @@ from .middleware import RequestContextMiddleware
 from .pagination import Cursors, cursor_key
 from .problems import install_problem_handlers
 from .ratelimit import RateLimiter
-from .routes import agents, health
+from .routes import agents, changes, health
 from .settings import Settings
 from .slowcalls import SlowCalls
 from .state import AppState
@@ -124,6 +124,7 @@ def create_app(
     app.state.agent_api = state
     install_problem_handlers(app, retry_after=settings.retry_after)
     app.include_router(agents.router)
+    app.include_router(changes.router)
     app.include_router(health.router)
     if settings.expose_metrics:
         app.include_router(health.metrics_router)

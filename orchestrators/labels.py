@@ -17,6 +17,9 @@ from .viewcache import ViewCache, estimate_bytes
 
 __all__ = [
     "ANNOTATION_KEYS",
+    "CHANGES",
+    "CHANGE_MODE",
+    "CLAIM",
     "CREATED_AT",
     "EXPIRES_AT",
     "ID",
@@ -32,15 +35,17 @@ __all__ = [
     "SPEC",
     "USER_PREFIX",
     "VIEW_CACHE",
+    "WAS_RUNNING",
     "agent_from_labels",
     "format_created_at",
     "format_moment",
     "parse_moment",
-    "revision_of",
     "idempotency_hash",
     "instance_name",
     "owned_labels",
     "is_managed",
+    "revision_of",
+    "revision_labels",
     "selector",
     "system_labels",
 ]
@@ -58,11 +63,17 @@ CREATED_AT = _PREFIX + "created-at"
 SPEC = _PREFIX + "spec"
 IDEMPOTENCY_KEY = _PREFIX + "idempotency-key"
 EXPIRES_AT = _PREFIX + "expires-at"
-# The agent's revision (absent: 1, as spawned) and, where the engine can keep it, the
-# bounded history of its revisions as JSON.
-REVISION = _PREFIX + "revision"
-REVISIONS = _PREFIX + "revisions"
 KIND = _PREFIX + "kind"  # on objects an agent owns: "workspace", "lease", "secret"
+# The revision an agent's object was made at (absent: 1, the spawn); on a revision record,
+# its number, what changed, how ("live" in place or "replace" with a new process), whether
+# the agent was running, and the token of the writer that claimed the number.
+REVISION = _PREFIX + "revision"
+# Kubernetes: the bounded history of an agent's revisions, JSON, on its Deployment.
+REVISIONS = _PREFIX + "revisions"
+CHANGES = _PREFIX + "changes"
+CHANGE_MODE = _PREFIX + "change"
+WAS_RUNNING = _PREFIX + "was-running"
+CLAIM = _PREFIX + "claim"
 USER_PREFIX = "user.agents.hive.io/"
 
 ANNOTATION_KEYS = frozenset({SPEC, REVISIONS})
@@ -85,12 +96,6 @@ def parse_moment(value: str) -> datetime:
 
 
 format_created_at = format_moment
-
-
-def revision_of(labels: Mapping[str, str]) -> int:
-    """The agent's revision: 1 until its first change."""
-    value = labels.get(REVISION, "1")
-    return int(value) if value.isdigit() and int(value) >= 1 else 1
 
 
 def instance_name(resource_prefix: str) -> str:
@@ -124,6 +129,7 @@ def system_labels(
     spec: StoredSpec,
     idempotency: str | None,
     expires_at: datetime | None = None,
+    revision: int = 1,
 ) -> dict[str, str]:
     """Every label the platform puts on an agent, user labels under their own prefix."""
     labels = {USER_PREFIX + key: value for key, value in spec.labels.items()}
@@ -142,7 +148,41 @@ def system_labels(
         labels[IDEMPOTENCY_KEY] = idempotency
     if expires_at is not None:
         labels[EXPIRES_AT] = format_moment(expires_at)
+    if revision > 1:
+        labels[REVISION] = str(revision)
     return labels
+
+
+def revision_of(labels: Mapping[str, str]) -> int:
+    """The revision an agent's object was made at (1 without the label)."""
+    value = labels.get(REVISION, "1")
+    return int(value) if value.isdigit() else 1
+
+
+def revision_labels(
+    *,
+    instance: str,
+    agent_id: str,
+    owner: str,
+    number: int,
+    written: datetime,
+    spec: StoredSpec,
+    changes: tuple[str, ...],
+    mode: str,
+    was_running: bool,
+    claim: str,
+) -> dict[str, str]:
+    """Labels of the record of one revision (never a secret value: the spec has names only)."""
+    return {
+        **owned_labels(instance=instance, agent_id=agent_id, owner=owner, kind="revision"),
+        REVISION: str(number),
+        CREATED_AT: format_moment(written),
+        SPEC: spec.model_dump_json(),
+        CHANGES: ",".join(changes),
+        CHANGE_MODE: mode,
+        WAS_RUNNING: "true" if was_running else "false",
+        CLAIM: claim,
+    }
 
 
 def selector(
@@ -186,16 +226,18 @@ def agent_from_labels(
     orchestrator: str,
     expires_at: datetime | None = None,
     address: tuple[str, str] | None = None,
+    revision: int = 1,
+    spec_text: str | None = None,
 ) -> Agent:
     """Rebuild the public view of an agent from its labels (and annotations) alone.
 
     The part that never changes is built once (``VIEW_CACHE``, keyed on the agent's id and
     its spec, never on its status or deadline); status, detail and deadline are set on a
     shallow copy, so a fleet that did not change builds nothing on a list.
-    ``address`` is (network, host) where the backend knows how its owner reaches it.
+    ``address`` is (network, host) where the backend knows how its owner reaches it;
+    ``spec_text`` replaces the spec label where a later revision changed the agent in place.
     """
-    spec_text = labels[SPEC]
-    revision = revision_of(labels)
+    spec_text = spec_text or labels[SPEC]
     key = (
         orchestrator,
         labels[ID],
@@ -204,8 +246,8 @@ def agent_from_labels(
         labels[CREATED_AT],
         len(spec_text),
         hash(spec_text),
-        revision,
         address,
+        revision,
     )
     view = VIEW_CACHE.get(
         key,

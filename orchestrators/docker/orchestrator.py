@@ -23,24 +23,53 @@ import docker.errors
 from docker import APIClient
 
 from .. import labels as L
+from ..changes import KEPT_REVISIONS, RESOURCE_CHANGES, Plan, plan_change, plan_rollback
 from ..errors import (
     AgentConflict,
     AgentNotFound,
+    ChangeInFlight,
     ImageNotFound,
     InvalidSpec,
     OrchestratorError,
+    RevisionMismatch,
     SpawnFailed,
 )
 from ..images import parse_reference
-from ..models import Agent, AgentSpec, LogOptions, Resources, SweepReport, is_agent_id
-from ..skeleton import AgentBackend
-from .api import Container, explain, list_containers, open_client, release, translate
+from ..models import (
+    Agent,
+    AgentChange,
+    AgentSpec,
+    AgentStats,
+    ChangeResult,
+    LogOptions,
+    ResourceRequest,
+    Resources,
+    Revision,
+    RevisionList,
+    StoredSpec,
+    SweepReport,
+    is_agent_id,
+)
+from ..policy import OwnerCeilings, SpawnPolicy
+from ..skeleton import AgentBackend, expires_in
+from .api import (
+    Container,
+    explain,
+    list_containers,
+    open_client,
+    release,
+    translate,
+    update_limits,
+)
 from .graceful import stop_container
 from .leases import deadline_of, read_leases, write_lease
 from .networks import find_or_create, network_name, remove_idle_networks
-from .objects import LogRotation, build_container, volume_name
+from .objects import LogRotation, build_container, container_name, volume_name
 from .orphans import remove_orphans, remove_volumes
 from .pulls import Pulls
+from .replace import finish, newest_per_agent, repair, secret_values, temporary_name
+from .revisions import LIVE, REPLACE, AgentRevisions, Record, claim, forget, prune, read_records
+from .stats import sample_stats
 from .status import container_status
 from .workspace import prepare_with_helper, prepare_workspace
 
@@ -51,6 +80,9 @@ _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
 _SWEEP_STOPS = 8  # expired agents one sweep stops at once
 _STOPPED_STATES = frozenset({"exited", "dead"})
+# What Docker changes on a running container without restarting it.
+_IN_PLACE = RESOURCE_CHANGES | {"restart_policy"}
+Planner = Callable[[StoredSpec, AgentRevisions], Plan]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +172,15 @@ class DockerOrchestrator(AgentBackend[Container]):
         self._hints[found.agent_id] = found.id
         return found
 
-    def _view(self, container: Container, leases: Mapping[str, datetime]) -> Agent:
-        """The public view of what the engine said, with the deadlines of ``leases``."""
+    def _view(
+        self,
+        container: Container,
+        leases: Mapping[str, datetime],
+        records: Mapping[str, list[Record]],
+    ) -> Agent:
+        """The public view of what the engine said, with the deadlines of ``leases`` and
+        the changes made in place that ``records`` hold."""
+        revs = AgentRevisions(L.revision_of(container.labels), records.get(container.agent_id, []))
         facts = container.exit_code != 0  # the engine's error and OOM flag explain a failure
         status, detail = container_status(
             container.state,
@@ -156,6 +195,8 @@ class DockerOrchestrator(AgentBackend[Container]):
             orchestrator=self.name,
             expires_at=deadline_of(container.labels, leases),
             address=container.address(),
+            revision=revs.number,
+            spec_text=revs.spec_text(container.labels[L.SPEC]),
         )
 
     # -- the skeleton's hooks -------------------------------------------------------------
@@ -164,7 +205,9 @@ class DockerOrchestrator(AgentBackend[Container]):
         return translate(exc)
 
     def _query(self, terms: Mapping[str, str]) -> list[Container]:
-        found = list_containers(self._client(), terms, timeout=self._config.timeout)
+        found = newest_per_agent(
+            list_containers(self._client(), terms, timeout=self._config.timeout)
+        )
         if len(self._hints) > _MAX_HINTS:
             self._hints.clear()
         for container in found:
@@ -194,7 +237,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         leases = {}
         if L.EXPIRES_AT in obj.labels:
             leases = read_leases(self._client(), self._instance, obj.agent_id)
-        return self._view(obj, leases)
+        return self._view(obj, leases, read_records(self._client(), self._instance, obj.agent_id))
 
     def _deadline(self, obj: Container) -> datetime | None:
         if L.EXPIRES_AT not in obj.labels:
@@ -234,7 +277,8 @@ class DockerOrchestrator(AgentBackend[Container]):
             )
             with_ttl = any(L.EXPIRES_AT in c.labels for c in found)
             leases = read_leases(self._client(), self._instance) if with_ttl else {}
-            return [self._view(c, leases) for c in found]
+            records = read_records(self._client(), self._instance)
+            return [self._view(c, leases, records) for c in found]
 
         return await self._run(work)
 
@@ -310,9 +354,22 @@ class DockerOrchestrator(AgentBackend[Container]):
         def work() -> tuple[list[tuple[str, str]], SweepReport]:
             moment = now or datetime.now(UTC)
             api = self._client()
+            every = list_containers(
+                api, L.selector(instance=self._instance), timeout=self._config.timeout
+            )
+            report = SweepReport()
+            # Replacements a killed service left half done: finished or undone first, so
+            # that what follows sees one container per agent.
+            repair(
+                api,
+                every,
+                read_records(api, self._instance),
+                name_of=self._container_name,
+                now=moment,
+                grace=self._config.orphan_grace_seconds,
+            )
             containers = self._query(L.selector(instance=self._instance))
             leases = read_leases(api, self._instance)
-            report = SweepReport()
             expired = [
                 (c.agent_id, c.id)
                 for c in containers
@@ -403,21 +460,319 @@ class DockerOrchestrator(AgentBackend[Container]):
             # Closing the response unblocks the worker thread still reading it.
             await loop.run_in_executor(None, release, stream)
 
+    # -- changes --------------------------------------------------------------------------
+
+    def _container_name(self, container: Container) -> str:
+        return container_name(
+            self._config.resource_prefix, container.labels[L.OWNER], container.labels[L.NAME]
+        )
+
+    def _revisions_of(self, container: Container) -> AgentRevisions:
+        found = read_records(self._client(), self._instance, container.agent_id)
+        return AgentRevisions(L.revision_of(container.labels), found.get(container.agent_id, []))
+
+    async def update(
+        self,
+        ref: str,
+        change: AgentChange,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        return await self._change(
+            ref,
+            owner,
+            expected_revision,
+            ceilings,
+            lambda spec, _: plan_change(spec, change, policy),
+        )
+
+    async def rollback(
+        self,
+        ref: str,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        to: int | None = None,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        def planner(spec: StoredSpec, revs: AgentRevisions) -> Plan:
+            kept = [r for r in revs.records if revs.committed(r)]
+            if to is None:
+                target = next((r for r in kept if r.number < revs.number), None)
+                if target is None:
+                    raise InvalidSpec("the agent has no earlier revision to roll back to")
+            else:
+                target = next((r for r in kept if r.number == to), None)
+                if target is None:
+                    raise AgentNotFound(f"revision {to} of this agent is not kept")
+            return plan_rollback(spec, target.spec, policy)
+
+        return await self._change(ref, owner, expected_revision, ceilings, planner)
+
+    async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
+        def work() -> RevisionList:
+            container = self._find(ref, owner)
+            revs = self._revisions_of(container)
+            items = [r.public() for r in revs.records if revs.committed(r)]
+            if not items:  # never changed: its spawn is its only revision
+                items = [
+                    Revision(
+                        number=revs.number,
+                        created_at=L.parse_moment(container.labels[L.CREATED_AT]),
+                        changes=[],
+                        restarted=False,
+                        spec=StoredSpec.model_validate_json(container.labels[L.SPEC]),
+                    )
+                ]
+            return RevisionList(items=items, kept=KEPT_REVISIONS)
+
+        return await self._run(work)
+
+    async def stats(self, ref: str, *, owner: str | None = None) -> AgentStats:
+        def work() -> AgentStats:
+            container = self._find(ref, owner)
+            if container.state != "running":
+                return sample_stats({}, running=False)
+            # stream=False: the engine answers one sample with the one before it (for CPU).
+            return sample_stats(self._client().stats(container.id, stream=False), running=True)
+
+        return await self._run_on_agent(work)
+
+    async def _change(
+        self,
+        ref: str,
+        owner: str | None,
+        expected: int | None,
+        ceilings: OwnerCeilings | None,
+        planner: Planner,
+    ) -> ChangeResult:
+        """The flow of a change and of a rollback: plan, claim the next revision, then
+        change in place or replace (see ``replace``)."""
+
+        def prepare() -> tuple[Container, AgentRevisions, StoredSpec, Plan]:
+            container = self._find(ref, owner)
+            revs = self._revisions_of(container)
+            if revs.pending is not None:
+                raise ChangeInFlight("another change of this agent is under way: retry shortly")
+            if expected is not None and expected != revs.number:
+                raise RevisionMismatch(
+                    f"the agent is at revision {revs.number}, not {expected}: read it again"
+                )
+            current = StoredSpec.model_validate_json(revs.spec_text(container.labels[L.SPEC]))
+            plan = planner(current, revs)
+            resized = any(c in RESOURCE_CHANGES for c in plan.changes)
+            if ceilings is not None and ceilings.active and resized:
+                agent_owner = container.labels[L.OWNER]
+                terms = L.selector(instance=self._instance, owner=agent_owner)
+                others = [c for c in self._query(terms) if c.agent_id != container.agent_id]
+                records = read_records(self._client(), self._instance)
+                held = [self._view(c, {}, records).resources for c in others]
+                ceilings.check(agent_owner, held, plan.spec.resources)
+            return container, revs, current, plan
+
+        container, revs, current, plan = await self._run(prepare)
+        if not plan.changes:
+            agent = await self._run(self._agent, container)
+            return ChangeResult(agent=agent, revision=revs.number, restarted=False, changes=[])
+        has_ttl = L.EXPIRES_AT in container.labels
+        live = plan.only(_IN_PLACE | ({"ttl_seconds"} if has_ttl else frozenset()))
+        if "image" in plan.changes:
+            await self._ensure_image(plan.spec.image, container.labels[L.OWNER])
+        running = container.state in ("running", "restarting")
+        record = await self._run(self._claim, container, revs, current, plan, live, running)
+        if live:
+            agent = await self._run_on_agent(lambda: self._change_in_place(container, plan, record))
+            return ChangeResult(
+                agent=agent, revision=record.number, restarted=False, changes=list(plan.changes)
+            )
+        agent = await self._replace(container, current, plan, record, running)
+        return ChangeResult(
+            agent=agent, revision=record.number, restarted=running, changes=list(plan.changes)
+        )
+
+    def _claim(
+        self,
+        container: Container,
+        revs: AgentRevisions,
+        current: StoredSpec,
+        plan: Plan,
+        live: bool,
+        running: bool,
+    ) -> Record:
+        api, labels = self._client(), container.labels
+        common = {
+            "prefix": self._config.resource_prefix,
+            "instance": self._instance,
+            "agent_id": container.agent_id,
+            "owner": labels[L.OWNER],
+        }
+        if not revs.records:  # the revision before: kept so that a rollback can return to it
+            claim(
+                api,
+                **common,
+                number=revs.number,
+                spec=current,
+                changes=(),
+                mode=REPLACE,
+                was_running=running,
+                now=L.parse_moment(labels[L.CREATED_AT]),
+            )
+        number = revs.number + 1
+        record = claim(
+            api,
+            **common,
+            number=number,
+            spec=plan.spec,
+            changes=plan.changes,
+            mode=LIVE if live else REPLACE,
+            was_running=running,
+            now=datetime.now(UTC),
+        )
+        if record is None:
+            raise RevisionMismatch(f"another change made revision {number} first: read it again")
+        return record
+
+    def _change_in_place(self, container: Container, plan: Plan, record: Record) -> Agent:
+        api = self._client()
+        try:
+            if any(change in _IN_PLACE for change in plan.changes):
+                update_limits(
+                    api,
+                    container.id,
+                    resources=plan.spec.resources,
+                    restart_policy=plan.spec.restart_policy,
+                    timeout=self._config.timeout,
+                )
+            if "ttl_seconds" in plan.changes and plan.spec.ttl_seconds:
+                self._write_deadline(container, expires_in(plan.spec.ttl_seconds))
+        except BaseException as exc:
+            forget(api, [record])
+            if isinstance(exc, docker.errors.APIError) and not isinstance(
+                exc, docker.errors.NotFound
+            ):
+                raise InvalidSpec(f"the engine refused the change: {explain(exc)}") from exc
+            raise
+        prune(api, self._instance, container.agent_id, KEPT_REVISIONS)
+        return self._agent(self._refresh(container.id))
+
+    async def _replace(
+        self, old: Container, current: StoredSpec, plan: Plan, record: Record, running: bool
+    ) -> Agent:
+        api = self._client()
+        try:
+            kept = await self._run_on_agent(
+                lambda: secret_values(api, old.id, set(current.secret_names) - set(plan.secrets))
+            )
+            if running:
+                await self._stop(old.id, self._config.stop_timeout)
+        except BaseException:
+            await self._run(forget, api, [record])
+            raise
+
+        def swap() -> Agent:
+            try:
+                new_id = self._create_replacement(old, plan, record, kept)
+            except BaseException:
+                with contextlib.suppress(docker.errors.APIError):
+                    if running:
+                        api.start(old.id)
+                forget(api, [record])
+                raise
+            try:
+                finish(api, old=[old.id], new=new_id, name=self._container_name(old), start=running)
+            except docker.errors.APIError as exc:
+                raise SpawnFailed(
+                    f"revision {record.number} was made but the agent could not start: "
+                    f"{explain(exc)}; roll back or change it again"
+                ) from exc
+            prune(api, self._instance, old.agent_id, KEPT_REVISIONS)
+            return self._agent(self._refresh(new_id))
+
+        return await self._run(swap)
+
+    def _create_replacement(
+        self, old: Container, plan: Plan, record: Record, kept: Mapping[str, str]
+    ) -> str:
+        """Step 3 of ``replace``: the new container, created under its temporary name."""
+        config, labels, spec = self._config, old.labels, plan.spec
+        owner, agent_id = labels[L.OWNER], old.agent_id
+        secrets = {**kept, **{k: v.get_secret_value() for k, v in plan.secrets.items()}}
+        asked = AgentSpec.model_validate(
+            {
+                **spec.model_dump(exclude={"secret_names", "resources"}),
+                "secrets": {name: secrets[name] for name in spec.secret_names if name in secrets},
+                "resources": ResourceRequest(**spec.resources.model_dump()),
+            }
+        )
+        deadline = None
+        if spec.ttl_seconds:
+            deadline = (
+                expires_in(spec.ttl_seconds)
+                if "ttl_seconds" in plan.changes or L.EXPIRES_AT not in labels
+                else L.parse_moment(labels[L.EXPIRES_AT])
+            )
+        new_labels = L.system_labels(
+            instance=self._instance,
+            agent_id=agent_id,
+            owner=owner,
+            created_at=L.parse_moment(labels[L.CREATED_AT]),
+            spec=spec,
+            idempotency=labels.get(L.IDEMPOTENCY_KEY),
+            expires_at=deadline,
+            revision=record.number,
+        )
+        network = self._ensure_network(owner) if spec.network != "none" else "none"
+        kwargs = build_container(
+            asked,
+            labels=new_labels,
+            owner=owner,
+            resources=spec.resources,
+            prefix=config.resource_prefix,
+            network=network,
+            volume=volume_name(config.resource_prefix, agent_id) if spec.workspace else None,
+            workspace_path=config.workspace_path,
+            read_only_rootfs=config.read_only_rootfs,
+            user=config.agent_user,
+            log=LogRotation(config.log_driver, config.log_max_size, config.log_max_files),
+        ).kwargs()
+        kwargs["name"] = temporary_name(kwargs["name"], record.number)
+        try:
+            new_id: str = self._client().create_container(**kwargs)["Id"]
+        except docker.errors.NotFound as exc:
+            if not _lost_network(exc):
+                raise
+            self._forget_network(owner)
+            kwargs["networking_config"] = {
+                "EndpointsConfig": {self._ensure_network(owner): {"Aliases": [spec.name]}}
+            }
+            kwargs["host_config"]["NetworkMode"] = self._ensure_network(owner)
+            new_id = self._client().create_container(**kwargs)["Id"]
+        if deadline is not None and "ttl_seconds" in plan.changes:
+            self._write_deadline(old, deadline)
+        return new_id
+
     # -- spawn ----------------------------------------------------------------------------
 
     async def _prepare(self, spec: AgentSpec, owner: str) -> None:
+        await self._ensure_image(spec.image, owner)
+
+    async def _ensure_image(self, image: str, owner: str) -> None:
         """The image is on the engine, pulled (on the pull pool, under its deadline) if not."""
-        if await self._run(self._image_present, spec.image):
+        if await self._run(self._image_present, image):
             return
         if not self._config.pull_missing_images:
-            raise ImageNotFound(f"image {spec.image!r} is not present on the engine")
+            raise ImageNotFound(f"image {image!r} is not present on the engine")
         try:
-            await self._pulls.pull(spec.image, owner=owner)
+            await self._pulls.pull(image, owner=owner)
         except OrchestratorError:
             raise
         except Exception as exc:
             raise translate(exc) from exc
-        await self._run(lambda: _check_named(self._client().inspect_image(spec.image), spec.image))
+        await self._run(lambda: _check_named(self._client().inspect_image(image), image))
 
     def _resume(self, obj: Container, spec: AgentSpec) -> Container | None:
         if obj.state != "created":

@@ -299,12 +299,14 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
 
     def _view(self, deployment: JSON, pods: list[JSON]) -> Agent:
         status, detail = agent_status(deployment, pods)
+        labels = self._labels(deployment)
         return L.agent_from_labels(
-            self._labels(deployment),
+            labels,
             status=status,
             detail=detail,
             orchestrator=self.name,
             expires_at=self._deadline(deployment),
+            revision=L.revision_of(labels),
         )
 
     def _patch(self, deployment: JSON, body: JSON) -> JSON:
@@ -732,8 +734,8 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             spec=plan.spec,
             idempotency=schema.get(L.IDEMPOTENCY_KEY),
             expires_at=deadline,
+            revision=number,
         )
-        new_schema[L.REVISION] = str(number)
         new_schema[L.REVISIONS] = recorded(history, entry)
         template = pod_revision(after, number) if rolls else None
         if not (plan.secrets or removed):
