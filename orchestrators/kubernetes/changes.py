@@ -36,6 +36,7 @@ __all__ = [
     "history_of",
     "pod_revision",
     "recorded",
+    "release_patch",
     "secret_data_patch",
 ]
 
@@ -109,6 +110,16 @@ def claim_patch(deployment: Manifest, stamp: str) -> Manifest:
         "metadata": {
             "resourceVersion": deployment["metadata"]["resourceVersion"],
             "annotations": {CHANGING: stamp},
+        }
+    }
+
+
+def release_patch(deployment: Manifest) -> Manifest:
+    """Drops an abandoned claim, only if nothing moved since it was read."""
+    return {
+        "metadata": {
+            "resourceVersion": deployment["metadata"]["resourceVersion"],
+            "annotations": {CHANGING: None},
         }
     }
 

@@ -90,6 +90,7 @@ from .changes import (
     history_of,
     pod_revision,
     recorded,
+    release_patch,
     secret_data_patch,
 )
 from .network import (
@@ -475,6 +476,10 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                     report.removed.append(_name_of(deployment))
                     continue
                 live.add(labels[L.ID])
+                if self._abandoned(deployment, moment):
+                    # A change cut off after its claim: the agent stays at its revision.
+                    with contextlib.suppress(_Moved, AgentNotFound):
+                        self._conditional(deployment, release_patch(deployment))
                 deadline = self._deadline(deployment)
                 if deadline is None or deadline > moment:
                     continue
@@ -757,17 +762,24 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         raise RevisionMismatch("the agent was changed meanwhile: read it again and retry")
 
     def _refuse_if_changing(self, deployment: JSON, now: datetime, expected: int | None) -> None:
-        """Another change is between its claim and its patch; one whose service died
-        there (older than two calls' timeouts) is abandoned and may be overwritten."""
-        started = _annotation(deployment, CHANGING)
-        if started is None:
+        """Another change is between its claim and its patch; a claim left by a service
+        that died there is abandoned and may be overwritten."""
+        if _annotation(deployment, CHANGING) is None or self._abandoned(deployment, now):
             return
-        with contextlib.suppress(ValueError):
-            if (now - datetime.fromisoformat(started)).total_seconds() > 2 * self._kube.timeout[1]:
-                return
         if expected is not None:
             raise RevisionMismatch("the agent is being changed to another revision")
         raise ChangeInFlight("another change of the agent is under way: retry once it is done")
+
+    def _abandoned(self, deployment: JSON, now: datetime) -> bool:
+        """A change's claim older than two calls' timeouts: its service died after it."""
+        started = _annotation(deployment, CHANGING)
+        if started is None:
+            return False
+        try:
+            age = (now - datetime.fromisoformat(started)).total_seconds()
+        except (ValueError, TypeError):
+            return True
+        return age > 2 * self._kube.timeout[1]
 
     def _template(self, deployment: JSON, spec: StoredSpec, schema: Mapping[str, str]) -> JSON:
         manifest = build_deployment(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 from kubernetes import client
@@ -13,14 +14,17 @@ from kubernetes import client
 from orchestrators import labels as L
 from orchestrators.errors import (
     AgentNotFound,
+    ChangeInFlight,
     NotSupported,
     PolicyViolation,
     RevisionMismatch,
 )
 from orchestrators.kubernetes import KubernetesOrchestrator
+from orchestrators.kubernetes.changes import CHANGING
 from orchestrators.models import AgentChange, Resources
 from orchestrators.policy import SpawnPolicy
 from testenv.backends import SMALL
+from testenv.kube_env import KubeTestEnv
 from testenv.kube_fixture import ServiceAccountAccess, kubernetes_orchestrator
 
 from .test_backend import pods_of, read, spec, the_deployment
@@ -286,6 +290,42 @@ async def test_the_services_role_is_enough_to_rotate_resize_and_read_usage(
         # Allowed by the Role, then absent from this cluster: 501, not 403.
         with pytest.raises(NotSupported):
             await backend.stats(agent.id)
+        await backend.delete(agent.id)
+    finally:
+        await backend.close()
+
+
+async def test_a_change_cut_off_after_its_claim_holds_others_off_until_it_expires(
+    kube_env: KubeTestEnv, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    # A one-second API timeout: a claim is abandoned after two seconds.
+    backend = kubernetes_orchestrator(kube_env.kubeconfig, kube_namespace, timeout=1.0)
+    try:
+        agent = await backend.spawn(spec("aptest-cutoff"), owner="alice", resources=SMALL)
+        deployment = the_deployment(kube_api, kube_namespace, agent.id)
+        # What a service killed right after claiming a secret rotation leaves.
+        client.AppsV1Api(kube_api).patch_namespaced_deployment(
+            deployment["metadata"]["name"],
+            kube_namespace,
+            {"metadata": {"annotations": {CHANGING: datetime.now(UTC).isoformat()}}},
+        )
+        with pytest.raises(RevisionMismatch):
+            await backend.update(
+                agent.id, change(env={"A": "1"}), policy=POLICY, expected_revision=1
+            )
+        with pytest.raises(ChangeInFlight):
+            await backend.update(agent.id, change(env={"A": "1"}), policy=POLICY)
+        assert (await backend.get(agent.id)).revision == 1
+        await asyncio.sleep(2.5)
+        # The sweep drops the abandoned claim; the agent is one agent, at its revision.
+        await backend.sweep()
+        stored = the_deployment(kube_api, kube_namespace, agent.id)
+        assert CHANGING not in stored["metadata"]["annotations"]
+        assert [a.id for a in await backend.list()] == [agent.id]
+        done = await backend.update(
+            agent.id, change(env={"A": "1"}), policy=POLICY, expected_revision=1
+        )
+        assert done.revision == 2
         await backend.delete(agent.id)
     finally:
         await backend.close()
