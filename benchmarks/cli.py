@@ -10,6 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
+from .kube_changes import KUBE_CHANGES_BEGIN, KUBE_CHANGES_END
 from .noisy import NoisyConfig, quick_noisy, run_noisy
 from .noisy_report import carry_section, render_noisy, write_section
 from .plot import plot_latency
@@ -92,7 +93,10 @@ def write_outputs(results: RunResults, config: BenchConfig) -> tuple[Path, Path 
     config.output.parent.mkdir(parents=True, exist_ok=True)
     old = config.output.read_text() if config.output.exists() else ""
     report = render_report(results, config, plot) + "\n"
-    config.output.write_text(carry_section(old, report))
+    # The sections other commands write are kept across a full run.
+    report = carry_section(old, report)
+    report = carry_section(old, report, KUBE_CHANGES_BEGIN, KUBE_CHANGES_END)
+    config.output.write_text(report)
     return config.output, plot
 
 
