@@ -40,6 +40,7 @@ from ..models import (
     AgentChange,
     AgentSpec,
     AgentStats,
+    AgentStatus,
     ChangeResult,
     LogOptions,
     ResourceRequest,
@@ -188,6 +189,9 @@ class DockerOrchestrator(AgentBackend[Container]):
             oom_killed=facts and container.oom_killed,
             error=container.error if facts else "",
         )
+        if container.state == "created" and L.REVISION in container.labels:
+            # Replaced while it was stopped: made, never started, and stopped it stays.
+            status, detail = AgentStatus.STOPPED, "changed while stopped; start it to run it"
         return L.agent_from_labels(
             container.labels,
             status=status,

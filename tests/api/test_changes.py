@@ -316,3 +316,20 @@ def test_a_service_killed_mid_change_leaves_one_agent(
 def _ignore_errors(call: Callable[[], object]) -> None:
     with contextlib.suppress(httpx.HTTPError):
         call()
+
+
+def test_a_stopped_agent_changed_stays_stopped_until_started(
+    api: Api, busybox: str, docker_client: docker.DockerClient
+) -> None:
+    agent = api.alice.post("/v1/agents", json=body("aptest-asleep", busybox)).json()
+    api.alice.post(f"/v1/agents/{agent['id']}/stop", params={"timeout": 0})
+
+    changed = api.alice.patch(f"/v1/agents/{agent['id']}", json={"env": {"MODE": "late"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["restarted"] is False
+    assert changed.json()["agent"]["status"] == "stopped"
+    assert inspect_agent(docker_client, agent["id"])["State"]["Running"] is False
+
+    started = api.alice.post(f"/v1/agents/{agent['id']}/start").json()
+    assert started["status"] == "running"
+    assert process_env(docker_client, agent["id"], "MODE") == "late"
