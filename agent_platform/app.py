@@ -128,8 +128,14 @@ def create_app(
     app.include_router(health.router)
     if settings.expose_metrics:
         app.include_router(health.metrics_router)
+    # The middleware order. Starlette puts the last added outermost, so a request meets them
+    # from the bottom of this list up: RequestContextMiddleware first, so that every answer,
+    # a refusal of the two below included, has a request id, an access line, metrics and
+    # an audit record; then AuthGateMiddleware, so that a request without a valid key is
+    # refused before a byte of its body is read; then BodyGuardMiddleware, so that size,
+    # media type and JSON shape are checked before FastAPI parses the body; then FastAPI's
+    # exception handling (the problem handlers above) and the router.
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
-    # Outside the body guard: a request without a valid key is refused before its body is read.
     app.add_middleware(AuthGateMiddleware, keys=state.keys)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, audit=state.audit)
     return app

@@ -106,7 +106,7 @@ def _raw_live(api: client.ApiClient, namespace: str, agent_id: str, index: int) 
         apps,
         namespace,
         selector,
-        {"metadata": {"labels": {"user.agents.hive.io/raw": f"r{index}"}}},
+        {"metadata": {"labels": {L.USER_PREFIX + "raw": f"r{index}"}}},
     )
     _items(apps.list_namespaced_deployment, namespace, label_selector=selector)
     _items(core.list_namespaced_pod, namespace, label_selector=selector)

@@ -37,11 +37,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from orchestrators import labels as L
+from orchestrators.config import KubernetesConfig
 from orchestrators.kubernetes.api import label_selector
 from orchestrators.kubernetes.objects import (
     SPAWNING,
     Manifest,
-    PodSettings,
     build_deployment,
     deployment_name,
 )
@@ -169,11 +169,11 @@ def fleet_deployment(prefix: str, owner: str, name: str) -> Manifest:
     )
     manifest = build_deployment(
         spec,
-        schema=schema,
+        labels=schema,
         name=deployment_name(prefix, owner, name),
         prefix=prefix,
         resources=FLEET_RESOURCES,
-        settings=PodSettings(pull_missing_images=False),  # as the service is configured
+        settings=KubernetesConfig(pull_missing_images=False),  # as the service is configured
     )
     manifest["spec"]["replicas"] = 1
     del manifest["metadata"]["annotations"][SPAWNING]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from .models import Agent, AgentAddress, AgentStatus, StoredSpec
 from .viewcache import ViewCache, estimate_bytes
@@ -19,6 +20,7 @@ __all__ = [
     "ANNOTATION_KEYS",
     "CHANGES",
     "CHANGE_MODE",
+    "CHANGING",
     "CLAIM",
     "CREATED_AT",
     "EXPIRES_AT",
@@ -26,13 +28,16 @@ __all__ = [
     "IDEMPOTENCY_KEY",
     "INSTANCE",
     "KIND",
+    "Kind",
     "MANAGED_BY",
     "MANAGED_BY_VALUE",
     "NAME",
     "OWNER",
     "REVISION",
     "REVISIONS",
+    "SPAWNING",
     "SPEC",
+    "SYSTEM_PREFIX",
     "USER_PREFIX",
     "VIEW_CACHE",
     "WAS_RUNNING",
@@ -50,7 +55,8 @@ __all__ = [
     "system_labels",
 ]
 
-_PREFIX = "agents.hive.io/"
+SYSTEM_PREFIX = "agents.hive.io/"
+_PREFIX = SYSTEM_PREFIX
 MANAGED_BY = _PREFIX + "managed-by"
 MANAGED_BY_VALUE = "agent-platform"
 # Which deployment of the platform made it: deployments that share an engine (staging and
@@ -63,18 +69,36 @@ CREATED_AT = _PREFIX + "created-at"
 SPEC = _PREFIX + "spec"
 IDEMPOTENCY_KEY = _PREFIX + "idempotency-key"
 EXPIRES_AT = _PREFIX + "expires-at"
-KIND = _PREFIX + "kind"  # on objects an agent owns: "workspace", "lease", "secret"
+KIND = _PREFIX + "kind"  # on the objects that are not agents: a ``Kind``
+# Kubernetes, an annotation: set on a Deployment from its creation until the spawn scaled it
+# up, so that a Deployment that still carries it long after was left by an interrupted spawn.
+SPAWNING = _PREFIX + "spawning"
 # The revision an agent's object was made at (absent: 1, the spawn); on a revision record,
 # its number, what changed, how ("live" in place or "replace" with a new process), whether
 # the agent was running, and the token of the writer that claimed the number.
 REVISION = _PREFIX + "revision"
-# Kubernetes: the bounded history of an agent's revisions, JSON, on its Deployment.
+# Kubernetes: the bounded history of an agent's revisions, JSON, on its Deployment, and the
+# mark of a change under way (the time it claimed its revision).
 REVISIONS = _PREFIX + "revisions"
+CHANGING = _PREFIX + "changing"
 CHANGES = _PREFIX + "changes"
 CHANGE_MODE = _PREFIX + "change"
 WAS_RUNNING = _PREFIX + "was-running"
 CLAIM = _PREFIX + "claim"
-USER_PREFIX = "user.agents.hive.io/"
+USER_PREFIX = "user." + SYSTEM_PREFIX
+
+
+class Kind(StrEnum):
+    """What an object that is not an agent is: the value of its ``KIND`` label."""
+
+    WORKSPACE = "workspace"  # a Docker volume, a Kubernetes claim
+    LEASE = "lease"  # Docker: one TTL renewal (labels of a container cannot change)
+    INIT = "init"  # Docker: the helper that readies a workspace
+    NETWORK = "network"  # Docker: one owner's agent network
+    SECRET = "secret"  # noqa: S105 - a kind of object, not a secret: Kubernetes, its values
+    NETWORK_POLICY = "network-policy"  # Kubernetes: the agent's NetworkPolicy
+    REVISION = "revision"  # Docker: the record of one revision of an agent
+
 
 ANNOTATION_KEYS = frozenset({SPEC, REVISIONS})
 
@@ -103,14 +127,14 @@ def instance_name(resource_prefix: str) -> str:
     return resource_prefix.strip("-._") or "default"
 
 
-def owned_labels(*, instance: str, agent_id: str, owner: str, kind: str) -> dict[str, str]:
+def owned_labels(*, instance: str, agent_id: str, owner: str, kind: Kind) -> dict[str, str]:
     """Labels of an object an agent owns (its volume, lease, secret, claim)."""
     return {
         MANAGED_BY: MANAGED_BY_VALUE,
         INSTANCE: instance,
         ID: agent_id,
         OWNER: owner,
-        KIND: kind,
+        KIND: kind.value,
     }
 
 
@@ -174,7 +198,7 @@ def revision_labels(
 ) -> dict[str, str]:
     """Labels of the record of one revision (never a secret value: the spec has names only)."""
     return {
-        **owned_labels(instance=instance, agent_id=agent_id, owner=owner, kind="revision"),
+        **owned_labels(instance=instance, agent_id=agent_id, owner=owner, kind=Kind.REVISION),
         REVISION: str(number),
         CREATED_AT: format_moment(written),
         SPEC: spec.model_dump_json(),

@@ -19,7 +19,7 @@ Hooks a backend writes (one method each):
 | ``_translate(exc)`` | an engine exception as one of ``orchestrators.errors`` |
 | ``_query(terms)`` | the managed agents matching label terms (``labels.selector``), one call |
 | ``_labels(obj)`` | the agent's labels (and annotations) |
-| ``_agent(obj)`` | the agent's public view as the engine sees it now |
+| ``_current_view(obj)`` | the agent's public view as the engine sees it now |
 | ``_deadline(obj)`` | its TTL deadline, or None |
 | ``_write_deadline(obj, deadline)`` | record a new deadline; the agent after it |
 | ``_create(spec, owner, resources, labels)`` | create and start; a taken name: ``AgentConflict`` |
@@ -55,11 +55,11 @@ from .errors import (
 from .models import Agent, AgentSpec, Resources, StoredSpec, is_agent_id
 from .policy import OwnerCeilings
 from .threads import in_thread
+from .types import T
 
 __all__ = ["AgentBackend", "expires_in", "resources_of"]
 
 Obj = TypeVar("Obj")
-T = TypeVar("T")
 
 
 def expires_in(seconds: int, now: datetime | None = None) -> datetime:
@@ -99,7 +99,7 @@ class AgentBackend(Orchestrator, Generic[Obj]):
         """The agent's labels (annotations included)."""
 
     @abc.abstractmethod
-    def _agent(self, obj: Obj) -> Agent:
+    def _current_view(self, obj: Obj) -> Agent:
         """The agent's public view, as the engine sees it now."""
 
     @abc.abstractmethod
@@ -135,7 +135,7 @@ class AgentBackend(Orchestrator, Generic[Obj]):
 
     async def _finish(self, obj: Obj, spec: AgentSpec) -> Agent:
         """The answer to a spawn that created ``obj``."""
-        return await self._run(self._agent, obj)
+        return await self._run(self._current_view, obj)
 
     # -- the shared flow ------------------------------------------------------------------
 
@@ -171,7 +171,7 @@ class AgentBackend(Orchestrator, Generic[Obj]):
             )
 
     async def get(self, ref: str, *, owner: str | None = None) -> Agent:
-        return await self._run(lambda: self._agent(self._find(ref, owner)))
+        return await self._run(lambda: self._current_view(self._find(ref, owner)))
 
     async def renew(self, ref: str, *, owner: str | None = None, ttl_seconds: int) -> Agent:
         def work() -> Agent:
@@ -238,11 +238,11 @@ class AgentBackend(Orchestrator, Generic[Obj]):
 
         earlier = await self._run(preamble)
         if earlier is not None:
-            return await self._run(self._agent, earlier)
+            return await self._run(self._current_view, earlier)
         await self._prepare(spec, owner)
         made, replayed = await self._run(create)
         if replayed:
-            return await self._run(self._agent, made)
+            return await self._run(self._current_view, made)
         return await self._finish(made, spec)
 
     def _admit(self, spec: AgentSpec) -> None:

@@ -7,13 +7,12 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, TypeVar
+from typing import Any
 
 from .errors import OrchestratorError
+from .types import T
 
 __all__ = ["in_thread"]
-
-T = TypeVar("T")
 
 
 async def in_thread(

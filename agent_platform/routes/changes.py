@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Request, Response
 
 from orchestrators.models import AgentStats, ChangeResult, RevisionList
 
-from ..deps import Caller, Engine, OwnerScope, State, Writer
+from ..deps import Caller, OrchestratorDep, OwnerScope, State, Writer, audit_action
 from ..problems import ProblemError
 from ..schemas import ChangeRequest, RollbackRequest
 from .agents import _ERRORS, _PROBLEM, AgentRef, audited, etag
@@ -59,6 +59,7 @@ def _answer(request: Request, response: Response, result: ChangeResult) -> Chang
     response_model=ChangeResult,
     summary="Change the agent: what can change in place does, the rest restarts it",
     responses=_CHANGE_ERRORS,
+    dependencies=[audit_action("update")],
 )
 async def change_agent(
     agent: AgentRef,
@@ -88,8 +89,10 @@ async def change_agent(
     response_model=RevisionList,
     summary="The agent's revisions, newest first (secret names, never values)",
 )
-async def agent_revisions(agent: AgentRef, scope: OwnerScope, engine: Engine) -> RevisionList:
-    return await engine.revisions(agent, owner=scope)
+async def agent_revisions(
+    agent: AgentRef, scope: OwnerScope, orchestrator: OrchestratorDep
+) -> RevisionList:
+    return await orchestrator.revisions(agent, owner=scope)
 
 
 @router.post(
@@ -97,6 +100,7 @@ async def agent_revisions(agent: AgentRef, scope: OwnerScope, engine: Engine) ->
     response_model=ChangeResult,
     summary='Back to the previous revision\'s spec, or to {"revision": n}, as a new revision',
     responses=_CHANGE_ERRORS,
+    dependencies=[audit_action("rollback")],
 )
 async def rollback_agent(
     agent: AgentRef,
@@ -127,5 +131,7 @@ async def rollback_agent(
     summary="One sample of the agent's CPU, memory, pids, network and block I/O",
     responses={501: {"description": "the backend has no usage figures", **_PROBLEM}},
 )
-async def agent_stats(agent: AgentRef, _: Caller, scope: OwnerScope, engine: Engine) -> AgentStats:
-    return await engine.stats(agent, owner=scope)
+async def agent_stats(
+    agent: AgentRef, _: Caller, scope: OwnerScope, orchestrator: OrchestratorDep
+) -> AgentStats:
+    return await orchestrator.stats(agent, owner=scope)

@@ -21,9 +21,8 @@ from docker import APIClient
 from .. import labels as L
 from ..errors import EngineError
 
-__all__ = ["KIND", "find_or_create", "network_name", "remove_idle_networks"]
+__all__ = ["find_or_create", "network_name", "remove_idle_networks"]
 
-KIND = "network"
 SERVICE_ALIAS = "agent-api"
 
 
@@ -57,7 +56,7 @@ def find_or_create(
                     L.MANAGED_BY: L.MANAGED_BY_VALUE,
                     L.INSTANCE: instance,
                     L.OWNER: owner,
-                    L.KIND: KIND,
+                    L.KIND: L.Kind.NETWORK.value,
                 },
             )
         except docker.errors.APIError as exc:
@@ -101,7 +100,11 @@ def remove_idle_networks(
     on it that is stopped keeps it too: its start would fail without it. A spawn that loses
     the race with a removal looks the network up again and creates it anew.
     """
-    terms = [f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}", f"{L.INSTANCE}={instance}", f"{L.KIND}={KIND}"]
+    terms = [
+        f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}",
+        f"{L.INSTANCE}={instance}",
+        f"{L.KIND}={L.Kind.NETWORK}",
+    ]
     removed: list[str] = []
     for network in api.networks(filters={"label": terms}):
         labels = network.get("Labels") or {}

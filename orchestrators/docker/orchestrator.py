@@ -15,15 +15,15 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import docker.errors
 from docker import APIClient
 
 from .. import labels as L
 from ..changes import KEPT_REVISIONS, RESOURCE_CHANGES, Plan, plan_change, plan_rollback
+from ..config import DockerConfig
 from ..errors import (
     AgentConflict,
     AgentNotFound,
@@ -53,6 +53,7 @@ from ..models import (
 )
 from ..policy import OwnerCeilings, SpawnPolicy
 from ..skeleton import AgentBackend, expires_in
+from ..types import T
 from .api import (
     Container,
     explain,
@@ -76,7 +77,6 @@ from .workspace import prepare_with_helper, prepare_workspace
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
 
-T = TypeVar("T")
 _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
 _SWEEP_STOPS = 8  # expired agents one sweep stops at once
@@ -84,32 +84,6 @@ _STOPPED_STATES = frozenset({"exited", "dead"})
 # What Docker changes on a running container without restarting it.
 _IN_PLACE = RESOURCE_CHANGES | {"restart_policy"}
 Planner = Callable[[StoredSpec, AgentRevisions], Plan]
-
-
-@dataclass(frozen=True, slots=True)
-class DockerConfig:
-    """How to reach the engine and where agents go."""
-
-    base_url: str | None = None  # None: DOCKER_HOST or the local socket
-    timeout: float = 30.0
-    network: str = "hive-net"  # agents of owner o join the network "<network>.<o>"
-    service_container: str | None = None  # agent-api's container, joined to them if set
-    resource_prefix: str = "hive-"
-    pull_missing_images: bool = True
-    workspace_path: str = "/workspace"
-    stop_timeout: int = 10
-    max_workers: int = 16
-    max_log_streams: int = 64
-    read_only_rootfs: bool = False
-    orphan_grace_seconds: float = 300.0  # an in-flight spawn's volume is younger than this
-    agent_user: str | None = "10001:10001"  # uid:gid agents run as; None: the image's user
-    pull_timeout: float = 300.0  # seconds one pull may take in all
-    pull_threads: int = 4
-    max_pulls_per_owner: int = 1
-    allow_private_registries: bool = False
-    log_driver: str = "json-file"  # json-file or local, both rotated
-    log_max_size: str = "10m"
-    log_max_files: int = 3
 
 
 class DockerOrchestrator(AgentBackend[Container]):
@@ -120,7 +94,7 @@ class DockerOrchestrator(AgentBackend[Container]):
     def __init__(self, config: DockerConfig) -> None:
         super().__init__(
             instance=L.instance_name(config.resource_prefix),
-            threads=config.max_workers,
+            threads=config.engine_threads,
             log_streams=config.max_log_streams,
             pool_name="docker",
         )
@@ -141,6 +115,11 @@ class DockerOrchestrator(AgentBackend[Container]):
             allow_private=config.allow_private_registries,
         )
 
+    @property
+    def config(self) -> DockerConfig:
+        """The configuration it was built with."""
+        return self._config
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _client(self) -> APIClient:
@@ -148,9 +127,9 @@ class DockerOrchestrator(AgentBackend[Container]):
         with self._api_lock:
             if self._api is None:
                 self._api = open_client(
-                    self._config.base_url,
-                    timeout=self._config.timeout,
-                    pool_size=self._config.max_workers,
+                    self._config.docker_host,
+                    timeout=self._config.engine_timeout,
+                    pool_size=self._config.engine_threads,
                 )
             return self._api
 
@@ -210,7 +189,7 @@ class DockerOrchestrator(AgentBackend[Container]):
 
     def _query(self, terms: Mapping[str, str]) -> list[Container]:
         found = newest_per_agent(
-            list_containers(self._client(), terms, timeout=self._config.timeout)
+            list_containers(self._client(), terms, timeout=self._config.engine_timeout)
         )
         if len(self._hints) > _MAX_HINTS:
             self._hints.clear()
@@ -230,7 +209,7 @@ class DockerOrchestrator(AgentBackend[Container]):
     def _labels(self, obj: Container) -> Mapping[str, str]:
         return obj.labels
 
-    def _agent(self, obj: Container) -> Agent:
+    def _current_view(self, obj: Container) -> Agent:
         """Inspects only when a list entry cannot tell why it stopped; reads leases only for
         an agent that has a TTL."""
         if not obj.inspected and obj.state in _STOPPED_STATES and obj.exit_code != 0:
@@ -258,7 +237,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             now=datetime.now(UTC),
             deadline=deadline,
         )
-        return self._agent(self._refresh(obj.id))
+        return self._current_view(self._refresh(obj.id))
 
     def _release(self) -> None:
         self._pulls.close()
@@ -300,7 +279,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         grace = self._config.stop_timeout if timeout is None else timeout
         container_id = (await self._run(self._find, ref, owner)).id
         await self._stop(container_id, grace)
-        return await self._run(lambda: self._agent(self._refresh(container_id)))
+        return await self._run(lambda: self._current_view(self._refresh(container_id)))
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
@@ -349,17 +328,17 @@ class DockerOrchestrator(AgentBackend[Container]):
             except docker.errors.APIError:
                 now = self._refresh(container_id)
                 if now.state in settled:
-                    return self._agent(now)
+                    return self._current_view(now)
                 if attempt:
                     raise
-        return self._agent(self._refresh(container_id))
+        return self._current_view(self._refresh(container_id))
 
     async def sweep(self, *, now: datetime | None = None) -> SweepReport:
         def work() -> tuple[list[tuple[str, str]], SweepReport]:
             moment = now or datetime.now(UTC)
             api = self._client()
             every = list_containers(
-                api, L.selector(instance=self._instance), timeout=self._config.timeout
+                api, L.selector(instance=self._instance), timeout=self._config.engine_timeout
             )
             report = SweepReport()
             # Replacements a killed service left half done: finished or undone first, so
@@ -580,7 +559,7 @@ class DockerOrchestrator(AgentBackend[Container]):
 
         container, revs, current, plan = await self._run(prepare)
         if not plan.changes:
-            agent = await self._run(self._agent, container)
+            agent = await self._run(self._current_view, container)
             return ChangeResult(agent=agent, revision=revs.number, restarted=False, changes=[])
         has_ttl = L.EXPIRES_AT in container.labels
         live = plan.only(_IN_PLACE | ({"ttl_seconds"} if has_ttl else frozenset()))
@@ -649,7 +628,7 @@ class DockerOrchestrator(AgentBackend[Container]):
                     container.id,
                     resources=plan.spec.resources,
                     restart_policy=plan.spec.restart_policy,
-                    timeout=self._config.timeout,
+                    timeout=self._config.engine_timeout,
                 )
             if "ttl_seconds" in plan.changes and plan.spec.ttl_seconds:
                 self._write_deadline(container, expires_in(plan.spec.ttl_seconds))
@@ -661,7 +640,7 @@ class DockerOrchestrator(AgentBackend[Container]):
                 raise InvalidSpec(f"the engine refused the change: {explain(exc)}") from exc
             raise
         prune(api, self._instance, container.agent_id, KEPT_REVISIONS)
-        return self._agent(self._refresh(container.id))
+        return self._current_view(self._refresh(container.id))
 
     async def _replace(
         self, old: Container, current: StoredSpec, plan: Plan, record: Record, running: bool
@@ -694,7 +673,7 @@ class DockerOrchestrator(AgentBackend[Container]):
                     f"{explain(exc)}; roll back or change it again"
                 ) from exc
             prune(api, self._instance, old.agent_id, KEPT_REVISIONS)
-            return self._agent(self._refresh(new_id))
+            return self._current_view(self._refresh(new_id))
 
         return await self._run(swap)
 
@@ -741,7 +720,9 @@ class DockerOrchestrator(AgentBackend[Container]):
             workspace_path=config.workspace_path,
             read_only_rootfs=config.read_only_rootfs,
             user=config.agent_user,
-            log=LogRotation(config.log_driver, config.log_max_size, config.log_max_files),
+            log=LogRotation(
+                config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
+            ),
         ).kwargs()
         kwargs["name"] = temporary_name(kwargs["name"], record.number)
         try:
@@ -851,7 +832,9 @@ class DockerOrchestrator(AgentBackend[Container]):
                 workspace_path=config.workspace_path,
                 read_only_rootfs=config.read_only_rootfs,
                 user=config.agent_user,
-                log=LogRotation(config.log_driver, config.log_max_size, config.log_max_files),
+                log=LogRotation(
+                    config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
+                ),
             ).kwargs()
 
         prepare: Callable[[str], None] | None = None
@@ -865,7 +848,10 @@ class DockerOrchestrator(AgentBackend[Container]):
                 api.create_volume(
                     volume,
                     labels=L.owned_labels(
-                        instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
+                        instance=self._instance,
+                        agent_id=agent_id,
+                        owner=owner,
+                        kind=L.Kind.WORKSPACE,
                     ),
                 )
                 if config.read_only_rootfs:
@@ -904,7 +890,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             user=user,
             name=f"{config.resource_prefix}init-{agent_id}",
             labels=L.owned_labels(
-                instance=self._instance, agent_id=agent_id, owner=owner, kind="init"
+                instance=self._instance, agent_id=agent_id, owner=owner, kind=L.Kind.INIT
             ),
         )
 

@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from ..errors import EngineError, OrchestratorError, OrchestratorUnavailable
+from ..types import JSON
 
 __all__ = [
     "ApiAccess",
@@ -38,7 +39,6 @@ __all__ = [
     "translate",
 ]
 
-JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
 

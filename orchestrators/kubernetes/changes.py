@@ -42,9 +42,9 @@ __all__ = [
 
 # On the Deployment while a change that rotates secrets is under way (between the claim of
 # the revision and the patch that makes it current): the time it started.
-CHANGING = "agents.hive.io/changing"
+CHANGING = L.CHANGING
 _HISTORY = TypeAdapter(list[Revision])
-_OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
+_OUR_KEYS = (L.SYSTEM_PREFIX, L.USER_PREFIX)
 
 
 def history_of(schema: Mapping[str, str], created_at: datetime) -> list[Revision]:

@@ -30,13 +30,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from .. import labels as L
+from ..config import KubernetesConfig
 from ..models import AgentSpec, Resources, StoredSpec
+from ..types import JSON
 
 __all__ = [
     "CONTAINER",
@@ -45,7 +46,6 @@ __all__ = [
     "RESTARTED_AT",
     "SPAWNING",
     "Manifest",
-    "PodSettings",
     "build_claim",
     "created_at",
     "build_deployment",
@@ -68,47 +68,23 @@ __all__ = [
     "split_metadata",
 ]
 
-Manifest = dict[str, Any]
+Manifest = JSON  # what is sent to the API server
 
 CONTAINER = "agent"
-# Set on a Deployment from its creation until the spawn scaled it up: a Deployment that
-# still carries it long after was left by an interrupted spawn.
-SPAWNING = "agents.hive.io/spawning"
+SPAWNING = L.SPAWNING
 # The annotation ``kubectl rollout restart`` writes: changing it rolls out a new pod.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 _TMP_SIZE = "64Mi"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
-# Keys the pod template leaves out: a label that changes (the deadline, user labels) must
-# not change the template, or every renewal or relabel would roll out a new pod.
+_OUR_KEYS = (L.SYSTEM_PREFIX, L.USER_PREFIX)
+# Keys the pod template leaves out: a label that changes (the deadline, the revision, user
+# labels) must not change the template, or every renewal or relabel would roll out a pod.
 _NOT_ON_PODS = frozenset({L.EXPIRES_AT, L.REVISION})
 READ_WRITE_ONCE_POD = "ReadWriteOncePod"
 READ_WRITE_ONCE = "ReadWriteOnce"
 # On by default from this version (beta in 1.27, GA in 1.29); 1.22 to 1.26 had it behind a
 # feature gate that a managed cluster does not turn on.
 _ONCE_POD_SINCE = (1, 27)
-
-
-@dataclass(frozen=True, slots=True)
-class PodSettings:
-    """What the operator configures about every agent pod."""
-
-    workspace_path: str = "/workspace"
-    stop_timeout: int = 10
-    read_only_rootfs: bool = False
-    run_as_non_root: bool = True
-    run_as_user: int | None = None
-    fs_group: int = 10001
-    image_pull_secret: str | None = None
-    pull_missing_images: bool = True
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: Sequence[Mapping[str, Any]] = ()
-    # Scratch space (writable layer, logs, emptyDir): the kubelet evicts a pod past the
-    # limit, before it can push its node into DiskPressure.
-    ephemeral_storage_request: str = "256Mi"
-    ephemeral_storage_limit: str = "2Gi"
-    runtime_class: str | None = None  # e.g. "kata-vm-isolation" (AKS Pod Sandboxing)
-    user_namespaces: bool = False  # ``hostUsers: false``
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -154,28 +130,28 @@ def is_label_value(value: str) -> bool:
     return len(value) <= 63 and _LABEL_VALUE.match(value) is not None
 
 
-def split_metadata(schema: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """The label schema as (labels, annotations): what does not fit a label is annotated."""
-    labels: dict[str, str] = {}
+def split_metadata(labels: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The platform's labels as (labels, annotations): what does not fit a label is annotated."""
+    fitting: dict[str, str] = {}
     annotations: dict[str, str] = {}
-    for key, value in schema.items():
+    for key, value in labels.items():
         if key in L.ANNOTATION_KEYS or not is_label_value(value):
             annotations[key] = value
         else:
-            labels[key] = value
-    return labels, annotations
+            fitting[key] = value
+    return fitting, annotations
 
 
 def read_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """The label schema back from an object's labels and the platform's annotations."""
+    """The platform's labels back from an object's labels and the platform's annotations."""
     annotations = metadata.get("annotations") or {}
-    schema = {k: str(v) for k, v in annotations.items() if k.startswith(_OUR_KEYS)}
-    schema.update(metadata.get("labels") or {})
-    return schema
+    labels = {k: str(v) for k, v in annotations.items() if k.startswith(_OUR_KEYS)}
+    labels.update(metadata.get("labels") or {})
+    return labels
 
 
-def selector_labels(schema: Mapping[str, str]) -> dict[str, str]:
-    return {key: schema[key] for key in (L.MANAGED_BY, L.INSTANCE, L.ID)}
+def selector_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return {key: labels[key] for key in (L.MANAGED_BY, L.INSTANCE, L.ID)}
 
 
 def owner_reference(deployment: Manifest) -> dict[str, Any]:
@@ -215,23 +191,25 @@ def _env(spec: AgentSpec | StoredSpec, secret: str) -> list[dict[str, Any]]:
 def build_deployment(
     spec: AgentSpec | StoredSpec,
     *,
-    schema: Mapping[str, str],
+    labels: Mapping[str, str],
     name: str,
     prefix: str,
     resources: Resources,
-    settings: PodSettings,
+    settings: KubernetesConfig,
 ) -> Manifest:
     """The agent's Deployment, created with zero replicas and the ``SPAWNING`` mark: the
     spawn scales it to one once the objects it refers to exist. A change builds it again
     from the stored spec (secret names only) and sends what differs."""
-    labels, annotations = split_metadata(schema)
-    agent_id = schema[L.ID]
+    fitting, annotations = split_metadata(labels)
+    agent_id = labels[L.ID]
     pod_labels = {
-        k: v for k, v in labels.items() if k not in _NOT_ON_PODS and not k.startswith(L.USER_PREFIX)
+        k: v
+        for k, v in fitting.items()
+        if k not in _NOT_ON_PODS and not k.startswith(L.USER_PREFIX)
     }
     quantities = _quantities(resources)
-    requests = {**quantities, "ephemeral-storage": settings.ephemeral_storage_request}
-    limits = {**quantities, "ephemeral-storage": settings.ephemeral_storage_limit}
+    requests = {**quantities, "ephemeral-storage": settings.kube_ephemeral_storage_request}
+    limits = {**quantities, "ephemeral-storage": settings.kube_ephemeral_storage_limit}
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image,
@@ -268,22 +246,22 @@ def build_deployment(
         "containers": [container],
         "volumes": volumes,
     }
-    if settings.image_pull_secret:
-        pod["imagePullSecrets"] = [{"name": settings.image_pull_secret}]
-    if settings.node_selector:
-        pod["nodeSelector"] = dict(settings.node_selector)
-    if settings.tolerations:
-        pod["tolerations"] = [dict(t) for t in settings.tolerations]
-    if settings.runtime_class:
-        pod["runtimeClassName"] = settings.runtime_class
-    if settings.user_namespaces:
+    if settings.kube_image_pull_secret:
+        pod["imagePullSecrets"] = [{"name": settings.kube_image_pull_secret}]
+    if settings.kube_node_selector:
+        pod["nodeSelector"] = dict(settings.kube_node_selector)
+    if settings.kube_tolerations:
+        pod["tolerations"] = [dict(t) for t in settings.kube_tolerations]
+    if settings.kube_runtime_class:
+        pod["runtimeClassName"] = settings.kube_runtime_class
+    if settings.kube_user_namespaces:
         pod["hostUsers"] = False
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
             "name": name,
-            "labels": labels,
+            "labels": fitting,
             "annotations": {**annotations, SPAWNING: "true"},
         },
         "spec": {
@@ -293,7 +271,7 @@ def build_deployment(
             # one starts, so the workspace claim is never mounted twice (ReadWriteOnce alone
             # allows two pods on one node), and a restart is a stop then a start, as on Docker.
             "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": selector_labels(schema)},
+            "selector": {"matchLabels": selector_labels(labels)},
             "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
@@ -307,32 +285,32 @@ def dropped_pod_fields(sent: Manifest, stored: Manifest) -> list[str]:
     return [key for key in ("runtimeClassName", "hostUsers") if key in asked and key not in kept]
 
 
-def _pod_security(settings: PodSettings) -> dict[str, Any]:
+def _pod_security(settings: KubernetesConfig) -> dict[str, Any]:
     # The workspace belongs to the group ``fsGroup`` (the kubelet makes it group-writable
     # and adds the group to the agent's process), whatever user the image runs as: a fresh
     # cloud disk is owned by root. ``OnRootMismatch``: only a disk not yet owned by it is
     # walked, so a big workspace does not slow every start.
     security: dict[str, Any] = {
         "seccompProfile": {"type": "RuntimeDefault"},
-        "fsGroup": settings.fs_group,
+        "fsGroup": settings.kube_fs_group,
         "fsGroupChangePolicy": "OnRootMismatch",
     }
-    if settings.run_as_non_root:
+    if settings.kube_run_as_non_root:
         security["runAsNonRoot"] = True
-    if settings.run_as_user is not None:
-        security["runAsUser"] = settings.run_as_user
-        security["runAsGroup"] = settings.run_as_user
+    if settings.kube_run_as_user is not None:
+        security["runAsUser"] = settings.kube_run_as_user
+        security["runAsGroup"] = settings.kube_run_as_user
     return security
 
 
-def _container_security(settings: PodSettings) -> dict[str, Any]:
+def _container_security(settings: KubernetesConfig) -> dict[str, Any]:
     security: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": settings.read_only_rootfs,
     }
-    if settings.run_as_non_root:
+    if settings.kube_run_as_non_root:
         security["runAsNonRoot"] = True
     return security
 
@@ -341,14 +319,14 @@ def _container_security(settings: PodSettings) -> dict[str, Any]:
 
 
 def owned_metadata(
-    name: str, deployment: Manifest, schema: Mapping[str, str], kind: str
+    name: str, deployment: Manifest, labels: Mapping[str, str], kind: L.Kind
 ) -> dict[str, Any]:
     return {
         "name": name,
         "labels": L.owned_labels(
-            instance=schema[L.INSTANCE],
-            agent_id=schema[L.ID],
-            owner=schema[L.OWNER],
+            instance=labels[L.INSTANCE],
+            agent_id=labels[L.ID],
+            owner=labels[L.OWNER],
             kind=kind,
         ),
         "ownerReferences": [owner_reference(deployment)],
@@ -356,14 +334,16 @@ def owned_metadata(
 
 
 def build_secret(
-    spec: AgentSpec, *, prefix: str, deployment: Manifest, schema: Mapping[str, str]
+    spec: AgentSpec, *, prefix: str, deployment: Manifest, labels: Mapping[str, str]
 ) -> Manifest:
     """The agent's secret values, owned by its Deployment."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": owned_metadata(secret_name(prefix, schema[L.ID]), deployment, schema, "secret"),
+        "metadata": owned_metadata(
+            secret_name(prefix, labels[L.ID]), deployment, labels, L.Kind.SECRET
+        ),
         "data": {
             key: base64.b64encode(value.get_secret_value().encode()).decode()
             for key, value in sorted(spec.secrets.items())
@@ -385,7 +365,7 @@ def build_claim(
     *,
     prefix: str,
     deployment: Manifest,
-    schema: Mapping[str, str],
+    labels: Mapping[str, str],
     size: str,
     storage_class: str | None,
     access_mode: str = READ_WRITE_ONCE,
@@ -401,24 +381,24 @@ def build_claim(
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": owned_metadata(
-            claim_name(prefix, schema[L.ID]), deployment, schema, "workspace"
+            claim_name(prefix, labels[L.ID]), deployment, labels, L.Kind.WORKSPACE
         ),
         "spec": spec,
     }
 
 
 def build_network_policy(
-    *, prefix: str, deployment: Manifest, schema: Mapping[str, str]
+    *, prefix: str, deployment: Manifest, labels: Mapping[str, str]
 ) -> Manifest:
     """No traffic in or out of the agent's pod (``"network": "none"``)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": owned_metadata(
-            network_policy_name(prefix, schema[L.ID]), deployment, schema, "network-policy"
+            network_policy_name(prefix, labels[L.ID]), deployment, labels, L.Kind.NETWORK_POLICY
         ),
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(schema)},
+            "podSelector": {"matchLabels": selector_labels(labels)},
             "policyTypes": ["Ingress", "Egress"],
         },
     }

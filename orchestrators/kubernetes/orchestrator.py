@@ -45,15 +45,16 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import labels as L
 from ..changes import KEPT_REVISIONS, Plan, plan_change, plan_rollback
+from ..config import KubernetesConfig
 from ..errors import (
     AgentConflict,
     AgentNotFound,
@@ -82,6 +83,7 @@ from ..models import (
 )
 from ..policy import OwnerCeilings, SpawnPolicy
 from ..skeleton import AgentBackend, expires_in, resources_of
+from ..types import JSON
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, label_selector, release, translate
 from .changes import (
     CHANGING,
@@ -93,17 +95,11 @@ from .changes import (
     release_patch,
     secret_data_patch,
 )
-from .network import (
-    DEFAULT_DENIED_CIDRS,
-    BaselineSettings,
-    baseline_policy_name,
-    build_baseline_policy,
-)
+from .network import baseline_policy_name, build_baseline_policy
 from .objects import (
     CONTAINER,
     RESTARTED_AT,
     SPAWNING,
-    PodSettings,
     build_claim,
     build_deployment,
     build_network_policy,
@@ -128,50 +124,10 @@ from .usage import METRICS_GROUP, METRICS_VERSION, usage_of
 
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
-T = TypeVar("T")
-JSON = dict[str, Any]
 Settled = Callable[[JSON, list[JSON]], bool]
 Planner = Callable[[StoredSpec, list[Revision]], Plan]
 _IDENTITY = (L.OWNER, L.NAME, L.ID)
 _CHUNK = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class KubernetesConfig:
-    """How to reach the cluster, where agents go and how their pods are built."""
-
-    namespace: str = "agents"
-    kubeconfig: str | None = None  # None: in-cluster in a pod, else KUBECONFIG/~/.kube/config
-    context: str | None = None
-    timeout: float = 30.0
-    retries: int = 2
-    resource_prefix: str = "hive-"
-    workspace_path: str = "/workspace"
-    workspace_size: str = "1Gi"
-    storage_class: str | None = None
-    stop_timeout: int = 10
-    max_workers: int = 16
-    max_log_streams: int = 64
-    read_only_rootfs: bool = False
-    run_as_non_root: bool = True
-    run_as_user: int | None = None
-    fs_group: int = 10001
-    image_pull_secret: str | None = None
-    pull_missing_images: bool = True
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Mapping[str, Any], ...] = ()
-    spawn_wait_seconds: float = 30.0
-    orphan_grace_seconds: float = 300.0  # an in-flight spawn's objects are younger than this
-    baseline_network_policy: bool = True
-    ingress_namespaces: tuple[str, ...] = ("agent-platform",)
-    denied_cidrs: tuple[str, ...] = DEFAULT_DENIED_CIDRS
-    network_policy_enforced: bool = False  # the operator's word: a policy engine enforces them
-    ephemeral_storage_request: str = "256Mi"
-    ephemeral_storage_limit: str = "2Gi"
-    # "auto": ReadWriteOncePod where the server has it (>= 1.27), else ReadWriteOnce.
-    workspace_access_mode: str = "auto"
-    runtime_class: str | None = None
-    user_namespaces: bool = False  # hostUsers: false
 
 
 def _name_of(obj: Mapping[str, Any]) -> str:
@@ -213,44 +169,23 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     def __init__(self, config: KubernetesConfig) -> None:
         super().__init__(
             instance=L.instance_name(config.resource_prefix),
-            threads=config.max_workers,
+            threads=config.engine_threads,
             log_streams=config.max_log_streams,
             pool_name="kube",
         )
         self._config = config
-        self._ns = config.namespace
+        self._ns = config.kube_namespace
         self._prefix = config.resource_prefix
         self._kube = KubeApi(
             ApiAccess(
-                kubeconfig=config.kubeconfig,
-                context=config.context,
-                timeout=config.timeout,
-                retries=config.retries,
-                pool_size=config.max_workers + 2 * config.max_log_streams,
+                kubeconfig=str(config.kubeconfig) if config.kubeconfig else None,
+                context=config.kube_context,
+                timeout=config.engine_timeout,
+                retries=config.kube_retries,
+                pool_size=config.engine_threads + 2 * config.max_log_streams,
             )
         )
-        self._pod = PodSettings(
-            workspace_path=config.workspace_path,
-            stop_timeout=config.stop_timeout,
-            read_only_rootfs=config.read_only_rootfs,
-            run_as_non_root=config.run_as_non_root,
-            run_as_user=config.run_as_user,
-            fs_group=config.fs_group,
-            image_pull_secret=config.image_pull_secret,
-            pull_missing_images=config.pull_missing_images,
-            node_selector=dict(config.node_selector),
-            tolerations=tuple(config.tolerations),
-            ephemeral_storage_request=config.ephemeral_storage_request,
-            ephemeral_storage_limit=config.ephemeral_storage_limit,
-            runtime_class=config.runtime_class,
-            user_namespaces=config.user_namespaces,
-        )
         self._access_mode: str | None = None  # of workspace claims, decided on first use
-        self._baseline = BaselineSettings(
-            enabled=config.baseline_network_policy,
-            ingress_namespaces=tuple(config.ingress_namespaces),
-            denied_cidrs=tuple(config.denied_cidrs),
-        )
 
     @property
     def config(self) -> KubernetesConfig:
@@ -271,7 +206,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     def _labels(self, obj: JSON) -> dict[str, str]:
         return read_metadata(obj.get("metadata") or {})
 
-    def _agent(self, obj: JSON) -> Agent:
+    def _current_view(self, obj: JSON) -> Agent:
         return self._view(obj, self._pods_of(self._labels(obj)[L.ID]))
 
     def _deadline(self, obj: JSON) -> datetime | None:
@@ -279,7 +214,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         return L.parse_moment(deadline) if deadline else None
 
     def _write_deadline(self, obj: JSON, deadline: datetime) -> Agent:
-        return self._agent(self._patch(obj, deadline_patch(L.format_moment(deadline))))
+        return self._current_view(self._patch(obj, deadline_patch(L.format_moment(deadline))))
 
     def _release(self) -> None:
         self._kube.close()
@@ -329,7 +264,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         """The access mode of workspace claims; for ``"auto"`` the server's version decides,
         asked once (a cluster upgrade is seen when the service restarts)."""
         if self._access_mode is None:
-            setting = self._config.workspace_access_mode
+            setting = self._config.kube_workspace_access_mode
             version = self._kube.server_version() if setting == "auto" else None
             self._access_mode = claim_access_mode(setting, version)
         return self._access_mode
@@ -432,7 +367,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
 
         agent_id = await self._run(scale_down)
         # The pods get their grace, then the call's own timeout to be reported gone.
-        wait = max(grace, 1) + self._config.timeout
+        wait = max(grace, 1) + self._config.engine_timeout
         return self._view(*await self._settle(agent_id, lambda _, pods: not pods, wait))
 
     async def restart(
@@ -525,6 +460,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             propagation_policy="Background",
         )
         core, networking = self._kube.core, self._kube.networking
+        baseline = self._config.kube_baseline_network_policy
         owned = [
             (stored is None or bool(stored.secret_names), core.delete_namespaced_secret,
              secret_name(self._prefix, agent_id)),
@@ -533,7 +469,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             (stored is None or stored.network == "none",
              networking.delete_namespaced_network_policy,
              network_policy_name(self._prefix, agent_id)),
-            (stored is None or (stored.network != "none" and self._baseline.enabled),
+            (stored is None or (stored.network != "none" and baseline),
              networking.delete_namespaced_network_policy,
              baseline_policy_name(self._prefix, agent_id)),
         ]  # fmt: skip
@@ -784,11 +720,11 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     def _template(self, deployment: JSON, spec: StoredSpec, schema: Mapping[str, str]) -> JSON:
         manifest = build_deployment(
             spec,
-            schema=schema,
+            labels=schema,
             name=_name_of(deployment),
             prefix=self._prefix,
             resources=spec.resources,
-            settings=self._pod,
+            settings=self._config,
         )
         template: JSON = manifest["spec"]["template"]
         return template
@@ -834,7 +770,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
-            "metadata": owned_metadata(name, deployment, schema, "secret"),
+            "metadata": owned_metadata(name, deployment, schema, L.Kind.SECRET),
             "data": {k: v for k, v in body["data"].items() if v is not None},
         }
         try:
@@ -884,7 +820,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     # -- spawn ----------------------------------------------------------------------------
 
     def _admit(self, spec: AgentSpec) -> None:
-        if spec.network == "none" and not self._config.network_policy_enforced:
+        if spec.network == "none" and not self._config.kube_network_policy_enforced:
             raise PolicyViolation(
                 '"network": "none" is not available on this cluster: the operator has not '
                 "declared that a network policy engine enforces NetworkPolicies, so the "
@@ -928,11 +864,11 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     ) -> JSON:
         manifest = build_deployment(
             spec,
-            schema=labels,
+            labels=labels,
             name=deployment_name(self._prefix, owner, spec.name),
             prefix=self._prefix,
             resources=resources,
-            settings=self._pod,
+            settings=self._config,
         )
         try:
             deployment = self._kube.call(
@@ -962,28 +898,28 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
 
     def _complete(self, deployment: JSON, spec: AgentSpec) -> JSON:
         """Create what the Deployment refers to (already there is fine), then scale it up."""
-        schema = self._labels(deployment)
+        labels = self._labels(deployment)
         core, networking = self._kube.core, self._kube.networking
         owned: list[tuple[str, Callable[..., Any], JSON]] = []
         if spec.secrets:
-            secret = build_secret(spec, prefix=self._prefix, deployment=deployment, schema=schema)
+            secret = build_secret(spec, prefix=self._prefix, deployment=deployment, labels=labels)
             owned.append(("secret", core.create_namespaced_secret, secret))
         if spec.workspace:
             claim = build_claim(
                 prefix=self._prefix,
                 deployment=deployment,
-                schema=schema,
-                size=self._config.workspace_size,
-                storage_class=self._config.storage_class,
+                labels=labels,
+                size=self._config.kube_workspace_size,
+                storage_class=self._config.kube_storage_class,
                 access_mode=self._claim_mode(),
             )
             owned.append(("workspace claim", core.create_namespaced_persistent_volume_claim, claim))
         if spec.network == "none":
-            policy = build_network_policy(prefix=self._prefix, deployment=deployment, schema=schema)
+            policy = build_network_policy(prefix=self._prefix, deployment=deployment, labels=labels)
             owned.append(("network policy", networking.create_namespaced_network_policy, policy))
-        elif self._baseline.enabled:
+        elif self._config.kube_baseline_network_policy:
             policy = build_baseline_policy(
-                prefix=self._prefix, deployment=deployment, schema=schema, settings=self._baseline
+                prefix=self._prefix, deployment=deployment, labels=labels, settings=self._config
             )
             owned.append(("network policy", networking.create_namespaced_network_policy, policy))
         for what, creator, body in owned:

@@ -29,10 +29,11 @@ keeps ending reads ``failed`` (CrashLoopBackOff).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from ..models import AgentStatus
+from ..types import JSONView
 from .objects import SPAWNING
 
 __all__ = [
@@ -44,8 +45,7 @@ __all__ = [
     "pod_failure",
 ]
 
-JSON = Mapping[str, Any]
-P = TypeVar("P", bound=JSON)
+P = TypeVar("P", bound=JSONView)
 
 IMAGE_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
@@ -61,12 +61,12 @@ def live_pods(pods: Iterable[P]) -> list[P]:
     return [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
 
 
-def _container_statuses(pod: JSON) -> list[JSON]:
+def _container_statuses(pod: JSONView) -> list[JSONView]:
     status = pod.get("status") or {}
     return list(status.get("containerStatuses") or [])
 
 
-def is_ready(pod: JSON) -> bool:
+def is_ready(pod: JSONView) -> bool:
     """Running, not being deleted, and every container ready."""
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
@@ -75,7 +75,7 @@ def is_ready(pod: JSON) -> bool:
     return phase == "Running" and bool(statuses) and all(s.get("ready") for s in statuses)
 
 
-def pod_failure(pod: JSON) -> tuple[str, str] | None:
+def pod_failure(pod: JSONView) -> tuple[str, str] | None:
     """(reason, message) of a container waiting for a reason that will not go away alone."""
     for status in _container_statuses(pod):
         waiting = (status.get("state") or {}).get("waiting") or {}
@@ -90,22 +90,22 @@ def _detail(reason: str, message: str) -> str:
     return text[:_DETAIL_LIMIT]
 
 
-def _condition(deployment: JSON, kind: str) -> JSON | None:
+def _condition(deployment: JSONView, kind: str) -> JSONView | None:
     for condition in (deployment.get("status") or {}).get("conditions") or []:
         if condition.get("type") == kind:
-            found: JSON = condition
+            found: JSONView = condition
             return found
     return None
 
 
-def _unscheduled(pod: JSON) -> str | None:
+def _unscheduled(pod: JSONView) -> str | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             return str(condition.get("message") or condition.get("reason") or "unschedulable")
     return None
 
 
-def agent_status(deployment: JSON, pods: Sequence[JSON]) -> tuple[AgentStatus, str | None]:
+def agent_status(deployment: JSONView, pods: Sequence[JSONView]) -> tuple[AgentStatus, str | None]:
     """The contract's status and a short reason, from a Deployment and the pods it owns."""
     annotations = (deployment.get("metadata") or {}).get("annotations") or {}
     if SPAWNING in annotations:

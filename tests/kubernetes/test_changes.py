@@ -299,7 +299,7 @@ async def test_a_change_cut_off_after_its_claim_holds_others_off_until_it_expire
     kube_env: KubeTestEnv, kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
     # A one-second API timeout: a claim is abandoned after two seconds.
-    backend = kubernetes_orchestrator(kube_env.kubeconfig, kube_namespace, timeout=1.0)
+    backend = kubernetes_orchestrator(kube_env.kubeconfig, kube_namespace, engine_timeout=1.0)
     try:
         agent = await backend.spawn(spec("aptest-cutoff"), owner="alice", resources=SMALL)
         deployment = the_deployment(kube_api, kube_namespace, agent.id)

@@ -50,20 +50,20 @@ async def test_the_kubernetes_settings_build_the_kubernetes_backend(
         assert isinstance(backend, KubernetesOrchestrator)
         assert backend.name == "kubernetes"
         assert backend.config == KubernetesConfig(
-            namespace="hive-agents",
-            kubeconfig="/etc/agent-api/kubeconfig",
-            timeout=7.0,
+            kube_namespace="hive-agents",
+            kubeconfig=Path("/etc/agent-api/kubeconfig"),
+            engine_timeout=7.0,
             resource_prefix="prod-",
-            workspace_size="5Gi",
-            storage_class="managed-csi",
-            run_as_user=10001,
-            image_pull_secret="acr-pull",
-            node_selector={"agentpool": "agents"},
-            tolerations=({"key": "sandbox", "operator": "Exists"},),
+            kube_workspace_size="5Gi",
+            kube_storage_class="managed-csi",
+            kube_run_as_user=10001,
+            kube_image_pull_secret="acr-pull",
+            kube_node_selector={"agentpool": "agents"},
+            kube_tolerations=[{"key": "sandbox", "operator": "Exists"}],
             spawn_wait_seconds=12.0,
-            workspace_access_mode="ReadWriteOnce",
-            runtime_class="kata-vm-isolation",
-            user_namespaces=True,
+            kube_workspace_access_mode="ReadWriteOnce",
+            kube_runtime_class="kata-vm-isolation",
+            kube_user_namespaces=True,
         )
     finally:
         await backend.close()
@@ -117,10 +117,10 @@ async def test_the_isolation_settings_reach_the_backend(clean_env: pytest.Monkey
     defaults = build_orchestrator(Settings())
     try:
         assert isinstance(defaults, KubernetesOrchestrator)
-        assert defaults.config.fs_group == 10001
-        assert defaults.config.baseline_network_policy is True
-        assert defaults.config.network_policy_enforced is False
-        assert defaults.config.ingress_namespaces == ("agent-platform",)
+        assert defaults.config.kube_fs_group == 10001
+        assert defaults.config.kube_baseline_network_policy is True
+        assert defaults.config.kube_network_policy_enforced is False
+        assert defaults.config.kube_ingress_namespaces == ["agent-platform"]
     finally:
         await defaults.close()
     for name, value in {
@@ -135,11 +135,11 @@ async def test_the_isolation_settings_reach_the_backend(clean_env: pytest.Monkey
     try:
         assert isinstance(backend, KubernetesOrchestrator)
         config = backend.config
-        assert config.fs_group == 3000
-        assert config.baseline_network_policy is False
-        assert config.ingress_namespaces == ("gateway", "agent-platform")
-        assert config.denied_cidrs == ("192.168.0.0/16", "fd00::/8")
-        assert config.network_policy_enforced is True
+        assert config.kube_fs_group == 3000
+        assert config.kube_baseline_network_policy is False
+        assert config.kube_ingress_namespaces == ["gateway", "agent-platform"]
+        assert config.kube_egress_denied_cidrs == ["192.168.0.0/16", "fd00::/8"]
+        assert config.kube_network_policy_enforced is True
     finally:
         await backend.close()
 

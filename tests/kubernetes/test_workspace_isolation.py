@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrators.config import KubernetesConfig
 from orchestrators.kubernetes.api import parse_version
 from orchestrators.kubernetes.objects import (
     READ_WRITE_ONCE,
     READ_WRITE_ONCE_POD,
-    PodSettings,
     build_claim,
     build_deployment,
     claim_access_mode,
@@ -21,11 +21,11 @@ from orchestrators.models import AgentSpec, Resources
 from .test_objects import AGENT_ID, RESOURCES, agent_spec, schema_of
 
 
-def pod_of(settings: PodSettings) -> dict[str, Any]:
+def pod_of(settings: KubernetesConfig) -> dict[str, Any]:
     spec = agent_spec(workspace=True)
     deployment = build_deployment(
         spec,
-        schema=schema_of(spec),
+        labels=schema_of(spec),
         name=deployment_name("hive-", "sol", spec.name),
         prefix="hive-",
         resources=RESOURCES,
@@ -61,7 +61,7 @@ def test_the_claim_carries_the_access_mode_asked_for() -> None:
     claim = build_claim(
         prefix="hive-",
         deployment=created,
-        schema=schema,
+        labels=schema,
         size="1Gi",
         storage_class=None,
         access_mode=READ_WRITE_ONCE_POD,
@@ -69,16 +69,18 @@ def test_the_claim_carries_the_access_mode_asked_for() -> None:
     assert claim["spec"]["accessModes"] == ["ReadWriteOncePod"]
     assert claim["metadata"]["name"] == f"hive-ws-{AGENT_ID}"
     default = build_claim(
-        prefix="hive-", deployment=created, schema=schema, size="1Gi", storage_class=None
+        prefix="hive-", deployment=created, labels=schema, size="1Gi", storage_class=None
     )
     assert default["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
 def test_runtime_class_and_user_namespaces_only_when_the_operator_asks() -> None:
-    plain = pod_of(PodSettings())
+    plain = pod_of(KubernetesConfig())
     assert "runtimeClassName" not in plain
     assert "hostUsers" not in plain
-    isolated = pod_of(PodSettings(runtime_class="kata-vm-isolation", user_namespaces=True))
+    isolated = pod_of(
+        KubernetesConfig(kube_runtime_class="kata-vm-isolation", kube_user_namespaces=True)
+    )
     assert isolated["runtimeClassName"] == "kata-vm-isolation"
     assert isolated["hostUsers"] is False
     # The rest of the pod is the same restricted pod.
@@ -91,11 +93,11 @@ def test_a_field_the_server_dropped_is_found() -> None:
     spec = AgentSpec(name="researcher", image="hive/nanobot:1")
     sent = build_deployment(
         spec,
-        schema=schema_of(spec),
+        labels=schema_of(spec),
         name="hive-researcher-x",
         prefix="hive-",
         resources=Resources(cpus=0.5, memory_mb=96, pids=64),
-        settings=PodSettings(runtime_class="kata", user_namespaces=True),
+        settings=KubernetesConfig(kube_runtime_class="kata", kube_user_namespaces=True),
     )
     assert dropped_pod_fields(sent, sent) == []
     older = {"spec": {"template": {"spec": {"runtimeClassName": "kata"}}}}
@@ -103,10 +105,10 @@ def test_a_field_the_server_dropped_is_found() -> None:
     assert dropped_pod_fields(sent, {}) == ["runtimeClassName", "hostUsers"]
     plain = build_deployment(
         spec,
-        schema=schema_of(spec),
+        labels=schema_of(spec),
         name="hive-researcher-x",
         prefix="hive-",
         resources=Resources(cpus=0.5, memory_mb=96, pids=64),
-        settings=PodSettings(),
+        settings=KubernetesConfig(),
     )
     assert dropped_pod_fields(plain, {}) == []

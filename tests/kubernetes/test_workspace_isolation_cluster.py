@@ -58,7 +58,7 @@ async def test_a_forced_read_write_once_pod_is_refused_by_an_older_cluster_leavi
     kube_env: KubeTestEnv, kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
     backend = kubernetes_orchestrator(
-        kube_env.kubeconfig, kube_namespace, workspace_access_mode="ReadWriteOncePod"
+        kube_env.kubeconfig, kube_namespace, kube_workspace_access_mode="ReadWriteOncePod"
     )
     try:
         with pytest.raises(SpawnFailed, match="workspace claim"):
@@ -73,7 +73,7 @@ async def test_the_runtime_class_reaches_the_deployment_and_its_pod(
     kube_env: KubeTestEnv, kube_api: client.ApiClient, kube_namespace: str, runtime_class: str
 ) -> None:
     backend = kubernetes_orchestrator(
-        kube_env.kubeconfig, kube_namespace, runtime_class=runtime_class
+        kube_env.kubeconfig, kube_namespace, kube_runtime_class=runtime_class
     )
     try:
         agent = await backend.spawn(spec("aptest-kata"), owner="alice", resources=SMALL)
@@ -91,7 +91,9 @@ async def test_user_namespaces_on_a_cluster_that_drops_host_users_fail_the_spawn
 ) -> None:
     # The 1.20 API server has no hostUsers field and drops it silently: the agent would run
     # in the host's user namespace, so the spawn fails instead.
-    backend = kubernetes_orchestrator(kube_env.kubeconfig, kube_namespace, user_namespaces=True)
+    backend = kubernetes_orchestrator(
+        kube_env.kubeconfig, kube_namespace, kube_user_namespaces=True
+    )
     try:
         with pytest.raises(SpawnFailed, match="hostUsers"):
             await backend.spawn(

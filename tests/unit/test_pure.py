@@ -31,6 +31,7 @@ def test_packages_export_what_they_mean_to() -> None:
     } - {
         "base",
         "changes",
+        "config",
         "errors",
         "images",
         "labels",
@@ -38,6 +39,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "policy",
         "skeleton",
         "threads",
+        "types",
         "viewcache",
         "docker",
         "kubernetes",
