@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import SecretStr, TypeAdapter
 
 from .. import labels as L
-from ..changes import KEPT_REVISIONS
+from ..changes import KEPT_REVISIONS, spawned_revision
 from ..models import Revision, StoredSpec
 from .objects import Manifest, split_metadata
 
@@ -57,15 +57,7 @@ def history_of(schema: Mapping[str, str], created_at: datetime) -> list[Revision
         except ValueError:
             pass  # not ours to trust: start again from the current spec
     current = StoredSpec.model_validate_json(schema[L.SPEC])
-    return [
-        Revision(
-            number=L.revision_of(schema),
-            created_at=created_at,
-            changes=[],
-            restarted=False,
-            spec=current,
-        )
-    ]
+    return [spawned_revision(L.revision_of(schema), created_at, current)]
 
 
 def recorded(history: Sequence[Revision], newest: Revision) -> str:

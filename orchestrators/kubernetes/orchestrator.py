@@ -53,7 +53,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import labels as L
-from ..changes import KEPT_REVISIONS, Plan, plan_change, plan_rollback
+from ..changes import KEPT_REVISIONS, Plan, plan_change, plan_rollback, rollback_target
 from ..config import KubernetesConfig
 from ..errors import (
     AgentConflict,
@@ -563,11 +563,8 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         ceilings: OwnerCeilings | None = None,
     ) -> ChangeResult:
         def planner(current: StoredSpec, history: list[Revision]) -> Plan:
-            older = history[1:] if to is None else [r for r in history if r.number == to]
-            if not older:
-                which = "no revision before the current one" if to is None else f"revision {to}"
-                raise AgentNotFound(f"{which} is kept (the newest {KEPT_REVISIONS} revisions are)")
-            return plan_rollback(current, older[0].spec, policy)
+            target = rollback_target(history, history[0].number, to)
+            return plan_rollback(current, target.spec, policy)
 
         return await self._apply(ref, owner, expected_revision, ceilings, planner)
 

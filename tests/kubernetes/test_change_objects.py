@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from pydantic import SecretStr
 
 from orchestrators import labels as L
-from orchestrators.changes import KEPT_REVISIONS
+from orchestrators.changes import KEPT_REVISIONS, rollback_target, spawned_revision
+from orchestrators.errors import AgentNotFound, InvalidSpec
 from orchestrators.kubernetes.changes import (
     CHANGING,
     change_patch,
@@ -104,3 +106,14 @@ def test_quantities_and_usage() -> None:
     empty = usage_of([], memory_limit_bytes=1, read_at=moment)
     assert empty.cpu_percent is None
     assert empty.memory_bytes is None
+
+
+def test_a_rollback_goes_to_the_newest_earlier_or_the_named_kept_revision() -> None:
+    spec = StoredSpec.model_validate_json(schema_of(agent_spec())[L.SPEC])
+    kept = [spawned_revision(n, CREATED, spec) for n in (7, 6, 4)]
+    assert rollback_target(kept, 7, None).number == 6
+    assert rollback_target(kept, 7, 4).number == 4
+    with pytest.raises(AgentNotFound):
+        rollback_target(kept, 7, 5)
+    with pytest.raises(InvalidSpec):
+        rollback_target(kept[-1:], 4, None)
