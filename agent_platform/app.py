@@ -21,13 +21,15 @@ from .auth import KeyRing
 from .authgate import AuthGateMiddleware
 from .backends import build_orchestrator
 from .bodyguard import BodyGuardMiddleware
+from .eventbus import EventBus
 from .follows import FollowSlots
+from .live import LiveFeed
 from .metrics import Metrics
 from .middleware import RequestContextMiddleware
 from .pagination import Cursors, cursor_key
 from .problems import install_problem_handlers
 from .ratelimit import RateLimiter
-from .routes import agents, changes, health
+from .routes import agents, changes, events, health, wait
 from .settings import Settings
 from .slowcalls import SlowCalls
 from .state import AppState
@@ -57,6 +59,7 @@ def create_app(
             "cursors are signed with a key of this process only: set AGENT_API_CURSOR_SECRET "
             "so that a cursor from one replica works on another"
         )
+    bus = EventBus(ring=settings.event_history, buffer=1024)
     state = AppState(
         settings=settings,
         orchestrator=backend,
@@ -86,6 +89,16 @@ def create_app(
             per_owner=settings.max_slow_calls_per_owner,
             retry_after=settings.retry_after,
         ),
+        bus=bus,
+        live=LiveFeed(backend, bus=bus, metrics=metrics, reads=settings.live_reads),
+        event_streams=FollowSlots(
+            per_key=settings.max_event_streams_per_key,
+            per_owner=settings.max_event_streams_per_owner,
+            total=settings.max_event_streams,
+            retry_after=settings.retry_after,
+            noun="event streams",
+            code="too_many_event_streams",
+        ),
     )
     if settings.allowed_images == ["*"]:
         logger.warning("every image may be spawned: set AGENT_API_ALLOWED_IMAGES to restrict them")
@@ -96,14 +109,14 @@ def create_app(
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, state.keys.reload)
-        sweeper = None
+        tasks = [asyncio.create_task(state.live.run())]
         if settings.sweep_interval > 0:
-            sweeper = asyncio.create_task(run_sweeper(backend, settings.sweep_interval))
+            tasks.append(asyncio.create_task(run_sweeper(backend, settings.sweep_interval)))
         yield
-        if sweeper is not None:
-            sweeper.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+                await task
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         await backend.close()
@@ -125,6 +138,8 @@ def create_app(
     install_problem_handlers(app, retry_after=settings.retry_after)
     app.include_router(agents.router)
     app.include_router(changes.router)
+    app.include_router(wait.router)
+    app.include_router(events.router)
     app.include_router(health.router)
     if settings.expose_metrics:
         app.include_router(health.metrics_router)

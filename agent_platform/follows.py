@@ -1,5 +1,5 @@
-"""Followed log streams: how many one key, one owner and the whole service hold at once,
-and how long one may last.
+"""Followed log streams (and event streams, with their own counts): how many one key, one
+owner and the whole service hold at once, and how long one may last.
 
 A follow holds an engine stream and a thread of the follow pool for as long as it lasts,
 so without bounds one viewer key could take all of them. ``FollowSlots.take`` refuses past
@@ -33,9 +33,19 @@ class Slot:
 class FollowSlots:
     """Counts of open follows per key, per owner and in all; each past its cap is a 429."""
 
-    def __init__(self, *, per_key: int, per_owner: int, total: int, retry_after: int) -> None:
+    def __init__(
+        self,
+        *,
+        per_key: int,
+        per_owner: int,
+        total: int,
+        retry_after: int,
+        noun: str = "log streams",
+        code: str = "too_many_log_streams",
+    ) -> None:
         self._per_key, self._per_owner, self._total = per_key, per_owner, total
         self._retry_after = retry_after
+        self._noun, self._code = noun, code
         self._keys: Counter[str] = Counter()
         self._owners: Counter[str] = Counter()
         self._open = 0
@@ -48,11 +58,11 @@ class FollowSlots:
     def take(self, caller: Principal) -> Slot:
         with self._lock:
             if self._keys[caller.key_name] >= self._per_key:
-                self._refuse(f"this key already follows {self._per_key} log streams")
+                self._refuse(f"this key already follows {self._per_key} {self._noun}")
             if self._owners[caller.owner] >= self._per_owner:
-                self._refuse(f"this owner's keys already follow {self._per_owner} log streams")
+                self._refuse(f"this owner's keys already follow {self._per_owner} {self._noun}")
             if self._open >= self._total:
-                self._refuse("the service follows as many log streams as it can")
+                self._refuse(f"the service follows as many {self._noun} as it can")
             self._keys[caller.key_name] += 1
             self._owners[caller.owner] += 1
             self._open += 1
@@ -71,16 +81,16 @@ class FollowSlots:
     def _refuse(self, detail: str) -> None:
         raise ProblemError(
             429,
-            "too_many_log_streams",
+            self._code,
             f"{detail}; close one, or retry later",
             headers={"Retry-After": str(self._retry_after)},
         )
 
 
 def bounded(
-    chunks: AsyncIterator[bytes], *, seconds: float, slots: FollowSlots, slot: Slot
+    chunks: AsyncIterator[bytes], *, seconds: float | None, slots: FollowSlots, slot: Slot
 ) -> AsyncIterator[bytes]:
-    """``chunks`` until they end or ``seconds`` have passed; the slot is given back once,
+    """``chunks`` until they end or ``seconds`` (if any) have passed; the slot is given back once,
     when the stream ends, or when it is dropped without ever being read (a client that
     left before the first byte)."""
     given_back = False
@@ -97,14 +107,14 @@ def bounded(
 
 
 async def _until(
-    chunks: AsyncIterator[bytes], seconds: float, give_back: Callable[[], None]
+    chunks: AsyncIterator[bytes], seconds: float | None, give_back: Callable[[], None]
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
+    deadline = None if seconds is None else loop.time() + seconds
     try:
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
                 return
             try:
                 chunk = await asyncio.wait_for(_next(chunks), remaining)

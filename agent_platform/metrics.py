@@ -88,6 +88,39 @@ class Metrics:
             registry=self.registry,
         )
         self.keys_file_valid.set(1)
+        self.agents = Gauge(
+            "agent_api_agents",
+            "Agents by status and owner, from the watch-fed model (set at each scrape)",
+            ["status", "owner"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "agent_api_events_total",
+            "Lifecycle events this replica derived from the engine's watch, by type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.watch_reconnects = Counter(
+            "agent_api_watch_reconnects_total",
+            "Times the engine's watch broke and was started again",
+            registry=self.registry,
+        )
+        self.ttl_stops = Counter(
+            "agent_api_ttl_stops_total",
+            "Agents stopped because their TTL passed (as observed)",
+            registry=self.registry,
+        )
+        self.spawn_to_running = Histogram(
+            "agent_api_spawn_to_running_seconds",
+            "From an agent's creation to its first observed start",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.watching = Gauge(
+            "agent_api_watch_live",
+            "1 while the engine's watch feeds the read model, 0 while reads go to the engine",
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one request; ``route`` must be a route template or ``unmatched``."""

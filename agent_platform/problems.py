@@ -41,13 +41,13 @@ _STATUS_BY_ERROR: dict[type[OrchestratorError], int] = {
     OrchestratorError: 502,
     AgentNotFound: 404,
     AgentConflict: 409,
+    RevisionMismatch: 412,
     InvalidSpec: 422,
     PolicyViolation: 403,
     TooManyCalls: 429,
+    NotSupported: 501,
     OrchestratorUnavailable: 503,
     EngineError: 502,
-    RevisionMismatch: 412,
-    NotSupported: 501,
 }
 
 _CODE_BY_HTTP_STATUS = {

@@ -56,3 +56,8 @@ class RenewRequest(BaseModel):
 
 class Health(BaseModel):
     status: str
+    watch: str | None = Field(
+        default=None,
+        description="readyz: live (reads from the watch-fed model), broken (reads go to the "
+        "engine until the watch is back; the detail follows) or none (the backend has no watch)",
+    )

@@ -60,6 +60,26 @@ class Settings(BaseSettings, DockerConfig, KubernetesConfig):
         description="how long one follow may last; then it ends and clients reconnect with since=",
     )
     retry_after: int = Field(default=5, ge=1, description="Retry-After seconds on 503")
+    max_event_streams: int = Field(
+        default=256, ge=1, le=65536, description="event streams (GET /v1/events) open at once"
+    )
+    max_event_streams_per_key: int = Field(
+        default=4, ge=1, description="event streams one key may hold open (429 past it)"
+    )
+    max_event_streams_per_owner: int = Field(
+        default=8, ge=1, description="event streams one owner's keys may hold open"
+    )
+    event_history: int = Field(
+        default=10_000, ge=16, le=1_000_000, description="events kept for resumes (per replica)"
+    )
+    event_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="a comment line on an idle event stream"
+    )
+    live_reads: bool = Field(
+        default=True,
+        description="answer list and get from the watch-fed model (false: every read asks "
+        "the engine)",
+    )
 
     reserved_names: list[str] = Field(
         default_factory=list,

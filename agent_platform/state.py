@@ -1,4 +1,5 @@
-"""What one running app holds: its settings, backend, keys, policy, metrics and cursor key."""
+"""What one running app holds: its settings, backend, keys, policy, metrics, cursor key, and
+the live feed of the engine (read model, events)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from orchestrators.policy import OwnerCeilings, SpawnPolicy
 
 from .audit import AuditLog
 from .auth import KeyRing
+from .eventbus import EventBus
 from .follows import FollowSlots
+from .live import LiveFeed
 from .metrics import Metrics
 from .pagination import Cursors
 from .ratelimit import RateLimiter
@@ -32,3 +35,6 @@ class AppState:
     cursors: Cursors
     follows: FollowSlots
     slow_calls: SlowCalls
+    bus: EventBus
+    live: LiveFeed
+    event_streams: FollowSlots

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from . import changes
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
 from .kube_changes import KUBE_CHANGES_BEGIN, KUBE_CHANGES_END
 from .noisy import NoisyConfig, quick_noisy, run_noisy
@@ -21,6 +22,7 @@ from .suite import run_suite
 __all__ = ["main", "parse_args", "write_outputs"]
 
 NOISY = "noisy-neighbour"
+CHANGES = "changes"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -57,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY],
+        choices=[NOISY, CHANGES],
         help="run one scenario and update its section of the report (keeps the rest)",
     )
     parser.add_argument(
@@ -95,8 +97,8 @@ def write_outputs(results: RunResults, config: BenchConfig) -> tuple[Path, Path 
     report = render_report(results, config, plot) + "\n"
     # The sections other commands write are kept across a full run.
     report = carry_section(old, report)
-    report = carry_section(old, report, KUBE_CHANGES_BEGIN, KUBE_CHANGES_END)
-    config.output.write_text(report)
+    report = carry_section(old, report, changes.BEGIN, changes.END)
+    config.output.write_text(carry_section(old, report, KUBE_CHANGES_BEGIN, KUBE_CHANGES_END))
     return config.output, plot
 
 
@@ -111,9 +113,29 @@ def run_noisy_only(config: BenchConfig, argv: list[str]) -> int:
     return 0
 
 
+def run_changes_only(config: BenchConfig, argv: list[str]) -> int:
+    """``--only changes``: a live resize and a replacement against the raw engine calls."""
+    settings = changes.ChangesConfig()
+    if "--quick" in argv:
+        settings = changes.quick_changes(settings)
+    results = changes.run_changes(settings)
+    command = " ".join(["python -m benchmarks", *argv])
+    section = changes.render_changes(results, settings, command)
+    write_section(config.output, section, changes.BEGIN, changes.END)
+    print(section)
+    print(f"\nreport: {config.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    if config.only == CHANGES:
+        try:
+            return run_changes_only(config, sys.argv[1:] if argv is None else argv)
+        except KeyboardInterrupt:
+            print("interrupted; everything the run created was removed", file=sys.stderr)
+            return 130
     if config.only == NOISY:
         try:
             return run_noisy_only(config, sys.argv[1:] if argv is None else argv)

@@ -139,8 +139,8 @@ def render_noisy(results: NoisyResults, config: NoisyConfig, command: str) -> st
 
 
 def write_section(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
-    """Replace the section between ``begin`` and ``end`` in ``path`` (or append it); the
-    rest of the file is kept."""
+    """Replace the section between ``begin`` and ``end`` in ``path`` (or append it); the rest
+    of the file is kept."""
     text = path.read_text() if path.exists() else ""
     if begin in text and end in text:
         head, _, rest = text.partition(begin)
@@ -153,8 +153,8 @@ def write_section(path: Path, section: str, begin: str = BEGIN, end: str = END) 
 
 
 def carry_section(old: str, new: str, begin: str = BEGIN, end: str = END) -> str:
-    """``new`` with the section of ``old`` between ``begin`` and ``end`` (the noisy-neighbour
-    one by default) appended, if ``old`` had one."""
+    """``new`` with the section of ``old`` between ``begin`` and ``end`` appended, if
+    ``old`` had one (the noisy-neighbour section by default)."""
     if begin not in old or end not in old or begin in new:
         return new
     _, _, rest = old.partition(begin)

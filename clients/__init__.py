@@ -23,6 +23,7 @@ from .errors import (
     TransportError,
     UnauthorizedError,
     ValidationError,
+    WaitTimeoutError,
 )
 from .models import Agent, AgentPage, AgentStatus, Health, ResourceRequest, Resources, SpawnRequest
 from .nanobot_tool import RemoteAgentManager
@@ -52,5 +53,6 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "ValidationError",
+    "WaitTimeoutError",
     "RemoteAgentManager",
 ]

@@ -14,12 +14,14 @@ cross the boundary, and chained (``raise ... from exc``)::
         ├── ForbiddenError               403     forbidden
         │   └── PolicyViolationError     403     policy_violation, agent_quota_exceeded
         ├── NotFoundError                404     agent_not_found, not_found
+        ├── WaitTimeoutError             408     wait_timeout
         ├── ConflictError                409     agent_name_conflict, agent_name_ambiguous,
         │                                        agent_expired, idempotency_key_reused,
         │                                        change_in_flight
         ├── PreconditionFailedError      412     revision_mismatch
+        ├── RateLimitedError             429     rate_limited, too_many_log_streams,
+        │                                        too_many_event_streams
         ├── NotSupportedError            501     not_supported
-        ├── RateLimitedError             429     rate_limited, too_many_log_streams
         └── ServerUnavailableError       502/503/504  orchestrator_unavailable, engine_error,
                                                  orchestrator_error, keys_file_broken,
                                                  too_many_connections
@@ -53,6 +55,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "ValidationError",
+    "WaitTimeoutError",
     "error_from_response",
     "error_from_transport",
     "error_from_validation",
@@ -123,6 +126,10 @@ class NotFoundError(APIStatusError):
     """No such agent for this key (404); another owner's agent answers the same."""
 
 
+class WaitTimeoutError(APIStatusError):
+    """A wait ended at its timeout before the agent got there (408); wait again."""
+
+
 class ConflictError(APIStatusError):
     """The name is taken, ambiguous, or an Idempotency-Key was reused (409)."""
 
@@ -149,6 +156,7 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     401: UnauthorizedError,
     403: ForbiddenError,
     404: NotFoundError,
+    408: WaitTimeoutError,
     409: ConflictError,
     412: PreconditionFailedError,
     422: ValidationError,

@@ -115,6 +115,7 @@ class Agent(BaseModel):
     image: str
     status: AgentStatus
     detail: str | None = None
+    exit_code: int | None = None
     created_at: datetime
     labels: dict[str, str] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)

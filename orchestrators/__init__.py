@@ -20,14 +20,17 @@ from .errors import (
     RevisionMismatch,
     SpawnFailed,
     TooManyCalls,
+    WatchExpired,
 )
 from .models import (
     Agent,
     AgentChange,
+    AgentEvent,
     AgentSpec,
     AgentStats,
     AgentStatus,
     ChangeResult,
+    EventType,
     LogOptions,
     ResourceRequest,
     Resources,
@@ -38,10 +41,12 @@ from .models import (
     SweepReport,
 )
 from .policy import OwnerCeilings, SpawnPolicy
+from .watch import Observation, Snapshot
 
 __all__ = [
     "Agent",
     "AgentChange",
+    "AgentEvent",
     "AgentConflict",
     "AgentExpired",
     "AgentQuotaExceeded",
@@ -53,11 +58,13 @@ __all__ = [
     "ChangeInFlight",
     "ChangeResult",
     "EngineError",
+    "EventType",
     "IdempotencyKeyReused",
     "ImageNotFound",
     "InvalidSpec",
     "LogOptions",
     "NotSupported",
+    "Observation",
     "Orchestrator",
     "OwnerCeilings",
     "OrchestratorError",
@@ -69,9 +76,11 @@ __all__ = [
     "Revision",
     "RevisionList",
     "RevisionMismatch",
+    "Snapshot",
     "SpawnFailed",
     "SpawnPolicy",
     "StoredSpec",
     "SweepReport",
     "TooManyCalls",
+    "WatchExpired",
 ]

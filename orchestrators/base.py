@@ -35,6 +35,7 @@ from .models import (
     SweepReport,
 )
 from .policy import OwnerCeilings, SpawnPolicy
+from .watch import Observation, Snapshot
 
 __all__ = ["Orchestrator"]
 
@@ -194,6 +195,23 @@ class Orchestrator(abc.ABC):
     async def stats(self, ref: str, *, owner: str | None = None) -> AgentStats:
         """One sample of what the agent uses now (not a stream)."""
         raise NotSupported(f"the {self.name} backend has no usage figures")
+
+    async def snapshot(self) -> Snapshot:
+        """Every agent of this instance now (all owners), and the token from which
+        ``watch`` yields every change after it. Costs a constant number of engine calls.
+        """
+        raise NotImplementedError(f"{self.name} has no watch yet")
+
+    def watch(self, since: str | None = None) -> AsyncIterator[Observation]:
+        """The changes to this instance's agents as they happen, from ``since`` (a token
+        of a ``Snapshot`` or of an ``Observation``; None: from now), oldest first.
+
+        Goes on until the consumer closes it; an engine that stops answering ends it with
+        ``OrchestratorUnavailable`` (the consumer re-lists and watches again). A token
+        older than the engine's history raises ``WatchExpired`` before any observation.
+        Changes made through this backend are observed like any other.
+        """
+        raise NotImplementedError(f"{self.name} has no watch yet")
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -22,6 +22,9 @@ code in exactly one place (``agent_platform.problems``).
     ├── EngineError                   engine_error
     └── OrchestratorUnavailable       orchestrator_unavailable
 
+    WatchExpired                      (never an HTTP answer: the event stream turns it
+                                       into a ``reset`` event)
+
 Messages never carry secret values, environment values or API keys.
 """
 
@@ -45,6 +48,7 @@ __all__ = [
     "RevisionMismatch",
     "SpawnFailed",
     "TooManyCalls",
+    "WatchExpired",
 ]
 
 
@@ -152,3 +156,15 @@ class OrchestratorUnavailable(OrchestratorError):
     """The engine or cluster did not answer in time, or refused the connection."""
 
     code = "orchestrator_unavailable"
+
+
+class WatchExpired(Exception):
+    """A watch was asked to resume from a token the engine no longer holds history for.
+
+    Not an ``OrchestratorError``: no route answers it. The caller lists again (a
+    ``snapshot``) and tells its own clients so with a ``reset`` event.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail

@@ -93,11 +93,11 @@ class Kind(StrEnum):
 
     WORKSPACE = "workspace"  # a Docker volume, a Kubernetes claim
     LEASE = "lease"  # Docker: one TTL renewal (labels of a container cannot change)
+    REVISION = "revision"  # Docker: the record of one revision (see docker/revisions.py)
     INIT = "init"  # Docker: the helper that readies a workspace
     NETWORK = "network"  # Docker: one owner's agent network
     SECRET = "secret"  # noqa: S105 - a kind of object, not a secret: Kubernetes, its values
     NETWORK_POLICY = "network-policy"  # Kubernetes: the agent's NetworkPolicy
-    REVISION = "revision"  # Docker: the record of one revision of an agent
 
 
 ANNOTATION_KEYS = frozenset({SPEC, REVISIONS})
@@ -250,6 +250,7 @@ def agent_from_labels(
     orchestrator: str,
     expires_at: datetime | None = None,
     address: tuple[str, str] | None = None,
+    exit_code: int | None = None,
     revision: int = 1,
     spec_text: str | None = None,
 ) -> Agent:
@@ -286,7 +287,7 @@ def agent_from_labels(
             revision,
         ),
     )
-    return view.now(status, detail, expires_at)
+    return view.now(status, detail, expires_at, exit_code)
 
 
 class _View:
@@ -299,12 +300,24 @@ class _View:
         self._base = base
         self._last = base
 
-    def now(self, status: AgentStatus, detail: str | None, expires_at: datetime | None) -> Agent:
+    def now(
+        self,
+        status: AgentStatus,
+        detail: str | None,
+        expires_at: datetime | None,
+        exit_code: int | None = None,
+    ) -> Agent:
         last = self._last  # one read: another thread may replace it meanwhile
-        if (last.status, last.detail, last.expires_at) == (status, detail, expires_at):
+        now = (status, detail, expires_at, exit_code)
+        if (last.status, last.detail, last.expires_at, last.exit_code) == now:
             return last
         current = self._base.model_copy(
-            update={"status": status, "detail": detail, "expires_at": expires_at}
+            update={
+                "status": status,
+                "detail": detail,
+                "expires_at": expires_at,
+                "exit_code": exit_code,
+            }
         )
         self._last = current
         return current

@@ -30,6 +30,12 @@ __all__ = [
     "AgentStats",
     "AgentStatus",
     "ChangeResult",
+    "EventAgent",
+    "EventType",
+    "FailureReason",
+    "Health",
+    "StoppedBy",
+    "AgentEvent",
     "LogOptions",
     "NetworkChoice",
     "ResourceRequest",
@@ -213,6 +219,9 @@ class Agent(BaseModel):
     image: str
     status: AgentStatus
     detail: str | None = Field(default=None, description="why the agent is in its status")
+    exit_code: int | None = Field(
+        default=None, description="the code its process last exited with; null while it never has"
+    )
     created_at: datetime
     labels: dict[str, str]
     env: dict[str, str]
@@ -326,6 +335,76 @@ class AgentStats(BaseModel):
     network_tx_bytes: int | None = None
     block_read_bytes: int | None = None
     block_write_bytes: int | None = None
+
+
+class EventType(StrEnum):
+    """What happened to an agent (``GET /v1/events``)."""
+
+    CREATED = "created"
+    STARTED = "started"
+    STOPPED = "stopped"  # ``by`` says who or what stopped it
+    EXITED = "exited"  # its process ended on its own with code 0; ``exit_code``
+    FAILED = "failed"  # ``reason`` says why; ``exit_code`` when it exited
+    RESTARTED = "restarted"  # running again after exiting (restart policy or a call)
+    DELETED = "deleted"
+    HEALTH = "health"  # its healthcheck changed: ``health``
+    RESET = "reset"  # history before this is gone: list again; no agent
+
+
+class StoppedBy(StrEnum):
+    """Who or what stopped an agent."""
+
+    CALL = "call"  # a stop (or restart) through the API
+    TTL = "ttl"  # its deadline passed and the service stopped it
+    ENGINE = "engine"  # the engine itself (shutdown, eviction), not through the API
+
+
+class FailureReason(StrEnum):
+    """Why an agent failed, where the engine tells."""
+
+    OOM_KILLED = "oom_killed"  # its memory limit was reached
+    CRASH_LOOP = "crash_loop"  # it keeps exiting and being restarted, backing off
+    IMAGE_PULL = "image_pull"  # its image cannot be pulled
+    UNSCHEDULABLE = "unschedulable"  # no node can take it
+    EVICTED = "evicted"  # the node evicted it
+    KILLED = "killed"  # a signal it did not ask for, not through the API
+    EXIT_CODE = "exit_code"  # its process exited with a code other than 0
+    ERROR = "error"  # the engine reported an error starting or running it
+
+
+Health = Literal["starting", "healthy", "unhealthy"]
+
+
+class EventAgent(BaseModel):
+    """The agent an event is about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    owner: str
+
+
+class AgentEvent(BaseModel):
+    """One lifecycle event as ``GET /v1/events`` sends it (the ``data:`` of an SSE event).
+
+    ``id`` is also the SSE ``id:``: send it back as ``Last-Event-ID`` (or ``since=``) to
+    resume after it. A ``reset`` event has no agent: what happened before it is lost, so
+    list the agents again.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: EventType
+    time: datetime
+    agent: EventAgent | None = None
+    status: AgentStatus | None = Field(default=None, description="the agent's status after it")
+    detail: str | None = Field(default=None, description="why, in words")
+    reason: FailureReason | None = Field(default=None, description="failed: why")
+    by: StoppedBy | None = Field(default=None, description="stopped: who or what stopped it")
+    exit_code: int | None = None
+    health: Health | None = Field(default=None, description="health: the new state")
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,7 +118,6 @@ async def spawn_agent(
 @router.get("", response_model=AgentList, summary="List agents")
 async def list_agents(
     scope: OwnerScope,
-    orchestrator: OrchestratorDep,
     state: State,
     status: Annotated[AgentStatus | None, Query(description="only agents in this status")] = None,
     label: Annotated[
@@ -131,7 +130,7 @@ async def list_agents(
         Query(description="next_cursor of a page; anything else is 400 invalid_cursor"),
     ] = None,
 ) -> AgentList:
-    agents = await orchestrator.list(owner=scope, labels=_label_filters(label))
+    agents = await state.live.list(owner=scope, labels=_label_filters(label))
     if status is not None:
         agents = [a for a in agents if a.status == status]
     page, next_cursor = state.cursors.paginate(agents, limit=limit, cursor=cursor)
@@ -144,17 +143,17 @@ def etag(revision: int) -> str:
 
 
 def audited(request: Request, agent: Agent) -> Agent:
-    """Name the resolved agent (id and owner) in the request's audit record."""
+    """Name the resolved agent (id and owner) in the request's audit record, and make the
+    answer what this replica's reads say from now on (read-your-writes)."""
+    request.app.state.agent_api.live.wrote(agent)
     request.state.audit_agent_id = agent.id
     request.state.audit_agent_owner = agent.owner
     return agent
 
 
 @router.get("/{agent}", response_model=Agent, summary="One agent; its ETag is its revision")
-async def get_agent(
-    agent: AgentRef, scope: OwnerScope, orchestrator: OrchestratorDep, response: Response
-) -> Agent:
-    found = await orchestrator.get(agent, owner=scope)
+async def get_agent(agent: AgentRef, scope: OwnerScope, state: State, response: Response) -> Agent:
+    found = await state.live.get(agent, owner=scope)
     response.headers["ETag"] = etag(found.revision)
     return found
 
@@ -264,6 +263,7 @@ async def delete_agent(
     # Resolved once, then deleted by its id: what the audit names is what was removed.
     target = audited(request, await orchestrator.get(agent, owner=scope))
     await orchestrator.delete(target.id, owner=scope)
+    request.app.state.agent_api.live.deleted(target.id)
     return Response(status_code=204)
 
 

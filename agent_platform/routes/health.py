@@ -40,7 +40,14 @@ async def readyz(state: State) -> Health:
             "until it is fixed (the admin key still works)",
         )
     await state.orchestrator.ping()
-    return Health(status="ready")
+    feed = state.live
+    if not feed.supported:
+        watch = "none"
+    elif feed.live:
+        watch = "live"
+    else:
+        watch = f"broken: {feed.broken}"
+    return Health(status="ready", watch=watch)
 
 
 @metrics_router.get(
@@ -51,4 +58,7 @@ async def readyz(state: State) -> Health:
 )
 async def metrics(state: State) -> Response:
     state.metrics.keys_file_valid.set(0 if state.keys.broken else 1)
+    state.metrics.agents.clear()
+    for (status, owner), count in state.live.count().items():
+        state.metrics.agents.labels(status.value, owner).set(count)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -54,6 +54,8 @@ class Container:
     inspected: bool = False  # True: ``oom_killed`` and ``error`` are known
     oom_killed: bool = False
     error: str = ""
+    restarts: int = 0  # known from inspect: times the engine restarted it
+    health: str = ""  # known from inspect: its healthcheck's state, if it has one
 
     @classmethod
     def from_summary(cls, entry: Mapping[str, Any]) -> Container:
@@ -82,6 +84,8 @@ class Container:
             inspected=True,
             oom_killed=bool(state.get("OOMKilled", False)),
             error=str(state.get("Error") or ""),
+            restarts=int(info.get("RestartCount") or 0),
+            health=str((state.get("Health") or {}).get("Status") or ""),
         )
 
     @property

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,7 @@ from ..models import (
     Resources,
     Revision,
     RevisionList,
+    StoppedBy,
     StoredSpec,
     SweepReport,
     is_agent_id,
@@ -54,6 +55,7 @@ from ..models import (
 from ..policy import OwnerCeilings, SpawnPolicy
 from ..skeleton import AgentBackend, expires_in
 from ..types import T
+from ..watch import Observation, Snapshot
 from .api import (
     Container,
     explain,
@@ -70,9 +72,10 @@ from .objects import LogRotation, build_container, container_name, volume_name
 from .orphans import remove_orphans, remove_volumes
 from .pulls import Pulls
 from .replace import finish, newest_per_agent, repair, secret_values, temporary_name
-from .revisions import LIVE, REPLACE, AgentRevisions, Record, claim, forget, prune, read_records
+from .revisions import LIVE, REPLACE, AgentRevisions, Record, claim, forget, read_records
 from .stats import sample_stats
 from .status import container_status
+from .watch import StopIntents, token_now, watch_engine
 from .workspace import prepare_with_helper, prepare_workspace
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
@@ -81,6 +84,7 @@ _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
 _SWEEP_STOPS = 8  # expired agents one sweep stops at once
 _STOPPED_STATES = frozenset({"exited", "dead"})
+_EXITED_STATES = frozenset({"exited", "dead", "restarting"})  # where an exit code means something
 # What Docker changes on a running container without restarting it.
 _IN_PLACE = RESOURCE_CHANGES | {"restart_policy"}
 Planner = Callable[[StoredSpec, AgentRevisions], Plan]
@@ -107,6 +111,8 @@ class DockerOrchestrator(AgentBackend[Container]):
         # which container to inspect: what the inspect says is checked, and a miss falls
         # back to the label search, so a stale hint (or none, on another replica) is harmless.
         self._hints: dict[str, str] = {}
+        # Stops this process makes, so that its watch can say who stopped an agent.
+        self._intents = StopIntents()
         self._pulls = Pulls(
             self._client,
             timeout=config.pull_timeout,
@@ -156,7 +162,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         self,
         container: Container,
         leases: Mapping[str, datetime],
-        records: Mapping[str, list[Record]],
+        records: Mapping[str, Sequence[Record]],
     ) -> Agent:
         """The public view of what the engine said, with the deadlines of ``leases`` and
         the changes made in place that ``records`` hold."""
@@ -178,6 +184,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             orchestrator=self.name,
             expires_at=deadline_of(container.labels, leases),
             address=container.address(),
+            exit_code=container.exit_code if container.state in _EXITED_STATES else None,
             revision=revs.number,
             spec_text=revs.spec_text(container.labels[L.SPEC]),
         )
@@ -209,9 +216,9 @@ class DockerOrchestrator(AgentBackend[Container]):
     def _labels(self, obj: Container) -> Mapping[str, str]:
         return obj.labels
 
-    def _current_view(self, obj: Container) -> Agent:
+    def _current_view(self, obj: Container, records: Sequence[Record] | None = None) -> Agent:
         """Inspects only when a list entry cannot tell why it stopped; reads leases only for
-        an agent that has a TTL."""
+        an agent that has a TTL, and its revision records unless given."""
         if not obj.inspected and obj.state in _STOPPED_STATES and obj.exit_code != 0:
             try:
                 obj = Container.from_inspect(self._client().inspect_container(obj.id))
@@ -220,7 +227,12 @@ class DockerOrchestrator(AgentBackend[Container]):
         leases = {}
         if L.EXPIRES_AT in obj.labels:
             leases = read_leases(self._client(), self._instance, obj.agent_id)
-        return self._view(obj, leases, read_records(self._client(), self._instance, obj.agent_id))
+        found: Mapping[str, Sequence[Record]] = (
+            read_records(self._client(), self._instance, obj.agent_id)
+            if records is None
+            else {obj.agent_id: records}
+        )
+        return self._view(obj, leases, found)
 
     def _deadline(self, obj: Container) -> datetime | None:
         if L.EXPIRES_AT not in obj.labels:
@@ -277,27 +289,29 @@ class DockerOrchestrator(AgentBackend[Container]):
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
-        container_id = (await self._run(self._find, ref, owner)).id
-        await self._stop(container_id, grace)
-        return await self._run(lambda: self._current_view(self._refresh(container_id)))
+        container = await self._run(self._find, ref, owner)
+        await self._stop(container, grace, StoppedBy.CALL)
+        return await self._run(lambda: self._current_view(self._refresh(container.id)))
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
 
-        def find() -> str:
+        def find() -> Container:
             container = self._find(ref, owner)
             self._refuse_if_expired(container)
-            return container.id
+            return container
 
-        container_id = await self._run(find)
-        await self._stop(container_id, grace)
-        return await self._run(self._act, container_id, lambda api, cid: api.start(cid), _RUNNING)
+        container = await self._run(find)
+        await self._stop(container, grace, StoppedBy.CALL)
+        return await self._run(self._act, container.id, lambda api, cid: api.start(cid), _RUNNING)
 
-    async def _stop(self, container_id: str, grace: int) -> None:
-        """Stop a container; its grace period is waited out on the event loop, not a thread."""
-        await stop_container(self._run_on_agent, self._client, container_id, grace)
+    async def _stop(self, container: Container, grace: int, by: StoppedBy) -> None:
+        """Stop a container; its grace period is waited out on the event loop, not a thread.
+        The watch learns who stopped it (``StopIntents``)."""
+        self._intents.note(container.agent_id, by, seconds=grace + 60)
+        await stop_container(self._run_on_agent, self._client, container.id, grace)
 
     async def _run_on_agent(self, fn: Callable[[], T]) -> T:
         """``_run`` for calls on one agent's container: its absence means the agent is gone."""
@@ -334,7 +348,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         return self._current_view(self._refresh(container_id))
 
     async def sweep(self, *, now: datetime | None = None) -> SweepReport:
-        def work() -> tuple[list[tuple[str, str]], SweepReport]:
+        def work() -> tuple[list[Container], SweepReport]:
             moment = now or datetime.now(UTC)
             api = self._client()
             every = list_containers(
@@ -354,7 +368,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             containers = self._query(L.selector(instance=self._instance))
             leases = read_leases(api, self._instance)
             expired = [
-                (c.agent_id, c.id)
+                c
                 for c in containers
                 if (deadline := deadline_of(c.labels, leases)) is not None
                 and deadline <= moment
@@ -387,14 +401,48 @@ class DockerOrchestrator(AgentBackend[Container]):
         # The stops wait out their grace on the event loop, a few at a time.
         slots = asyncio.Semaphore(_SWEEP_STOPS)
 
-        async def stop_one(agent_id: str, container_id: str) -> None:
+        async def stop_one(container: Container) -> None:
             async with slots:
                 with contextlib.suppress(AgentNotFound):
-                    await self._stop(container_id, self._config.stop_timeout)
-                    report.stopped.append(agent_id)
+                    await self._stop(container, self._config.stop_timeout, StoppedBy.TTL)
+                    report.stopped.append(container.agent_id)
 
-        await asyncio.gather(*(stop_one(*pair) for pair in expired))
+        await asyncio.gather(*(stop_one(c) for c in expired))
         return report
+
+    async def snapshot(self) -> Snapshot:
+        token = token_now()
+        return Snapshot(agents=await self.list(), token=token)
+
+    def watch(self, since: str | None = None) -> AsyncIterator[Observation]:
+        return watch_engine(
+            self._client,
+            instance=self._instance,
+            since=since or token_now(0),
+            inspect=self._observe,
+            run=self._run,
+            intents=self._intents,
+            survivor=self._survivor,
+        )
+
+    async def _survivor(self, agent_id: str) -> tuple[Agent, Container] | None:
+        """The agent's container left after one of its containers was destroyed (a
+        replacement), with its view; None when the agent is gone."""
+
+        def work() -> tuple[Agent, Container] | None:
+            found = self._query(L.selector(instance=self._instance, agent_id=agent_id))
+            return None if not found else (self._current_view(found[0]), found[0])
+
+        return await self._run(work)
+
+    async def _observe(self, container_id: str) -> tuple[Agent, Container] | None:
+        """One agent's view and its inspected container; None unless it is ours."""
+
+        def work() -> tuple[Agent, Container] | None:
+            found = self._inspect(container_id)
+            return None if found is None else (self._current_view(found), found)
+
+        return await self._run(work)
 
     async def delete(self, ref: str, *, owner: str | None = None) -> None:
         def work() -> None:
@@ -566,13 +614,16 @@ class DockerOrchestrator(AgentBackend[Container]):
         if "image" in plan.changes:
             await self._ensure_image(plan.spec.image, container.labels[L.OWNER])
         running = container.state in ("running", "restarting")
-        record = await self._run(self._claim, container, revs, current, plan, live, running)
+        records = await self._run(self._claim, container, revs, current, plan, live, running)
+        record = records[0]
         if live:
-            agent = await self._run_on_agent(lambda: self._change_in_place(container, plan, record))
+            agent = await self._run_on_agent(
+                lambda: self._change_in_place(container, plan, records)
+            )
             return ChangeResult(
                 agent=agent, revision=record.number, restarted=False, changes=list(plan.changes)
             )
-        agent = await self._replace(container, current, plan, record, running)
+        agent = await self._replace(container, current, plan, records, running)
         return ChangeResult(
             agent=agent, revision=record.number, restarted=running, changes=list(plan.changes)
         )
@@ -585,8 +636,10 @@ class DockerOrchestrator(AgentBackend[Container]):
         plan: Plan,
         live: bool,
         running: bool,
-    ) -> Record:
+    ) -> Sequence[Record]:
+        """The records after claiming the next revision, newest (the claim) first."""
         api, labels = self._client(), container.labels
+        held = list(revs.records)
         common = {
             "prefix": self._config.resource_prefix,
             "instance": self._instance,
@@ -594,7 +647,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             "owner": labels[L.OWNER],
         }
         if not revs.records:  # the revision before: kept so that a rollback can return to it
-            claim(
+            base = claim(
                 api,
                 **common,
                 number=revs.number,
@@ -604,6 +657,7 @@ class DockerOrchestrator(AgentBackend[Container]):
                 was_running=running,
                 now=L.parse_moment(labels[L.CREATED_AT]),
             )
+            held = [base] if base is not None else []
         number = revs.number + 1
         record = claim(
             api,
@@ -617,10 +671,12 @@ class DockerOrchestrator(AgentBackend[Container]):
         )
         if record is None:
             raise RevisionMismatch(f"another change made revision {number} first: read it again")
-        return record
+        return [record, *held]
 
-    def _change_in_place(self, container: Container, plan: Plan, record: Record) -> Agent:
-        api = self._client()
+    def _change_in_place(
+        self, container: Container, plan: Plan, records: Sequence[Record]
+    ) -> Agent:
+        api, record = self._client(), records[0]
         try:
             if any(change in _IN_PLACE for change in plan.changes):
                 update_limits(
@@ -639,19 +695,24 @@ class DockerOrchestrator(AgentBackend[Container]):
             ):
                 raise InvalidSpec(f"the engine refused the change: {explain(exc)}") from exc
             raise
-        prune(api, self._instance, container.agent_id, KEPT_REVISIONS)
-        return self._current_view(self._refresh(container.id))
+        forget(api, records[KEPT_REVISIONS:])
+        return self._current_view(self._refresh(container.id), records[:KEPT_REVISIONS])
 
     async def _replace(
-        self, old: Container, current: StoredSpec, plan: Plan, record: Record, running: bool
+        self,
+        old: Container,
+        current: StoredSpec,
+        plan: Plan,
+        records: Sequence[Record],
+        running: bool,
     ) -> Agent:
-        api = self._client()
+        api, record = self._client(), records[0]
         try:
             kept = await self._run_on_agent(
                 lambda: secret_values(api, old.id, set(current.secret_names) - set(plan.secrets))
             )
             if running:
-                await self._stop(old.id, self._config.stop_timeout)
+                await self._stop(old, self._config.stop_timeout, StoppedBy.CALL)
         except BaseException:
             await self._run(forget, api, [record])
             raise
@@ -672,8 +733,8 @@ class DockerOrchestrator(AgentBackend[Container]):
                     f"revision {record.number} was made but the agent could not start: "
                     f"{explain(exc)}; roll back or change it again"
                 ) from exc
-            prune(api, self._instance, old.agent_id, KEPT_REVISIONS)
-            return self._current_view(self._refresh(new_id))
+            forget(api, records[KEPT_REVISIONS:])
+            return self._current_view(self._refresh(new_id), records[:KEPT_REVISIONS])
 
         return await self._run(swap)
 
@@ -681,7 +742,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         self, old: Container, plan: Plan, record: Record, kept: Mapping[str, str]
     ) -> str:
         """Step 3 of ``replace``: the new container, created under its temporary name."""
-        config, labels, spec = self._config, old.labels, plan.spec
+        labels, spec = old.labels, plan.spec
         owner, agent_id = labels[L.OWNER], old.agent_id
         secrets = {**kept, **{k: v.get_secret_value() for k, v in plan.secrets.items()}}
         asked = AgentSpec.model_validate(
@@ -709,21 +770,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             revision=record.number,
         )
         network = self._ensure_network(owner) if spec.network != "none" else "none"
-        kwargs = build_container(
-            asked,
-            labels=new_labels,
-            owner=owner,
-            resources=spec.resources,
-            prefix=config.resource_prefix,
-            network=network,
-            volume=volume_name(config.resource_prefix, agent_id) if spec.workspace else None,
-            workspace_path=config.workspace_path,
-            read_only_rootfs=config.read_only_rootfs,
-            user=config.agent_user,
-            log=LogRotation(
-                config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
-            ),
-        ).kwargs()
+        kwargs = self._describe(asked, new_labels, owner, spec.resources, network)
         kwargs["name"] = temporary_name(kwargs["name"], record.number)
         try:
             new_id: str = self._client().create_container(**kwargs)["Id"]
@@ -813,6 +860,32 @@ class DockerOrchestrator(AgentBackend[Container]):
                 raise InvalidSpec(f"image {image!r} is not usable: {explain(exc)}") from exc
             raise
 
+    def _describe(
+        self,
+        spec: AgentSpec,
+        labels: dict[str, str],
+        owner: str,
+        resources: Resources,
+        network_id: str,
+    ) -> dict[str, Any]:
+        """The keyword arguments of the agent's ``create_container`` (see ``objects``)."""
+        config = self._config
+        return build_container(
+            spec,
+            labels=labels,
+            owner=owner,
+            resources=resources,
+            prefix=config.resource_prefix,
+            network=network_id,
+            volume=volume_name(config.resource_prefix, labels[L.ID]) if spec.workspace else None,
+            workspace_path=config.workspace_path,
+            read_only_rootfs=config.read_only_rootfs,
+            user=config.agent_user,
+            log=LogRotation(
+                config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
+            ),
+        ).kwargs()
+
     def _create(
         self, spec: AgentSpec, owner: str, resources: Resources, labels: dict[str, str]
     ) -> Container:
@@ -821,21 +894,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         volume = volume_name(config.resource_prefix, agent_id) if spec.workspace else None
 
         def describe(network_id: str) -> dict[str, Any]:
-            return build_container(
-                spec,
-                labels=labels,
-                owner=owner,
-                resources=resources,
-                prefix=config.resource_prefix,
-                network=network_id,
-                volume=volume,
-                workspace_path=config.workspace_path,
-                read_only_rootfs=config.read_only_rootfs,
-                user=config.agent_user,
-                log=LogRotation(
-                    config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
-                ),
-            ).kwargs()
+            return self._describe(spec, labels, owner, resources, network_id)
 
         prepare: Callable[[str], None] | None = None
         if volume is not None and config.agent_user and not config.read_only_rootfs:

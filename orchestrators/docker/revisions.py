@@ -27,7 +27,7 @@ from docker import APIClient
 from .. import labels as L
 from ..models import Revision, StoredSpec
 
-__all__ = ["AgentRevisions", "Record", "claim", "forget", "prune", "read_records"]
+__all__ = ["AgentRevisions", "Record", "claim", "forget", "read_records"]
 
 LIVE, REPLACE = "live", "replace"
 
@@ -123,7 +123,7 @@ def _terms(instance: str) -> list[str]:
     return [
         f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}",
         f"{L.INSTANCE}={instance}",
-        f"{L.KIND}=revision",
+        f"{L.KIND}={L.Kind.REVISION.value}",
     ]
 
 
@@ -185,9 +185,3 @@ def forget(api: APIClient, records: Iterable[Record]) -> None:
     for record in records:
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             api.remove_volume(record.volume, force=True)
-
-
-def prune(api: APIClient, instance: str, agent_id: str, keep: int) -> None:
-    """Keep the newest ``keep`` records of the agent."""
-    records = read_records(api, instance, agent_id).get(agent_id, [])
-    forget(api, records[keep:])

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["PROBLEM", "assert_problem", "body", "run_cli", "serve", "wait_status"]
+__all__ = [
+    "PROBLEM",
+    "EventStream",
+    "assert_problem",
+    "body",
+    "run_cli",
+    "serve",
+    "wait_status",
+]
 
 PROBLEM = "application/problem+json"
 
@@ -73,3 +83,68 @@ def serve(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         check=False,
     )
+
+
+class EventStream:
+    """``GET /v1/events`` read on a thread of its own: the events so far, and a wait for one."""
+
+    def __init__(self, client: httpx.Client, *, params: Any = None, last_id: str | None = None):
+        self.events: list[dict[str, Any]] = []
+        self.status: int | None = None
+        self._headers = {"Last-Event-ID": last_id} if last_id else {}
+        self._client, self._params = client, params
+        self._stop = threading.Event()
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        assert self._opened.wait(30), "the event stream did not open"
+
+    def _read(self) -> None:
+        try:
+            with self._client.stream(
+                "GET", "/v1/events", params=self._params, headers=self._headers, timeout=None
+            ) as response:
+                self.status = response.status_code
+                self._opened.set()
+                data: list[str] = []
+                for line in response.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif not line and data:
+                        self.events.append(json.loads("\n".join(data)))
+                        data = []
+        except httpx.HTTPError:
+            pass
+        finally:
+            self._opened.set()
+
+    def wait_for(
+        self, timeout: float = 30, after: dict[str, Any] | None = None, **wanted: Any
+    ) -> dict[str, Any]:
+        """The first event (after the event ``after``) whose fields are ``wanted``
+        (``agent`` compared by id)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen = list(self.events)
+            if after is not None:
+                seen = seen[seen.index(after) + 1 :]
+            for event in seen:
+                if _matches(event, wanted):
+                    return event
+            time.sleep(0.05)
+        raise AssertionError(f"no event {wanted} in {self.events}")
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def _matches(event: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    for key, value in wanted.items():
+        got = event.get(key)
+        if key == "agent":
+            got = (got or {}).get("id")
+        if got != value:
+            return False
+    return True

@@ -15,7 +15,7 @@ import pytest
 from orchestrators import labels as L
 from orchestrators.changes import plan_change
 from orchestrators.docker import DockerOrchestrator
-from orchestrators.models import AgentChange, AgentSpec, StoredSpec
+from orchestrators.models import AgentChange, AgentSpec, StoppedBy, StoredSpec
 from orchestrators.policy import SpawnPolicy
 from testenv.backends import SMALL, docker_orchestrator
 from testenv.engine import TEST_PREFIX
@@ -52,8 +52,8 @@ async def cut_off(backend: DockerOrchestrator, busybox: str, *, created: bool) -
     revs = backend._revisions_of(old)
     current = StoredSpec.model_validate_json(old.labels[L.SPEC])
     plan = plan_change(current, AgentChange.model_validate({"env": {"NEW": "1"}}), POLICY)
-    record = backend._claim(old, revs, current, plan, False, True)
-    await backend._stop(old.id, 0)
+    record = backend._claim(old, revs, current, plan, False, True)[0]
+    await backend._stop(old, 0, StoppedBy.CALL)
     if created:
         backend._create_replacement(old, plan, record, {})
     return agent.id

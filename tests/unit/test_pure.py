@@ -41,6 +41,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "threads",
         "types",
         "viewcache",
+        "watch",
         "docker",
         "kubernetes",
     }
@@ -70,6 +71,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "TransportError",
         "UnauthorizedError",
         "ValidationError",
+        "WaitTimeoutError",
         "RemoteAgentManager",
     ]
 
