@@ -29,7 +29,7 @@ from .middleware import RequestContextMiddleware
 from .pagination import Cursors, cursor_key
 from .problems import install_problem_handlers
 from .ratelimit import RateLimiter
-from .routes import agents, changes, events, health, wait
+from .routes import agents, changes, events, health, ui, wait, whoami
 from .settings import Settings
 from .slowcalls import SlowCalls
 from .state import AppState
@@ -140,7 +140,9 @@ def create_app(
     app.include_router(changes.router)
     app.include_router(wait.router)
     app.include_router(events.router)
+    app.include_router(whoami.router)
     app.include_router(health.router)
+    app.include_router(ui.router)
     if settings.expose_metrics:
         app.include_router(health.metrics_router)
     # The middleware order. Starlette puts the last added outermost, so a request meets them

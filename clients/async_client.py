@@ -28,6 +28,7 @@ from .models import (
     ResourceRequest,
     RestartPolicy,
     RevisionList,
+    Whoami,
 )
 from .retry import RetryPolicy
 
@@ -323,6 +324,10 @@ class AsyncAgentClient(ClientBase):
     async def stats(self, agent: str, *, owner: str | None = None) -> AgentStats:
         """One sample of the agent's CPU, memory, pids, network and block I/O."""
         return calls.parse(AgentStats, await self._send(calls.stats_call(agent, owner=owner)))
+
+    async def whoami(self) -> Whoami:
+        """``/v1/whoami``: the key's name, owner and role (what it may see and do)."""
+        return calls.parse(Whoami, await self._send(calls.whoami_call()))
 
     async def health(self) -> Health:
         """``/healthz``: the server process answers (no key needed)."""

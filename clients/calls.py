@@ -48,6 +48,7 @@ __all__ = [
     "stats_call",
     "stop_call",
     "update_call",
+    "whoami_call",
 ]
 
 _ModelT = TypeVar("_ModelT", bound=pydantic.BaseModel)
@@ -315,6 +316,11 @@ def revisions_call(agent: str, *, owner: str | None = None) -> Call:
 
 def stats_call(agent: str, *, owner: str | None = None) -> Call:
     return Call("GET", _agent_path(agent, "/stats"), params=_owner(owner), repeatable=True)
+
+
+def whoami_call() -> Call:
+    """The key's name, owner and role."""
+    return Call("GET", "/v1/whoami", repeatable=True)
 
 
 def health_call() -> Call:

@@ -31,6 +31,7 @@ __all__ = [
     "Revision",
     "RevisionList",
     "SpawnRequest",
+    "Whoami",
 ]
 
 RestartPolicy = Literal["no", "on-failure", "unless-stopped", "always"]
@@ -230,3 +231,13 @@ class Health(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     status: str
+
+
+class Whoami(BaseModel):
+    """Who a key is (``/v1/whoami``): its name, owner and role, never the key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_name: str
+    owner: str
+    role: Literal["admin", "operator", "viewer"]
