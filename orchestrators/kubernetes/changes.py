@@ -44,7 +44,6 @@ __all__ = [
 # the revision and the patch that makes it current): the time it started.
 CHANGING = L.CHANGING
 _HISTORY = TypeAdapter(list[Revision])
-_OUR_KEYS = (L.SYSTEM_PREFIX, L.USER_PREFIX)
 
 
 def history_of(schema: Mapping[str, str], created_at: datetime) -> list[Revision]:
@@ -66,8 +65,13 @@ def recorded(history: Sequence[Revision], newest: Revision) -> str:
     return _HISTORY.dump_json(kept).decode()
 
 
-def _ours(mapping: Mapping[str, Any] | None) -> set[str]:
-    return {k for k in (mapping or {}) if k.startswith(_OUR_KEYS)}
+# What a change may take away: user labels, a TTL, the mark of a change under way. Any
+# other key (another feature's, anyone else's) is left as it is.
+_REMOVABLE = frozenset({L.EXPIRES_AT, CHANGING})
+
+
+def _removable(mapping: Mapping[str, Any] | None) -> set[str]:
+    return {k for k in (mapping or {}) if k.startswith(L.USER_PREFIX) or k in _REMOVABLE}
 
 
 def change_patch(
@@ -77,12 +81,15 @@ def change_patch(
 ) -> Manifest:
     """The conditional merge patch that makes ``deployment`` carry ``schema`` (the label
     schema after the change) and, when given, the pod ``template``; the platform's keys
-    that ``schema`` no longer has are removed, anyone else's are left alone."""
+    that ``schema`` no longer has (user labels, the TTL, the change mark) are removed; any
+    other key is left alone."""
     metadata = deployment.get("metadata") or {}
     labels, annotations = split_metadata(schema)
-    label_patch: dict[str, str | None] = {k: None for k in _ours(metadata.get("labels"))}
+    label_patch: dict[str, str | None] = {k: None for k in _removable(metadata.get("labels"))}
     label_patch.update(labels)
-    annotation_patch: dict[str, str | None] = {k: None for k in _ours(metadata.get("annotations"))}
+    annotation_patch: dict[str, str | None] = {
+        k: None for k in _removable(metadata.get("annotations"))
+    }
     annotation_patch.update(annotations)
     patch: Manifest = {
         "metadata": {

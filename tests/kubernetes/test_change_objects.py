@@ -50,13 +50,18 @@ def test_the_history_is_bounded_newest_first_and_read_back() -> None:
     assert [r.number for r in history_of(schema, CREATED)] == [1]
 
 
-def test_a_change_patch_is_conditional_and_removes_only_the_platforms_keys() -> None:
+def test_a_change_patch_is_conditional_and_removes_only_what_a_change_may() -> None:
     schema = schema_of(agent_spec())
     deployment = {
         "metadata": {
             "resourceVersion": "42",
             "labels": {"user.agents.hive.io/team": "research", "app": "theirs", L.ID: "x"},
-            "annotations": {L.SPEC: "{}", CHANGING: "now", "deployment.kubernetes.io/r": "1"},
+            "annotations": {
+                L.SPEC: "{}",
+                CHANGING: "now",
+                "deployment.kubernetes.io/r": "1",
+                L.SYSTEM_PREFIX + "another-feature": "kept",
+            },
         }
     }
     after = dict(schema)
@@ -70,6 +75,7 @@ def test_a_change_patch_is_conditional_and_removes_only_the_platforms_keys() -> 
     assert patch["metadata"]["annotations"][CHANGING] is None
     assert patch["metadata"]["annotations"][L.SPEC] == schema[L.SPEC]
     assert "deployment.kubernetes.io/r" not in patch["metadata"]["annotations"]
+    assert L.SYSTEM_PREFIX + "another-feature" not in patch["metadata"]["annotations"]
     assert "spec" not in patch
     template = {"metadata": {"labels": {"a": "b"}}, "spec": {}}
     rolled = change_patch(deployment, after, pod_revision(template, 2))
