@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from . import changes
+from . import changes, kube_changes
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
 from .kube_changes import KUBE_CHANGES_BEGIN, KUBE_CHANGES_END
 from .noisy import NoisyConfig, quick_noisy, run_noisy
@@ -23,6 +23,7 @@ __all__ = ["main", "parse_args", "write_outputs"]
 
 NOISY = "noisy-neighbour"
 CHANGES = "changes"
+KUBE_CHANGES = "kube-changes"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY, CHANGES],
+        choices=[NOISY, CHANGES, KUBE_CHANGES],
         help="run one scenario and update its section of the report (keeps the rest)",
     )
     parser.add_argument(
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted; everything the run created was removed", file=sys.stderr)
             return 130
+    if config.only == KUBE_CHANGES:
+        # A change on Kubernetes against its raw API calls (its own control plane, removed).
+        return kube_changes.main(["--output", str(config.output)])
     if config.only == NOISY:
         try:
             return run_noisy_only(config, sys.argv[1:] if argv is None else argv)

@@ -1,6 +1,7 @@
 """What a change of a running agent costs on the Kubernetes backend, against the raw calls.
 
-``python -m benchmarks.kube_changes [--rounds N]`` starts a disposable control plane
+``python -m benchmarks.kube_changes [--rounds N]`` (or ``python -m benchmarks --only
+kube-changes``) starts a disposable control plane
 (``testenv.kube_env.KubeTestEnv`` with its fake kubelet) and, in a fresh namespace, one
 agent through the backend, then times two kinds of change:
 
