@@ -38,6 +38,7 @@ __all__ = [
     "recorded",
     "release_patch",
     "secret_data_patch",
+    "undo_patch",
 ]
 
 # On the Deployment while a change that rotates secrets is under way (between the claim of
@@ -65,9 +66,10 @@ def recorded(history: Sequence[Revision], newest: Revision) -> str:
     return _HISTORY.dump_json(kept).decode()
 
 
-# What a change may take away: user labels, a TTL, the mark of a change under way. Any
-# other key (another feature's, anyone else's) is left as it is.
-_REMOVABLE = frozenset({L.EXPIRES_AT, CHANGING})
+# What a change (or its undoing) may take away: user labels, a TTL, the revision and its
+# history (an agent at revision 1 has neither), the mark of a change under way. Any other
+# key (another feature's, anyone else's) is left as it is.
+_REMOVABLE = frozenset({L.EXPIRES_AT, L.REVISION, L.REVISIONS, CHANGING})
 
 
 def _removable(mapping: Mapping[str, Any] | None) -> set[str]:
@@ -81,8 +83,8 @@ def change_patch(
 ) -> Manifest:
     """The conditional merge patch that makes ``deployment`` carry ``schema`` (the label
     schema after the change) and, when given, the pod ``template``; the platform's keys
-    that ``schema`` no longer has (user labels, the TTL, the change mark) are removed; any
-    other key is left alone."""
+    that ``schema`` does not have (user labels, the TTL, the revision and its history, the
+    change mark) are removed; any other key is left alone."""
     metadata = deployment.get("metadata") or {}
     labels, annotations = split_metadata(schema)
     label_patch: dict[str, str | None] = {k: None for k in _removable(metadata.get("labels"))}
@@ -100,6 +102,20 @@ def change_patch(
     }
     if template is not None:
         patch["spec"] = {"template": template}
+    return patch
+
+
+def undo_patch(patched: Manifest, schema: Mapping[str, str], template: Manifest) -> Manifest:
+    """Back from ``patched`` to the labels ``schema`` and the pod ``template`` it had before
+    a change, whatever moved since (the change's own answer decides it)."""
+    metadata = dict(template.get("metadata") or {})
+    annotations: dict[str, str | None] = dict(metadata.get("annotations") or {})
+    # The change's marker goes too: its pods must not pass for those of a later revision.
+    annotations.setdefault(L.REVISION, None)
+    patch = change_patch(
+        patched, schema, {**template, "metadata": {**metadata, "annotations": annotations}}
+    )
+    del patch["metadata"]["resourceVersion"]
     return patch
 
 

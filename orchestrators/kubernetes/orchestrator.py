@@ -94,6 +94,7 @@ from .changes import (
     recorded,
     release_patch,
     secret_data_patch,
+    undo_patch,
 )
 from .network import baseline_policy_name, build_baseline_policy
 from .objects import (
@@ -159,6 +160,8 @@ class _Applied:
     revision: int
     rolled: bool
     changes: tuple[str, ...]
+    image: str
+    undo: JSON | None = None  # what puts the Deployment back if the new image cannot be pulled
 
 
 class KubernetesOrchestrator(AgentBackend[JSON]):
@@ -594,6 +597,16 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
 
             wait = max(self._config.stop_timeout, 1) + self._config.spawn_wait_seconds
             state = await self._settle(applied.agent_id, rolled_out, wait)
+            new = [p for p in live_pods(state[1]) if _annotation(p, L.REVISION) == marker]
+            failure = next(filter(None, (pod_failure(p) for p in new)), None)
+            if failure is not None and failure[0] in IMAGE_REASONS and applied.undo is not None:
+                # As a spawn of that image would be refused: the change is undone.
+                await self._run(self._patch, state[0], applied.undo)
+                reason, message = failure
+                raise ImageNotFound(
+                    f"image {applied.image!r} could not be pulled ({reason}): {message}; "
+                    "the change was undone"[:400]
+                )
         else:
             state = await self._run(self._state, applied.agent_id)
         return ChangeResult(
@@ -676,9 +689,13 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         )
         new_schema[L.REVISIONS] = recorded(history, entry)
         template = pod_revision(after, number) if rolls else None
+        image = plan.spec.image
         if not (plan.secrets or removed):
-            self._conditional(deployment, change_patch(deployment, new_schema, template))
-            return _Applied(agent_id, number, restarted, plan.changes)
+            patched = self._conditional(deployment, change_patch(deployment, new_schema, template))
+            undo = None
+            if restarted and "image" in plan.changes:
+                undo = undo_patch(patched, schema, deployment["spec"]["template"])
+            return _Applied(agent_id, number, restarted, plan.changes, image, undo)
         # The revision is claimed before the Secret changes, so that a writer that loses the
         # race has changed nothing; while the claim holds, no other change starts.
         stamp = now.isoformat()
@@ -687,7 +704,8 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         for _ in range(_CHANGE_ATTEMPTS):
             try:
                 self._conditional(deployment, change_patch(deployment, new_schema, template))
-                return _Applied(agent_id, number, restarted, plan.changes)
+                # Not undone if its image cannot be pulled: the Secret's old values are gone.
+                return _Applied(agent_id, number, restarted, plan.changes, image)
             except _Moved:
                 deployment, _pods = self._state(agent_id)
                 if _annotation(deployment, CHANGING) != stamp:

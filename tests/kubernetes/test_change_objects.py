@@ -19,6 +19,7 @@ from orchestrators.kubernetes.changes import (
     pod_revision,
     recorded,
     secret_data_patch,
+    undo_patch,
 )
 from orchestrators.kubernetes.usage import parse_quantity, usage_of
 from orchestrators.models import Revision, StoredSpec
@@ -123,3 +124,24 @@ def test_a_rollback_goes_to_the_newest_earlier_or_the_named_kept_revision() -> N
         rollback_target(kept, 7, 5)
     with pytest.raises(InvalidSpec):
         rollback_target(kept[-1:], 4, None)
+
+
+def test_undoing_a_change_restores_the_labels_and_the_template_without_its_marker() -> None:
+    schema = schema_of(agent_spec())
+    before = {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}
+    patched = {
+        "metadata": {
+            "resourceVersion": "9",
+            "labels": {L.REVISION: "2", "user.agents.hive.io/new": "x"},
+            "annotations": {L.REVISIONS: "[]"},
+        }
+    }
+    undo = undo_patch(patched, schema, before)
+    assert "resourceVersion" not in undo["metadata"]
+    assert undo["metadata"]["labels"][L.REVISION] is None
+    assert undo["metadata"]["labels"]["user.agents.hive.io/new"] is None
+    assert undo["metadata"]["annotations"][L.REVISIONS] is None
+    assert undo["spec"]["template"]["metadata"] == {
+        "labels": {"a": "b"},
+        "annotations": {L.REVISION: None},
+    }

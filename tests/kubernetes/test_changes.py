@@ -15,6 +15,7 @@ from orchestrators import labels as L
 from orchestrators.errors import (
     AgentNotFound,
     ChangeInFlight,
+    ImageNotFound,
     NotSupported,
     PolicyViolation,
     RevisionMismatch,
@@ -25,7 +26,7 @@ from orchestrators.models import AgentChange, Resources
 from orchestrators.policy import SpawnPolicy
 from testenv.backends import SMALL
 from testenv.kube_env import KubeTestEnv
-from testenv.kube_fixture import ServiceAccountAccess, kubernetes_orchestrator
+from testenv.kube_fixture import ServiceAccountAccess, kubernetes_orchestrator, wait_until
 
 from .test_backend import pods_of, read, spec, the_deployment
 
@@ -329,3 +330,32 @@ async def test_a_change_cut_off_after_its_claim_holds_others_off_until_it_expire
         await backend.delete(agent.id)
     finally:
         await backend.close()
+
+
+async def test_an_image_that_cannot_be_pulled_is_refused_and_the_change_undone(
+    kube_backend: KubernetesOrchestrator, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    agent = await kube_backend.spawn(
+        spec("aptest-badimage", labels={"team": "a"}), owner="alice", resources=SMALL
+    )
+    with pytest.raises(ImageNotFound, match="undone"):
+        await kube_backend.update(
+            agent.id,
+            change(image="registry.example/does-not-exist:2", labels={"team": "b"}),
+            owner="alice",
+            policy=POLICY,
+        )
+    now = await kube_backend.get(agent.id, owner="alice")
+    assert (now.revision, now.image, now.labels) == (1, agent.image, {"team": "a"})
+    deployment = the_deployment(kube_api, kube_namespace, agent.id)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == agent.image
+    assert [r.number for r in (await kube_backend.revisions(agent.id)).items] == [1]
+
+    def running_again() -> bool:
+        pods = pods_of(kube_api, kube_namespace, agent.id)
+        return [p["spec"]["containers"][0]["image"] for p in pods] == [agent.image] and all(
+            p["status"].get("phase") == "Running" for p in pods
+        )
+
+    wait_until("the agent's own image to run again", running_again)
+    await kube_backend.delete(agent.id)
