@@ -71,7 +71,14 @@ from .networks import find_or_create, network_name, remove_idle_networks
 from .objects import LogRotation, build_container, container_name, volume_name
 from .orphans import remove_orphans, remove_volumes
 from .pulls import Pulls
-from .replace import finish, newest_per_agent, repair, secret_values, temporary_name
+from .replace import (
+    finish,
+    newest_per_agent,
+    reapply_in_place,
+    repair,
+    secret_values,
+    temporary_name,
+)
 from .revisions import LIVE, REPLACE, AgentRevisions, Record, claim, forget, read_records
 from .stats import sample_stats
 from .status import container_status
@@ -357,13 +364,17 @@ class DockerOrchestrator(AgentBackend[Container]):
             report = SweepReport()
             # Replacements a killed service left half done: finished or undone first, so
             # that what follows sees one container per agent.
-            repair(
+            records = read_records(api, self._instance)
+            grace = self._config.orphan_grace_seconds
+            repair(api, every, records, name_of=self._container_name, now=moment, grace=grace)
+            # ... and changes in place recorded but not made (recent ones: a few inspects).
+            reapply_in_place(
                 api,
                 every,
-                read_records(api, self._instance),
-                name_of=self._container_name,
+                records,
                 now=moment,
-                grace=self._config.orphan_grace_seconds,
+                window=max(2 * grace, 60.0),
+                timeout=self._config.engine_timeout,
             )
             containers = self._query(L.selector(instance=self._instance))
             leases = read_leases(api, self._instance)

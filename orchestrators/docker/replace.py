@@ -25,10 +25,17 @@ import docker.errors
 from docker import APIClient
 
 from .. import labels as L
-from .api import Container
-from .revisions import REPLACE, Record, forget
+from .api import Container, update_limits
+from .revisions import LIVE, REPLACE, AgentRevisions, Record, forget
 
-__all__ = ["finish", "newest_per_agent", "repair", "secret_values", "temporary_name"]
+__all__ = [
+    "finish",
+    "newest_per_agent",
+    "reapply_in_place",
+    "repair",
+    "secret_values",
+    "temporary_name",
+]
 
 
 def temporary_name(name: str, number: int) -> str:
@@ -108,3 +115,48 @@ def repair(
             finish(api, old=old, new=new.id, name=name_of(new), start=top.was_running)
             repaired.append(agent_id)
     return repaired
+
+
+def reapply_in_place(
+    api: APIClient,
+    containers: Sequence[Container],
+    records: Mapping[str, Sequence[Record]],
+    *,
+    now: datetime,
+    window: float,
+    timeout: float,
+) -> list[str]:
+    """Make the engine's limits those of the newest change made in place, for the changes of
+    the last ``window`` seconds: a service killed between recording such a change and
+    making it leaves the record ahead of the engine. Returns the agents corrected."""
+    corrected: list[str] = []
+    for container in newest_per_agent(containers):
+        revs = AgentRevisions(L.revision_of(container.labels), records.get(container.agent_id, ()))
+        live = revs.in_place
+        if live is None or live.mode != LIVE or now - live.written > timedelta(seconds=window):
+            continue
+        want = live.spec
+        host = api.inspect_container(container.id).get("HostConfig") or {}
+        engine = (
+            host.get("NanoCpus"),
+            host.get("Memory"),
+            host.get("PidsLimit"),
+            (host.get("RestartPolicy") or {}).get("Name"),
+        )
+        wanted = (
+            int(want.resources.cpus * 1e9),
+            want.resources.memory_mb * 1024 * 1024,
+            want.resources.pids,
+            want.restart_policy,
+        )
+        if engine != wanted:
+            with contextlib.suppress(docker.errors.APIError):
+                update_limits(
+                    api,
+                    container.id,
+                    resources=want.resources,
+                    restart_policy=want.restart_policy,
+                    timeout=timeout,
+                )
+                corrected.append(container.agent_id)
+    return corrected

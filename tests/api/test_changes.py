@@ -22,7 +22,7 @@ from testenv.engine import TEST_PREFIX
 from testenv.images import BUSYBOX_IMAGE
 
 from ..conftest import Api, Keys, StartServer
-from .helpers import assert_problem, body, wait_status
+from .helpers import EventStream, assert_problem, body, wait_status
 
 MIB = 1024 * 1024
 
@@ -333,3 +333,47 @@ def test_a_stopped_agent_changed_stays_stopped_until_started(
     started = api.alice.post(f"/v1/agents/{agent['id']}/start").json()
     assert started["status"] == "running"
     assert process_env(docker_client, agent["id"], "MODE") == "late"
+
+
+def test_a_replacement_is_no_deletion_to_a_watcher(
+    api: Api, busybox: str, docker_client: docker.DockerClient
+) -> None:
+    events = EventStream(api.alice)
+    agent = api.alice.post("/v1/agents", json=body("aptest-watched", busybox)).json()
+    first = events.wait_for(type="started", agent=agent["id"])
+    changed = api.alice.patch(f"/v1/agents/{agent['id']}", json={"env": {"NEW": "1"}})
+    assert changed.status_code == 200, changed.text
+    restarted = events.wait_for(type="started", agent=agent["id"], after=first)
+    assert restarted["status"] == "running"
+    seen = api.alice.get(f"/v1/agents/{agent['id']}")
+    assert seen.headers["etag"] == '"2"'
+    assert seen.json()["env"] == {"NEW": "1"}
+    assert not [e for e in events.events if e["type"] == "deleted"]
+    events.close()
+
+
+def test_a_change_meets_the_owners_ceilings_and_the_image_allowlist(
+    start_server: StartServer, keys: tuple[Keys, Path], busybox: str, second_image: str
+) -> None:
+    server = start_server(
+        AGENT_API_MAX_CPUS_PER_OWNER="1",
+        AGENT_API_ALLOWED_IMAGES=f'["{busybox}"]',
+    )
+    key = {"Authorization": f"Bearer {keys[0].alice}"}
+    with httpx.Client(base_url=server.url, headers=key, timeout=60) as alice:
+        for name in ("aptest-half-a", "aptest-half-b"):
+            made = alice.post("/v1/agents", json=body(name, busybox, resources={"cpus": 0.5}))
+            assert made.status_code == 201, made.text
+        assert_problem(
+            alice.patch("/v1/agents/aptest-half-a", json={"resources": {"cpus": 0.75}}),
+            403,
+            "agent_quota_exceeded",
+        )
+        assert_problem(
+            alice.patch("/v1/agents/aptest-half-a", json={"image": second_image}),
+            403,
+            "policy_violation",
+        )
+        fits = alice.patch("/v1/agents/aptest-half-a", json={"resources": {"cpus": 0.25}})
+        assert fits.status_code == 200, fits.text
+        assert fits.json()["revision"] == 2

@@ -53,6 +53,6 @@ def test_the_curl_examples_work_as_written(
     assert output.count("researching") >= 3  # logs, tail and follow
     assert '"status":"stopped"' in output
     assert re.search(r"[}\n]204\n", output)
-    assert '{"status":"ok"}{"status":"ready"}' in output
+    assert re.search(r'\{"status":"ok"[^}]*\}\{"status":"ready","watch":"live"\}', output)
     assert "agent_api_requests_total" in output
     assert "problem" not in output

@@ -88,3 +88,23 @@ async def test_a_replacement_cut_off_before_the_new_container_is_undone(
     agent = await backend.get(agent_id, owner="alice")
     assert (agent.revision, agent.env) == (1, {})
     assert [r.number for r in (await backend.revisions(agent_id, owner="alice")).items] == [1]
+
+
+async def test_a_change_in_place_cut_off_before_the_engine_made_it_is_made_by_the_sweep(
+    backend: DockerOrchestrator, busybox: str, clean_docker: docker.DockerClient
+) -> None:
+    spec = AgentSpec.model_validate(
+        {"name": "aptest-cut-live", "image": busybox, "command": ["sleep", "3600"]}
+    )
+    agent = await backend.spawn(spec, owner="alice", resources=SMALL)
+    old = backend._find(agent.id, "alice")
+    current = StoredSpec.model_validate_json(old.labels[L.SPEC])
+    change = AgentChange.model_validate({"resources": {"memory_mb": 48}})
+    plan = plan_change(current, change, POLICY)
+    backend._claim(old, backend._revisions_of(old), current, plan, True, True)  # then killed
+
+    await backend.sweep()
+
+    host = clean_docker.api.inspect_container(old.id)["HostConfig"]
+    assert host["Memory"] == 48 * 1024 * 1024
+    assert (await backend.get(agent.id, owner="alice")).resources.memory_mb == 48
