@@ -37,6 +37,8 @@ __all__ = [
     "REVISIONS",
     "SPAWNING",
     "SPEC",
+    "STARTED_AT",
+    "STOPPED_BY",
     "SYSTEM_PREFIX",
     "USER_PREFIX",
     "VIEW_CACHE",
@@ -85,6 +87,12 @@ CHANGES = _PREFIX + "changes"
 CHANGE_MODE = _PREFIX + "change"
 WAS_RUNNING = _PREFIX + "was-running"
 CLAIM = _PREFIX + "claim"
+# Kubernetes, annotations: when the agent was last started (spawn, start, restart), in whole
+# seconds like the Deployment's conditions, so that a condition written before it is known
+# to describe an earlier attempt; and who stopped it last (a ``StoppedBy``: a Deployment
+# scaled to 0 does not say).
+STARTED_AT = _PREFIX + "started-at"
+STOPPED_BY = _PREFIX + "stopped-by"
 USER_PREFIX = "user." + SYSTEM_PREFIX
 
 

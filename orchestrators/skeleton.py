@@ -1,7 +1,8 @@
 """The flow every backend shares: thread pools, lookup, spawn, TTL. Backends supply hooks.
 
-A backend is an ``AgentBackend[Obj]``, where ``Obj`` is what its engine answers for one
-agent (a ``Container`` on Docker, a Deployment on Kubernetes). This class owns:
+A backend is an ``AgentBackend[Obj, Config]``, where ``Obj`` is what its engine answers for
+one agent (a ``Container`` on Docker, a Deployment on Kubernetes) and ``Config`` its section
+of the settings (``orchestrators.config``), kept as ``config``. This class owns:
 
 - the pools: engine calls on one bounded pool, plain log reads and followed log streams on
   pools of their own (a read never waits behind follows); no call blocks the event loop;
@@ -42,6 +43,7 @@ import pydantic_core
 
 from . import labels as L
 from .base import Orchestrator
+from .config import EngineConfig
 from .errors import (
     AgentConflict,
     AgentExpired,
@@ -60,6 +62,7 @@ from .types import T
 __all__ = ["AgentBackend", "expires_in", "resources_of"]
 
 Obj = TypeVar("Obj")
+Config = TypeVar("Config", bound=EngineConfig)
 
 
 def expires_in(seconds: int, now: datetime | None = None) -> datetime:
@@ -73,16 +76,23 @@ def resources_of(labels: Mapping[str, str]) -> Resources:
     return Resources.model_validate(spec["resources"])
 
 
-class AgentBackend(Orchestrator, Generic[Obj]):
+class AgentBackend(Orchestrator, Generic[Obj, Config]):
     """An ``Orchestrator`` whose lookup, spawn and TTL flow is written here once."""
 
-    def __init__(self, *, instance: str, threads: int, log_streams: int, pool_name: str) -> None:
-        self._instance = instance
+    def __init__(self, config: Config, *, pool_name: str) -> None:
+        self._config = config
+        self._instance = L.instance_name(config.resource_prefix)
+        threads, log_streams = config.engine_threads, config.max_log_streams
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix=pool_name)
         self._log_executor = ThreadPoolExecutor(log_streams, thread_name_prefix=f"{pool_name}-logs")
         self._follow_executor = ThreadPoolExecutor(
             log_streams, thread_name_prefix=f"{pool_name}-follow"
         )
+
+    @property
+    def config(self) -> Config:
+        """The configuration it was built with."""
+        return self._config
 
     # -- hooks ----------------------------------------------------------------------------
 

@@ -3,13 +3,12 @@
 
 import { call, getAgent, streamText } from "./api.js";
 import { $, append, clear, el } from "./dom.js";
+import { showRecent } from "./events.js";
 import { lightBadge } from "./fleet.js";
 import { ttlLeft, upOrExit } from "./status.js";
 
 const LOG_TAIL = 500;
-const KEPT_EVENTS = 500;
 let current = null; // { id, agent, canWrite, logs: AbortController | null, onChange }
-const seen = []; // the latest events of every agent, oldest first
 
 function detailRows(agent) {
   const rows = [
@@ -96,19 +95,10 @@ function render(agent) {
   if (!$("actions").querySelector("[role=alert]")) renderActions(agent);
 }
 
-function eventLine(event) {
-  const why = event.detail ? ` (${event.detail})` : "";
-  return el("li", {}, `${event.time.slice(11, 19)} ${event.type}: ${event.status || ""}${why}`);
-}
+const renderEvents = () => showRecent($("events"), { agentId: current.id });
 
-function renderEvents() {
-  const mine = seen.filter((event) => event.agent?.id === current.id).reverse();
-  $("events").replaceChildren(...(mine.length ? mine.map(eventLine) : [el("li", { className: "muted" }, "none since you signed in")]));
-}
-
-export function addEvent(event) {
-  seen.push(event);
-  if (seen.length > KEPT_EVENTS) seen.shift();
+// An event came: shown, and the agent read again, when it is about the agent on show.
+export function agentChanged(event) {
   if (current && event.agent?.id === current.id) {
     renderEvents();
     refreshAgent();
@@ -161,11 +151,6 @@ export async function showAgent(id, { canWrite, onChange }) {
   follow.onchange = () => loadLogs(follow.checked);
   await refreshAgent();
   loadLogs(false);
-}
-
-// What one key saw is not shown to the next key signed in in this tab.
-export function forgetEvents() {
-  seen.length = 0;
 }
 
 export function hideAgent() {

@@ -114,10 +114,10 @@ export function watchFleet({ onAgents, onEvent, onError, onLive }) {
       } catch (error) {
         if (signal.aborted) return;
         live = false;
-        // No event stream here (404), or none now (503: the engine's watch is down):
-        // listing, and for a 503 the stream tried again after a while.
+        // No event stream here (404), or none now (503: the engine's watch is down; 429:
+        // this key or owner has too many streams open): listing, then the stream again.
         if (error.status === 404) return poll(Infinity);
-        if (error.status === 503) {
+        if (error.status === 503 || error.status === 429) {
           await poll(POLLS_BEFORE_RETRY);
           lastEventId = null;
           continue;

@@ -1,11 +1,13 @@
 // The dashboard's entry point: sign-in, the two views (fleet, one agent), live updates.
 
-import { addEvent, forgetEvents, hideAgent, refreshAgent, showAgent, tickAgent } from "./agent.js";
+import { agentChanged, hideAgent, refreshAgent, showAgent, tickAgent } from "./agent.js";
 import { signIn, signOut, whoami } from "./api.js";
 import { $ } from "./dom.js";
+import { forget, remember, showRecent } from "./events.js";
 import { watchFleet } from "./feed.js";
 import { setAgents, setupFleet, tick } from "./fleet.js";
 
+const RECENT = 8; // changes listed under the fleet
 let me = null;
 let feed = null;
 let clock = null;
@@ -29,7 +31,7 @@ function leave(message) {
   feed = null;
   clearInterval(clock);
   hideAgent();
-  forgetEvents();
+  forget();
   $("fleet").hidden = true;
   $("agent").hidden = true;
   $("who").hidden = true;
@@ -61,12 +63,17 @@ async function enter(event) {
   $("who").hidden = false;
   $("sign-out").hidden = false;
   setupFleet(me.role === "admin");
+  showRecent($("recent"), { limit: RECENT });
   feed = watchFleet({
     onAgents: (agents) => {
       if ($("fleet-state").textContent.startsWith("Cannot")) $("fleet-state").textContent = "";
       setAgents(agents);
     },
-    onEvent: addEvent,
+    onEvent: (event) => {
+      remember(event);
+      showRecent($("recent"), { limit: RECENT });
+      agentChanged(event);
+    },
     onError: failed,
     onLive: (live) => {
       $("feed-mode").textContent = live ? "Live." : "Updated every 2 s.";

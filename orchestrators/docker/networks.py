@@ -10,9 +10,8 @@ another's. agent-api's own network is none of these.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Set
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import docker.errors
@@ -20,6 +19,7 @@ from docker import APIClient
 
 from .. import labels as L
 from ..errors import EngineError
+from ..timestamps import parse_rfc3339
 
 __all__ = ["find_or_create", "network_name", "remove_idle_networks"]
 
@@ -110,7 +110,7 @@ def remove_idle_networks(
         labels = network.get("Labels") or {}
         if labels.get(L.OWNER) in busy_owners:
             continue
-        created = _created(network.get("Created"))
+        created = parse_rfc3339(network.get("Created"))
         if created is None or now - created < timedelta(seconds=grace):
             continue
         users = api.containers(all=True, filters={"network": [network["Id"]]})
@@ -129,17 +129,3 @@ def _is_service(container: dict[str, Any], service: str | None) -> bool:
         return False
     names = {name.lstrip("/") for name in container.get("Names") or []}
     return service in names or str(container.get("Id", "")).startswith(service)
-
-
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-def _created(value: object) -> datetime | None:
-    """Docker's RFC 3339 time with nanoseconds, as a datetime."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

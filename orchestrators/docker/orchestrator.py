@@ -97,19 +97,13 @@ _IN_PLACE = RESOURCE_CHANGES | {"restart_policy"}
 Planner = Callable[[StoredSpec, AgentRevisions], Plan]
 
 
-class DockerOrchestrator(AgentBackend[Container]):
+class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
     """Agents as hardened containers on one Docker engine."""
 
     name = "docker"
 
     def __init__(self, config: DockerConfig) -> None:
-        super().__init__(
-            instance=L.instance_name(config.resource_prefix),
-            threads=config.engine_threads,
-            log_streams=config.max_log_streams,
-            pool_name="docker",
-        )
-        self._config = config
+        super().__init__(config, pool_name="docker")
         self._api: APIClient | None = None
         self._api_lock = threading.Lock()
         self._network_ids: dict[str, str] = {}  # owner network name -> id
@@ -127,11 +121,6 @@ class DockerOrchestrator(AgentBackend[Container]):
             per_owner=config.max_pulls_per_owner,
             allow_private=config.allow_private_registries,
         )
-
-    @property
-    def config(self) -> DockerConfig:
-        """The configuration it was built with."""
-        return self._config
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import labels as L
 from ..config import KubernetesConfig
-from .objects import Manifest, owned_metadata, selector_labels
+from .objects import Manifest, network_policy
 
 __all__ = [
     "DNS_NAMESPACE",
@@ -96,23 +96,17 @@ def build_baseline_policy(
         "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
         "podSelector": {"matchLabels": dict(DNS_POD_LABELS)},
     }
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": owned_metadata(
-            baseline_policy_name(prefix, labels[L.ID]), deployment, labels, L.Kind.NETWORK_POLICY
-        ),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels(labels)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": sources}],
-            "egress": [
-                {"to": [dns], "ports": _dns_ports()},
-                {"to": [_owners_agents(labels)]},
-                {"to": denied_blocks(settings.kube_egress_denied_cidrs)},
-            ],
-        },
-    }
+    return network_policy(
+        baseline_policy_name(prefix, labels[L.ID]),
+        deployment,
+        labels,
+        ingress=[{"from": sources}],
+        egress=[
+            {"to": [dns], "ports": _dns_ports()},
+            {"to": [_owners_agents(labels)]},
+            {"to": denied_blocks(settings.kube_egress_denied_cidrs)},
+        ],
+    )
 
 
 def _namespace(name: str) -> dict[str, Any]:

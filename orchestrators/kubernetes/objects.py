@@ -21,8 +21,9 @@ resource requests and limits, no host namespace, port or path; its workspace is 
 non-root group (``fsGroup``) so that it is writable whatever the disk was made with. The
 operator may add a ``runtimeClassName`` (a sandboxed runtime such as Kata) and
 ``hostUsers: false`` (the pod in a user namespace of its own); a server that does not keep
-what was asked for is found by :func:`dropped_pod_fields`. The request schema cannot
-express anything else, and nothing from a request is forwarded as is.
+what was asked for is found by :func:`dropped_pod_fields`. As on Docker
+(``orchestrators.docker.objects``), a request can ask for nothing else and no part of it is
+copied into a manifest as is.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import labels as L
 from ..config import KubernetesConfig
 from ..models import AgentSpec, Resources, StoredSpec
+from ..timestamps import parse_rfc3339
 from ..types import JSON
 
 __all__ = [
@@ -45,6 +47,8 @@ __all__ = [
     "READ_WRITE_ONCE_POD",
     "RESTARTED_AT",
     "SPAWNING",
+    "STARTED_AT",
+    "STOPPED_BY",
     "Manifest",
     "build_claim",
     "created_at",
@@ -57,6 +61,7 @@ __all__ = [
     "deployment_name",
     "dropped_pod_fields",
     "is_label_value",
+    "network_policy",
     "network_policy_name",
     "owned_metadata",
     "owner_reference",
@@ -74,6 +79,8 @@ CONTAINER = "agent"
 SPAWNING = L.SPAWNING
 # The annotation ``kubectl rollout restart`` writes: changing it rolls out a new pod.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+STARTED_AT = L.STARTED_AT
+STOPPED_BY = L.STOPPED_BY
 _TMP_SIZE = "64Mi"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _OUR_KEYS = (L.SYSTEM_PREFIX, L.USER_PREFIX)
@@ -117,13 +124,7 @@ def network_policy_name(prefix: str, agent_id: str) -> str:
 
 def created_at(obj: Manifest) -> datetime | None:
     """When the API server created ``obj`` (its ``creationTimestamp``), if it says."""
-    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_rfc3339((obj.get("metadata") or {}).get("creationTimestamp"))
 
 
 def is_label_value(value: str) -> bool:
@@ -391,15 +392,22 @@ def build_network_policy(
     *, prefix: str, deployment: Manifest, labels: Mapping[str, str]
 ) -> Manifest:
     """No traffic in or out of the agent's pod (``"network": "none"``)."""
+    return network_policy(network_policy_name(prefix, labels[L.ID]), deployment, labels)
+
+
+def network_policy(
+    name: str, deployment: Manifest, labels: Mapping[str, str], **rules: list[Any]
+) -> Manifest:
+    """A NetworkPolicy owned by the agent, selecting its pod, for both directions: only
+    what ``rules`` (``ingress``, ``egress``) allow passes, nothing without them."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": owned_metadata(
-            network_policy_name(prefix, labels[L.ID]), deployment, labels, L.Kind.NETWORK_POLICY
-        ),
+        "metadata": owned_metadata(name, deployment, labels, L.Kind.NETWORK_POLICY),
         "spec": {
             "podSelector": {"matchLabels": selector_labels(labels)},
             "policyTypes": ["Ingress", "Egress"],
+            **rules,
         },
     }
 
@@ -407,21 +415,41 @@ def build_network_policy(
 # -- patches ----------------------------------------------------------------------------------
 
 
-def replicas_patch(replicas: int, *, spawned: bool = False) -> Manifest:
-    """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark."""
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def replicas_patch(
+    replicas: int,
+    *,
+    spawned: bool = False,
+    started_at: datetime | None = None,
+    stopped_by: str | None = None,
+) -> Manifest:
+    """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark,
+    ``started_at`` stamps ``STARTED_AT`` (and forgets who stopped it), ``stopped_by`` says
+    who scales it to 0."""
     patch: Manifest = {"spec": {"replicas": replicas}}
+    annotations: dict[str, str | None] = {}
     if spawned:
-        patch["metadata"] = {"annotations": {SPAWNING: None}}
+        annotations[SPAWNING] = None
+    if started_at is not None:
+        annotations |= {STARTED_AT: _stamp(started_at), STOPPED_BY: None}
+    if stopped_by is not None:
+        annotations[STOPPED_BY] = stopped_by
+    if annotations:
+        patch["metadata"] = {"annotations": annotations}
     return patch
 
 
-def restart_patch(stamp: str) -> Manifest:
+def restart_patch(stamp: str, *, started_at: datetime) -> Manifest:
     """A new pod from the same template (what ``kubectl rollout restart`` does), running."""
     return {
+        "metadata": {"annotations": {STARTED_AT: _stamp(started_at), STOPPED_BY: None}},
         "spec": {
             "replicas": 1,
             "template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}},
-        }
+        },
     }
 
 

@@ -78,12 +78,14 @@ from ..models import (
     Resources,
     Revision,
     RevisionList,
+    StoppedBy,
     StoredSpec,
     SweepReport,
 )
 from ..policy import OwnerCeilings, SpawnPolicy
 from ..skeleton import AgentBackend, expires_in, resources_of
 from ..types import JSON
+from ..watch import Observation, Snapshot
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, label_selector, release, translate
 from .changes import (
     CHANGING,
@@ -120,8 +122,17 @@ from .objects import (
     secret_name,
 )
 from .orphans import remove_orphans
-from .status import IMAGE_REASONS, START_REASONS, agent_status, is_ready, live_pods, pod_failure
+from .status import (
+    IMAGE_PULL,
+    Reading,
+    agent_status,
+    is_ready,
+    live_pods,
+    pod_failure,
+    unfinished_pods,
+)
 from .usage import METRICS_GROUP, METRICS_VERSION, usage_of
+from .watch import KubeWatch
 
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
@@ -164,19 +175,13 @@ class _Applied:
     undo: JSON | None = None  # what puts the Deployment back if the new image cannot be pulled
 
 
-class KubernetesOrchestrator(AgentBackend[JSON]):
+class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
     """Agents as hardened Deployments in one namespace of one cluster."""
 
     name = "kubernetes"
 
     def __init__(self, config: KubernetesConfig) -> None:
-        super().__init__(
-            instance=L.instance_name(config.resource_prefix),
-            threads=config.engine_threads,
-            log_streams=config.max_log_streams,
-            pool_name="kube",
-        )
-        self._config = config
+        super().__init__(config, pool_name="kube")
         self._ns = config.kube_namespace
         self._prefix = config.resource_prefix
         self._kube = KubeApi(
@@ -190,10 +195,9 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         )
         self._access_mode: str | None = None  # of workspace claims, decided on first use
 
-    @property
-    def config(self) -> KubernetesConfig:
-        """The configuration it was built with."""
-        return self._config
+        self._watcher = KubeWatch(
+            self._kube, self._ns, L.selector(instance=self._instance), self._read
+        )
 
     # -- the skeleton's hooks -------------------------------------------------------------
 
@@ -237,15 +241,20 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         return found[0], self._pods_of(agent_id)
 
     def _view(self, deployment: JSON, pods: list[JSON]) -> Agent:
-        status, detail = agent_status(deployment, pods)
-        labels = self._labels(deployment)
+        """What a call answers: its read is also noted for the watch (read-your-writes)."""
+        self._watcher.answered(self._labels(deployment)[L.ID], [deployment, *pods])
+        return self._read(deployment, agent_status(deployment, pods))
+
+    def _read(self, deployment: JSON, reading: Reading) -> Agent:
+        """The public view of an agent whose status was read already."""
         return L.agent_from_labels(
-            labels,
-            status=status,
-            detail=detail,
+            self._labels(deployment),
+            status=reading.status,
+            detail=reading.detail,
             orchestrator=self.name,
             expires_at=self._deadline(deployment),
-            revision=L.revision_of(labels),
+            exit_code=reading.exit_code,
+            revision=L.revision_of(self._labels(deployment)),
         )
 
     def _patch(self, deployment: JSON, body: JSON) -> JSON:
@@ -319,6 +328,12 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
 
         await self._run(work)
 
+    async def snapshot(self) -> Snapshot:
+        return await self._run(self._watcher.snapshot)
+
+    def watch(self, since: str | None = None) -> AsyncIterator[Observation]:
+        return self._watcher.watch(since, self._run)
+
     async def list(
         self, *, owner: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Agent]:
@@ -347,7 +362,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             deployment = self._find(ref, owner)
             self._refuse_if_expired(deployment)
             if not deployment["spec"].get("replicas"):
-                self._patch(deployment, replicas_patch(1))
+                self._patch(deployment, replicas_patch(1, started_at=datetime.now(UTC)))
             return self._labels(deployment)[L.ID]
 
         agent_id = await self._run(scale_up)
@@ -363,7 +378,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             deployment = self._find(ref, owner)
             agent_id = self._labels(deployment)[L.ID]
             if deployment["spec"].get("replicas"):
-                self._patch(deployment, replicas_patch(0))
+                self._patch(deployment, replicas_patch(0, stopped_by=StoppedBy.CALL.value))
             if shorter is not None:
                 self._delete_pods(live_pods(self._pods_of(agent_id)), shorter)
             return agent_id
@@ -371,28 +386,31 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         agent_id = await self._run(scale_down)
         # The pods get their grace, then the call's own timeout to be reported gone.
         wait = max(grace, 1) + self._config.engine_timeout
-        return self._view(*await self._settle(agent_id, lambda _, pods: not pods, wait))
+        return self._view(
+            *await self._settle(agent_id, lambda _, pods: not unfinished_pods(pods), wait)
+        )
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
         shorter = self._shorter_grace(timeout)
-        stamp = datetime.now(UTC).isoformat()
+        now = datetime.now(UTC)
+        stamp = now.isoformat()
 
         def roll() -> str:
             deployment = self._find(ref, owner)
             self._refuse_if_expired(deployment)
             agent_id = self._labels(deployment)[L.ID]
-            self._patch(deployment, restart_patch(stamp))
+            self._patch(deployment, restart_patch(stamp, started_at=now))
             if shorter is not None:
                 old = [p for p in live_pods(self._pods_of(agent_id)) if _stamp(p) != stamp]
                 self._delete_pods(old, shorter)
             return agent_id
 
-        def restarted(_: JSON, pods: list[JSON]) -> bool:
+        def restarted(deployment: JSON, pods: list[JSON]) -> bool:
             new = [p for p in live_pods(pods) if _stamp(p) == stamp]
-            return any(is_ready(p) or pod_failure(p) is not None for p in new)
+            return bool(new) and _started(deployment, new)
 
         agent_id = await self._run(roll)
         wait = max(grace, 1) + self._config.spawn_wait_seconds
@@ -423,7 +441,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                     continue
                 if deployment["spec"].get("replicas"):
                     with contextlib.suppress(AgentNotFound):
-                        self._patch(deployment, replicas_patch(0))
+                        self._patch(deployment, replicas_patch(0, stopped_by=StoppedBy.TTL.value))
                         report.stopped.append(labels[L.ID])
             report.removed.extend(
                 remove_orphans(
@@ -599,13 +617,12 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             state = await self._settle(applied.agent_id, rolled_out, wait)
             new = [p for p in live_pods(state[1]) if _annotation(p, L.REVISION) == marker]
             failure = next(filter(None, (pod_failure(p) for p in new)), None)
-            if failure is not None and failure[0] in IMAGE_REASONS and applied.undo is not None:
+            if failure is not None and failure.reason == IMAGE_PULL and applied.undo is not None:
                 # As a spawn of that image would be refused: the change is undone.
                 await self._run(self._patch, state[0], applied.undo)
-                reason, message = failure
                 raise ImageNotFound(
-                    f"image {applied.image!r} could not be pulled ({reason}): {message}; "
-                    "the change was undone"[:400]
+                    f"image {applied.image!r} could not be pulled, the change was undone "
+                    f"({failure.cause}): {failure.message}"[:400]
                 )
         else:
             state = await self._run(self._state, applied.agent_id)
@@ -858,14 +875,14 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                 await self._run(self._remove, deployment)
             raise
         failure = next(filter(None, (pod_failure(p) for p in live_pods(pods))), None)
-        if failure is not None and failure[0] in IMAGE_REASONS | START_REASONS:
+        if failure is not None:
             await self._run(self._remove, deployment)
-            reason, message = failure
-            if reason in IMAGE_REASONS:
+            cause, message = failure.cause, failure.message
+            if failure.reason == IMAGE_PULL:
                 raise ImageNotFound(
-                    f"image {spec.image!r} could not be pulled ({reason}): {message}"[:400]
+                    f"image {spec.image!r} could not be pulled ({cause}): {message}"[:400]
                 )
-            raise SpawnFailed(f"the agent could not start ({reason}): {message}"[:400])
+            raise SpawnFailed(f"the agent could not start ({cause}): {message}"[:400])
         return self._view(deployment, pods)
 
     def _resume(self, obj: JSON, spec: AgentSpec) -> JSON | None:
@@ -947,13 +964,18 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                     # Not the server's message: for a secret it could quote what was sent.
                     raise SpawnFailed(f"the cluster refused the agent's {what}") from exc
                 raise
-        return self._patch(deployment, replicas_patch(1, spawned=True))
+        return self._patch(
+            deployment, replicas_patch(1, spawned=True, started_at=datetime.now(UTC))
+        )
 
 
 def _started(deployment: JSON, pods: list[JSON]) -> bool:
     """Running, or in a state that waiting will not change."""
-    status, _ = agent_status(deployment, pods)
-    return status in (AgentStatus.RUNNING, AgentStatus.FAILED, AgentStatus.UNKNOWN)
+    return agent_status(deployment, pods).status in (
+        AgentStatus.RUNNING,
+        AgentStatus.FAILED,
+        AgentStatus.UNKNOWN,
+    )
 
 
 def _current_pod(pods: Sequence[JSON]) -> JSON | None:

@@ -237,7 +237,8 @@ async def test_a_crashing_agent_is_failed_with_the_reason(
     )
     assert agent.status is AgentStatus.FAILED
     assert agent.detail is not None
-    assert agent.detail.startswith("CrashLoopBackOff")
+    assert agent.detail.startswith("crash_loop: exited with code 1")
+    assert "CrashLoopBackOff" in agent.detail
     listed = await kube_backend.list(owner="alice")
     assert [(a.status, a.detail) for a in listed] == [(agent.status, agent.detail)]
 

@@ -15,6 +15,8 @@ from orchestrators import labels as L
 from orchestrators.config import KubernetesConfig
 from orchestrators.kubernetes.objects import (
     SPAWNING,
+    STARTED_AT,
+    STOPPED_BY,
     build_claim,
     build_deployment,
     build_network_policy,
@@ -375,12 +377,23 @@ def test_values_that_do_not_fit_a_label_become_annotations() -> None:
 
 
 def test_patches() -> None:
+    moment = datetime(2026, 11, 20, 10, 0, 0, 500_000, tzinfo=UTC)
     assert replicas_patch(0) == {"spec": {"replicas": 0}}
     assert replicas_patch(1, spawned=True) == {
         "spec": {"replicas": 1},
         "metadata": {"annotations": {SPAWNING: None}},
     }
-    assert restart_patch("2026-11-20T10:00:00+00:00") == {
+    # Whole seconds, like the conditions it is compared with.
+    assert replicas_patch(1, started_at=moment) == {
+        "spec": {"replicas": 1},
+        "metadata": {"annotations": {STARTED_AT: "2026-11-20T10:00:00Z", STOPPED_BY: None}},
+    }
+    assert replicas_patch(0, stopped_by="ttl") == {
+        "spec": {"replicas": 0},
+        "metadata": {"annotations": {STOPPED_BY: "ttl"}},
+    }
+    assert restart_patch("2026-11-20T10:00:00+00:00", started_at=moment) == {
+        "metadata": {"annotations": {STARTED_AT: "2026-11-20T10:00:00Z", STOPPED_BY: None}},
         "spec": {
             "replicas": 1,
             "template": {
@@ -390,7 +403,7 @@ def test_patches() -> None:
                     }
                 }
             },
-        }
+        },
     }
 
 

@@ -142,24 +142,3 @@ async def test_the_isolation_settings_reach_the_backend(clean_env: pytest.Monkey
         assert config.kube_network_policy_enforced is True
     finally:
         await backend.close()
-
-
-def test_the_example_file_lists_the_isolation_settings_with_their_defaults(
-    clean_env: pytest.MonkeyPatch,
-) -> None:
-    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
-    listed = dict(
-        line.split("=", 1) for line in example.splitlines() if line.startswith("AGENT_API_KUBE_")
-    )
-    defaults = Settings()
-    for field in (
-        "kube_fs_group",
-        "kube_baseline_network_policy",
-        "kube_ingress_namespaces",
-        "kube_egress_denied_cidrs",
-        "kube_network_policy_enforced",
-    ):
-        name = f"AGENT_API_{field.upper()}"
-        assert name in listed, name
-        clean_env.setenv(name, listed[name])
-        assert getattr(Settings(), field) == getattr(defaults, field), name

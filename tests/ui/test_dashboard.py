@@ -22,6 +22,12 @@ CRASHES_ON_USR1 = [
     "-c",
     "trap 'exit 3' USR1; echo ready; while :; do sleep 3600 & wait $!; done",
 ]
+RED_WATCH = """name => new MutationObserver((_, observer) => {
+  if (document.querySelector(`tr[data-name="${name}"] .light[data-light="red"]`)) {
+    window.redAt = Date.now();
+    observer.disconnect();
+  }
+}).observe(document.getElementById("agents"), {childList: true, subtree: true})"""
 TICKS = ["sh", "-c", "i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.3; done"]
 
 
@@ -56,16 +62,25 @@ def test_a_spawned_agent_turns_green_and_a_crash_behind_the_services_back_turns_
     # Fed by the event stream, not by listing again.
     expect(dashboard.page.locator("#feed-mode")).to_have_text("Live.")
 
+    # The page notes the moment its light turns red (wall clock, as the engine's events).
+    dashboard.page.evaluate(RED_WATCH, "crashy")
     (container,) = clean_docker.containers.list(filters={"label": f"{L.ID}={agent['id']}"})
+    since = int(time.time()) - 1
     container.kill(signal="SIGUSR1")
-    killed = time.monotonic()
     red = dashboard.light("crashy", "red")
-    latency = time.monotonic() - killed
     assert red.text_content() == "failed"
+    (died,) = clean_docker.api.events(
+        since=since,
+        until=int(time.time()) + 1,
+        filters={"container": container.id, "event": "die"},
+        decode=True,
+    )
+    latency = dashboard.page.evaluate("window.redAt") / 1000 - died["timeNano"] / 1e9
     assert "exit 3" in dashboard.row("crashy").inner_text()
     assert dashboard.page.evaluate("window.notReloaded") is True
     assert "failed 1" in dashboard.page.inner_text("#counts")
-    print(f"\nengine event (kill) to red light: {latency:.2f} s")
+    expect(dashboard.page.locator("#recent li").first).to_contain_text("crashy failed")
+    print(f"\nengine event (the container's death) to red light: {latency * 1000:.0f} ms")
     # Why it is red: its page lists the change among its recent events.
     dashboard.open_agent("crashy")
     expect(dashboard.page.locator("#events")).to_contain_text("failed")

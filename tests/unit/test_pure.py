@@ -39,9 +39,11 @@ def test_packages_export_what_they_mean_to() -> None:
         "policy",
         "skeleton",
         "threads",
+        "timestamps",
         "types",
         "viewcache",
         "watch",
+        "events",
         "docker",
         "kubernetes",
     }
