@@ -17,7 +17,6 @@ newest first, each with the spec at that revision (secret names, never values).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,7 +26,7 @@ from pydantic import SecretStr, TypeAdapter
 from .. import labels as L
 from ..changes import KEPT_REVISIONS, spawned_revision
 from ..models import Revision, StoredSpec
-from .objects import Manifest, split_metadata
+from .objects import Manifest, encode_secrets, split_metadata
 
 __all__ = [
     "CHANGING",
@@ -151,7 +150,5 @@ def secret_data_patch(
 ) -> dict[str, dict[str, str | None]]:
     """A merge patch of the agent's Secret: values set or replaced, names removed."""
     data: dict[str, str | None] = {name: None for name in removed}
-    data.update(
-        {k: base64.b64encode(v.get_secret_value().encode()).decode() for k, v in values.items()}
-    )
+    data.update(encode_secrets(values))
     return {"data": data}

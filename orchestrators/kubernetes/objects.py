@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import SecretStr
+
 from .. import labels as L
 from ..config import KubernetesConfig
 from ..models import AgentSpec, Resources, StoredSpec
@@ -60,6 +62,7 @@ __all__ = [
     "deadline_patch",
     "deployment_name",
     "dropped_pod_fields",
+    "encode_secrets",
     "is_label_value",
     "network_policy",
     "network_policy_name",
@@ -334,8 +337,20 @@ def owned_metadata(
     }
 
 
+def encode_secrets(values: Mapping[str, SecretStr]) -> dict[str, str]:
+    """Secret values as a Secret's ``data`` (base64), by name."""
+    return {
+        key: base64.b64encode(value.get_secret_value().encode()).decode()
+        for key, value in sorted(values.items())
+    }
+
+
 def build_secret(
-    spec: AgentSpec, *, prefix: str, deployment: Manifest, labels: Mapping[str, str]
+    values: Mapping[str, SecretStr],
+    *,
+    prefix: str,
+    deployment: Manifest,
+    labels: Mapping[str, str],
 ) -> Manifest:
     """The agent's secret values, owned by its Deployment."""
     return {
@@ -345,10 +360,7 @@ def build_secret(
         "metadata": owned_metadata(
             secret_name(prefix, labels[L.ID]), deployment, labels, L.Kind.SECRET
         ),
-        "data": {
-            key: base64.b64encode(value.get_secret_value().encode()).decode()
-            for key, value in sorted(spec.secrets.items())
-        },
+        "data": encode_secrets(values),
     }
 
 

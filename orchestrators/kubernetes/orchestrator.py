@@ -115,7 +115,6 @@ from .objects import (
     dropped_pod_fields,
     is_label_value,
     network_policy_name,
-    owned_metadata,
     read_metadata,
     replicas_patch,
     restart_patch,
@@ -780,11 +779,13 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         removed: Sequence[str],
         exists: bool,
     ) -> None:
-        """Set, replace and remove values in the agent's Secret, which is never read."""
+        """Set, replace and remove values in the agent's Secret, which is never read; a
+        refusal never quotes the server (its message could echo what was sent)."""
         core = self._kube.core
         name = secret_name(self._prefix, schema[L.ID])
         body = secret_data_patch(plan.secrets, removed)
-        if exists:
+
+        def patch() -> bool:
             try:
                 self._kube.call(
                     core.patch_namespaced_secret,
@@ -794,31 +795,28 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
                     _content_type=MERGE_PATCH,
                     idempotent=True,
                 )
-                return
             except ApiException as exc:
-                if exc.status != 404:
-                    raise
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "Opaque",
-            "metadata": owned_metadata(name, deployment, schema, L.Kind.SECRET),
-            "data": {k: v for k, v in body["data"].items() if v is not None},
-        }
-        try:
-            self._kube.call(core.create_namespaced_secret, self._ns, secret, idempotent=False)
-        except ApiException as exc:
-            if exc.status != 409:
+                if exc.status == 404:
+                    return False
                 raise
-            # Left by an earlier change: its values are replaced all the same.
-            self._kube.call(
-                core.patch_namespaced_secret,
-                name,
-                self._ns,
-                body,
-                _content_type=MERGE_PATCH,
-                idempotent=True,
+            return True
+
+        try:
+            if exists and patch():
+                return
+            secret = build_secret(
+                plan.secrets, prefix=self._prefix, deployment=deployment, labels=schema
             )
+            try:
+                self._kube.call(core.create_namespaced_secret, self._ns, secret, idempotent=False)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                patch()  # left by an earlier change: its values are replaced all the same
+        except ApiException as exc:
+            if exc.status in (400, 422):
+                raise InvalidSpec("the cluster refused the agent's secret values") from exc
+            raise
 
     async def stats(self, ref: str, *, owner: str | None = None) -> AgentStats:
         def work() -> AgentStats:
@@ -934,7 +932,9 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         core, networking = self._kube.core, self._kube.networking
         owned: list[tuple[str, Callable[..., Any], JSON]] = []
         if spec.secrets:
-            secret = build_secret(spec, prefix=self._prefix, deployment=deployment, labels=labels)
+            secret = build_secret(
+                spec.secrets, prefix=self._prefix, deployment=deployment, labels=labels
+            )
             owned.append(("secret", core.create_namespaced_secret, secret))
         if spec.workspace:
             claim = build_claim(

@@ -289,7 +289,7 @@ def test_what_the_agent_owns_points_back_to_its_deployment() -> None:
     def owned(kind: str) -> dict[str, str]:
         return L.owned_labels(instance="hive", agent_id=AGENT_ID, owner="sol", kind=L.Kind(kind))
 
-    secret = build_secret(spec, prefix="hive-", deployment=created, labels=schema)
+    secret = build_secret(spec.secrets, prefix="hive-", deployment=created, labels=schema)
     assert secret == {
         "apiVersion": "v1",
         "kind": "Secret",
