@@ -14,6 +14,7 @@ from kubernetes import client
 from orchestrators import labels as L
 from orchestrators.errors import (
     AgentNotFound,
+    AgentQuotaExceeded,
     ChangeInFlight,
     ImageNotFound,
     NotSupported,
@@ -23,7 +24,7 @@ from orchestrators.errors import (
 from orchestrators.kubernetes import KubernetesOrchestrator
 from orchestrators.kubernetes.changes import CHANGING
 from orchestrators.models import AgentChange, Resources
-from orchestrators.policy import SpawnPolicy
+from orchestrators.policy import OwnerCeilings, SpawnPolicy
 from testenv.backends import SMALL
 from testenv.kube_env import KubeTestEnv
 from testenv.kube_fixture import ServiceAccountAccess, kubernetes_orchestrator, wait_until
@@ -359,3 +360,20 @@ async def test_an_image_that_cannot_be_pulled_is_refused_and_the_change_undone(
 
     wait_until("the agent's own image to run again", running_again)
     await kube_backend.delete(agent.id)
+
+
+async def test_a_resize_past_the_owners_totals_is_refused_and_changes_nothing(
+    kube_backend: KubernetesOrchestrator,
+) -> None:
+    first = await kube_backend.spawn(spec("aptest-total-a"), owner="alice", resources=SMALL)
+    await kube_backend.spawn(spec("aptest-total-b"), owner="alice", resources=SMALL)
+    ceilings = OwnerCeilings(cpus=1.5)
+    with pytest.raises(AgentQuotaExceeded, match="cpus"):
+        await kube_backend.update(
+            first.id, change(resources={"cpus": 1.5}), policy=POLICY, ceilings=ceilings
+        )
+    assert (await kube_backend.get(first.id)).revision == 1
+    within = await kube_backend.update(
+        first.id, change(resources={"cpus": 1.0}), policy=POLICY, ceilings=ceilings
+    )
+    assert within.agent.resources.cpus == 1.0
