@@ -12,7 +12,6 @@ from types import FrameType
 
 from . import changes, kube_changes
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
-from .kube_changes import KUBE_CHANGES_BEGIN, KUBE_CHANGES_END
 from .kubernetes import kubernetes_list_comparisons, kubernetes_targets
 from .noisy import NoisyConfig, quick_noisy, run_noisy
 from .noisy_report import carry_section, render_noisy, write_section
@@ -24,9 +23,9 @@ from .suite import run_suite
 __all__ = ["main", "parse_args", "write_outputs"]
 
 NOISY = "noisy-neighbour"
+KUBERNETES = "kubernetes"
 CHANGES = "changes"
 KUBE_CHANGES = "kube-changes"
-KUBERNETES = "kubernetes"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -63,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY, CHANGES, KUBE_CHANGES, KUBERNETES],
+        choices=[NOISY, KUBERNETES, CHANGES, KUBE_CHANGES],
         help="run one scenario: noisy-neighbour, changes and kube-changes update their "
         "section of the report (keeping the rest); kubernetes prints the Kubernetes list "
         "figures at --sizes",
@@ -104,7 +103,9 @@ def write_outputs(results: RunResults, config: BenchConfig) -> tuple[Path, Path 
     # The sections other commands write are kept across a full run.
     report = carry_section(old, report)
     report = carry_section(old, report, changes.BEGIN, changes.END)
-    config.output.write_text(carry_section(old, report, KUBE_CHANGES_BEGIN, KUBE_CHANGES_END))
+    config.output.write_text(
+        carry_section(old, report, kube_changes.KUBE_CHANGES_BEGIN, kube_changes.KUBE_CHANGES_END)
+    )
     return config.output, plot
 
 
@@ -114,20 +115,6 @@ def run_noisy_only(config: BenchConfig, argv: list[str]) -> int:
     command = " ".join(["python -m benchmarks", *argv])
     section = render_noisy(results, config.noisy, command)
     write_section(config.output, section)
-    print(section)
-    print(f"\nreport: {config.output}")
-    return 0
-
-
-def run_changes_only(config: BenchConfig, argv: list[str]) -> int:
-    """``--only changes``: a live resize and a replacement against the raw engine calls."""
-    settings = changes.ChangesConfig()
-    if "--quick" in argv:
-        settings = changes.quick_changes(settings)
-    results = changes.run_changes(settings)
-    command = " ".join(["python -m benchmarks", *argv])
-    section = changes.render_changes(results, settings, command)
-    write_section(config.output, section, changes.BEGIN, changes.END)
     print(section)
     print(f"\nreport: {config.output}")
     return 0
@@ -151,15 +138,29 @@ def run_kubernetes_only(config: BenchConfig) -> int:
     return 0
 
 
+def run_changes_only(config: BenchConfig, argv: list[str]) -> int:
+    """``--only changes``: a live resize and a replacement against the raw engine calls."""
+    settings = changes.ChangesConfig()
+    if "--quick" in argv:
+        settings = changes.quick_changes(settings)
+    results = changes.run_changes(settings)
+    command = " ".join(["python -m benchmarks", *argv])
+    section = changes.render_changes(results, settings, command)
+    write_section(config.output, section, changes.BEGIN, changes.END)
+    print(section)
+    print(f"\nreport: {config.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     scenarios: dict[str | None, Callable[[], int]] = {
+        KUBERNETES: lambda: run_kubernetes_only(config),
+        NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
         CHANGES: lambda: run_changes_only(config, sys.argv[1:] if argv is None else argv),
         # A change on Kubernetes against its raw API calls (its own control plane, removed).
         KUBE_CHANGES: lambda: kube_changes.main(["--output", str(config.output)]),
-        KUBERNETES: lambda: run_kubernetes_only(config),
-        NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
     }
     try:
         if config.only in scenarios:

@@ -75,6 +75,12 @@ KIND = _PREFIX + "kind"  # on the objects that are not agents: a ``Kind``
 # Kubernetes, an annotation: set on a Deployment from its creation until the spawn scaled it
 # up, so that a Deployment that still carries it long after was left by an interrupted spawn.
 SPAWNING = _PREFIX + "spawning"
+# Kubernetes, annotations: when the agent was last started (spawn, start, restart), in whole
+# seconds like the Deployment's conditions, so that a condition written before it is known
+# to describe an earlier attempt; and who stopped it last (a ``StoppedBy``: a Deployment
+# scaled to 0 does not say).
+STARTED_AT = _PREFIX + "started-at"
+STOPPED_BY = _PREFIX + "stopped-by"
 # The revision an agent's object was made at (absent: 1, the spawn); on a revision record,
 # its number, what changed, how ("live" in place or "replace" with a new process), whether
 # the agent was running, and the token of the writer that claimed the number.
@@ -87,12 +93,6 @@ CHANGES = _PREFIX + "changes"
 CHANGE_MODE = _PREFIX + "change"
 WAS_RUNNING = _PREFIX + "was-running"
 CLAIM = _PREFIX + "claim"
-# Kubernetes, annotations: when the agent was last started (spawn, start, restart), in whole
-# seconds like the Deployment's conditions, so that a condition written before it is known
-# to describe an earlier attempt; and who stopped it last (a ``StoppedBy``: a Deployment
-# scaled to 0 does not say).
-STARTED_AT = _PREFIX + "started-at"
-STOPPED_BY = _PREFIX + "stopped-by"
 USER_PREFIX = "user." + SYSTEM_PREFIX
 
 
