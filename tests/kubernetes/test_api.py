@@ -351,6 +351,11 @@ def test_patch_revisions_rollback_and_stats(kapi: Api) -> None:
     assert rotated.json()["changes"] == ["secrets.TOKEN"]
     revisions = kapi.alice.get(f"{path}/revisions")
     assert [r["number"] for r in revisions.json()["items"]] == [3, 2, 1]
+    # A read right after a change sees it (the service's model notes the change's answer).
+    read = kapi.alice.get(path)
+    assert read.json()["revision"] == 3
+    assert read.headers["ETag"] == '"3"'
+    assert read.json()["resources"]["memory_mb"] == 96
     for answer in (resized, rotated, revisions, kapi.alice.get(path)):
         assert "secret-value" not in answer.text
 
