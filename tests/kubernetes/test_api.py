@@ -370,3 +370,19 @@ def test_patch_revisions_rollback_and_stats(kapi: Api) -> None:
     assert_problem(kapi.bob.get(f"{path}/revisions"), 404, "agent_not_found")
     # This API server has no metrics API.
     assert_problem(kapi.alice.get(f"{path}/stats"), 501, "not_supported")
+
+
+def test_a_relabel_is_live_and_lists_filter_on_the_new_labels(kapi: Api) -> None:
+    agent = spawn(kapi, "aptest-relabel-api", labels={"team": "a"})
+    path = f"/v1/agents/{agent['id']}"
+    changed = kapi.alice.patch(path, json={"labels": {"team": "b"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["restarted"] is False
+
+    def listed(label: str) -> list[str]:
+        page = kapi.alice.get("/v1/agents", params={"label": label})
+        assert page.status_code == 200, page.text
+        return [a["id"] for a in page.json()["items"]]
+
+    assert listed("team=b") == [agent["id"]]
+    assert listed("team=a") == []
