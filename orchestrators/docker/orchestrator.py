@@ -66,7 +66,7 @@ from .api import (
     update_limits,
 )
 from .graceful import stop_container
-from .leases import deadline_of, read_leases, write_lease
+from .leases import deadline_of, lease_prefix, read_leases, write_lease
 from .networks import find_or_create, network_name, remove_idle_networks
 from .objects import LogRotation, build_container, container_name, volume_name
 from .orphans import remove_orphans, remove_volumes
@@ -440,6 +440,7 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             run=self._run,
             intents=self._intents,
             survivor=self._survivor,
+            lease_prefix=lease_prefix(self._config.resource_prefix),
         )
 
     async def _survivor(self, agent_id: str) -> tuple[Agent, Container] | None:

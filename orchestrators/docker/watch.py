@@ -46,7 +46,7 @@ from docker import APIClient
 
 from .. import labels as L
 from ..errors import OrchestratorUnavailable, WatchExpired
-from ..models import Agent, AgentStatus, Health, StoppedBy
+from ..models import Agent, AgentStatus, Health, StoppedBy, is_agent_id
 from ..watch import Observation
 from .api import Container, label_filter, release
 from .status import SIGKILL_EXIT, container_status, failure_reason
@@ -56,8 +56,19 @@ __all__ = ["StopIntents", "engine_history_lost", "stops_on_record", "token_now",
 ENGINE_HISTORY = 256  # events the engine keeps (daemon/events: eventsLimit)
 _STOP_LOOKAHEAD = 2.0  # seconds a stop-like exit waits for the engine's ``stop`` event
 # Actions that say nothing about the agent's state.
-# A ``kill`` is followed by the ``die`` that tells the outcome.
-_IGNORED = ("exec_", "attach", "resize", "top", "export", "commit", "copy", "archive-path", "kill")
+# A ``kill`` or an ``oom`` is followed by the ``die`` that tells the outcome.
+_IGNORED = (
+    "exec_",
+    "attach",
+    "resize",
+    "top",
+    "export",
+    "commit",
+    "copy",
+    "archive-path",
+    "kill",
+    "oom",
+)
 _HEALTH = "health_status: "
 _END = object()
 
@@ -145,6 +156,7 @@ async def watch_engine(
     run: Callable[..., Awaitable[Any]],
     intents: StopIntents,
     survivor: Inspector | None = None,
+    lease_prefix: str | None = None,
 ) -> AsyncIterator[Observation]:
     """The observations of this instance's agents from ``since`` on (see the module)."""
     try:
@@ -156,6 +168,14 @@ async def watch_engine(
     terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: instance}
     filters = {"type": ["container"], "label": label_filter(terms)}
     stream = await run(lambda: client().events(since=_seconds(since), filters=filters, decode=True))
+    streams = [stream]
+    if lease_prefix is not None and survivor is not None:
+        # A TTL renewal changes no container, only writes a lease volume (whose events
+        # carry no labels: matched by name).
+        leases = {"type": ["volume"], "event": ["create"]}
+        streams.append(
+            await run(lambda: client().events(since=_seconds(since), filters=leases, decode=True))
+        )
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
 
@@ -163,7 +183,7 @@ async def watch_engine(
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    def pump() -> None:
+    def pump(stream: Any) -> None:
         try:
             for event in stream:
                 put(event)
@@ -172,7 +192,8 @@ async def watch_engine(
         else:
             put(_END)
 
-    threading.Thread(target=pump, name="docker-events", daemon=True).start()
+    for each in streams:
+        threading.Thread(target=pump, args=(each,), name="docker-events", daemon=True).start()
     deaths: dict[str, _Death] = {}
     floor = int(since)
     try:
@@ -198,6 +219,14 @@ async def watch_engine(
             cid = str(actor.get("ID") or event.get("id") or "")
             attrs: Mapping[str, str] = actor.get("Attributes") or {}
             action = str(event.get("Action") or event.get("status") or "")
+            if event.get("Type") == "volume":
+                renewed = _leased(cid, lease_prefix)
+                left = await survivor(renewed) if renewed and survivor is not None else None
+                if left is not None:
+                    yield Observation.of(
+                        left[0], at=datetime.fromtimestamp(nanos / 1e9, UTC), token=str(nanos)
+                    )
+                continue
             if not L.is_managed(attrs) or action.startswith(_IGNORED):
                 continue
             at = datetime.fromtimestamp(nanos / 1e9, UTC)
@@ -240,15 +269,22 @@ async def watch_engine(
                         loop.time() + _STOP_LOOKAHEAD,
                     )
                 continue
+            failed = agent.status is AgentStatus.FAILED and container.state == "exited"
             yield Observation.of(
                 agent,
                 at=at,
                 token=str(nanos),
                 restarts=container.restarts,
                 health=_health(action, container.health),
+                reason=failure_reason(
+                    container.exit_code, oom_killed=container.oom_killed, error=container.error
+                )
+                if failed
+                else None,
             )
     finally:
-        release(stream)  # closing a response does not block; it ends the pump thread
+        for each in streams:
+            release(each)  # closing a response does not block; it ends the pump thread
 
 
 def _exit(
@@ -280,6 +316,14 @@ def _exit(
         reason=failure_reason(code, oom_killed=oom, error=container.error) if failed else None,
         stopped_by=(by or StoppedBy.CALL) if status is AgentStatus.STOPPED else None,
     )
+
+
+def _leased(volume: str, prefix: str | None) -> str | None:
+    """The agent whose TTL lease ``volume`` is (``<prefix><agent id>-<micros>``), else None."""
+    if prefix is None or not volume.startswith(prefix):
+        return None
+    agent_id, _, micros = volume[len(prefix) :].rpartition("-")
+    return agent_id if is_agent_id(agent_id) and micros.isdigit() else None
 
 
 def _health(action: str, inspected: str) -> Health | None:
