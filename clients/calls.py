@@ -8,7 +8,7 @@ and readiness report the moment and are not retried).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,11 +19,19 @@ import pydantic
 
 from .config import SPAWN_EXTRA_TIMEOUT, STOP_GRACE_DEFAULT
 from .errors import APIStatusError, ValidationError, error_from_validation
-from .models import AgentStatus, NetworkChoice, ResourceRequest, RestartPolicy, SpawnRequest
+from .models import (
+    AgentStatus,
+    NetworkChoice,
+    ResourceRequest,
+    RestartPolicy,
+    SpawnRequest,
+    WaitUntil,
+)
 
 __all__ = [
     "Call",
     "delete_call",
+    "events_call",
     "get_call",
     "health_call",
     "list_call",
@@ -36,6 +44,7 @@ __all__ = [
     "spawn_request",
     "start_call",
     "stop_call",
+    "wait_call",
 ]
 
 _ModelT = TypeVar("_ModelT", bound=pydantic.BaseModel)
@@ -223,6 +232,43 @@ def logs_call(
         repeatable=True,
         stream=True,
         wait_forever=follow,
+    )
+
+
+def wait_call(
+    agent: str, *, until: WaitUntil = "exited", timeout: float = 30, owner: str | None = None
+) -> Call:
+    """The agent once ``until`` holds; the server answers 408 after ``timeout`` seconds."""
+    return Call(
+        "GET",
+        _agent_path(agent, "/wait"),
+        params=(("until", until), ("timeout", f"{timeout:g}"), *_owner(owner)),
+        repeatable=True,
+        extra_timeout=timeout,
+    )
+
+
+def events_call(
+    *,
+    agent: str | None = None,
+    types: Sequence[str] = (),
+    owner: str | None = None,
+    last_event_id: str | None = None,
+) -> Call:
+    """The event stream; with ``last_event_id`` it resumes after that event."""
+    params: list[tuple[str, str]] = [("type", str(kind)) for kind in types]
+    if agent:
+        params.append(("agent", agent))
+    params += _owner(owner)
+    headers = (("Last-Event-ID", last_event_id),) if last_event_id else ()
+    return Call(
+        "GET",
+        "/v1/events",
+        params=tuple(params),
+        headers=headers,
+        repeatable=True,
+        stream=True,
+        wait_forever=True,
     )
 
 

@@ -19,20 +19,28 @@ from typing import Any
 
 from .async_client import AsyncAgentClient
 from .config import DEFAULT_TIMEOUT, resolve_key, resolve_url
-from .errors import AgentAPIError, ValidationError, safe_url
-from .models import Agent, AgentStatus, ResourceRequest
+from .errors import AgentAPIError, ValidationError, WaitTimeoutError, safe_url
+from .models import Agent, AgentStatus, ResourceRequest, WaitUntil
 from .retry import RetryPolicy
-from .tool_text import describe_agent, describe_list, describe_logs, describe_state, explain
+from .tool_text import (
+    describe_agent,
+    describe_list,
+    describe_logs,
+    describe_state,
+    describe_wait,
+    explain,
+)
 
 __all__ = ["ACTIONS", "Answer", "RemoteAgentManager"]
 
-ACTIONS = ("spawn", "list", "status", "start", "stop", "restart", "delete", "logs")
+ACTIONS = ("spawn", "list", "status", "start", "stop", "restart", "delete", "logs", "wait")
 _NEEDS: dict[str, tuple[str, ...]] = {
     "spawn": ("name", "image"),
     "list": (),
     **{action: ("name",) for action in ACTIONS[2:]},
 }
 _DEFAULT_TAIL = 50
+_DEFAULT_WAIT = 60
 _MAX_TAIL = 500
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
@@ -46,7 +54,8 @@ _PARAMETERS: dict[str, Any] = {
                 "What to do. spawn: create and start a new agent (needs name and image). "
                 "list: your agents and their status. status: the details of one agent. "
                 "start, stop, restart: change whether it runs. delete: remove it and its "
-                "workspace for good. logs: its recent output."
+                "workspace for good. logs: its recent output. wait: until it has exited "
+                "(or runs, or is stopped: see until), then its status and exit code."
             ),
         },
         "name": {
@@ -124,7 +133,18 @@ _PARAMETERS: dict[str, Any] = {
             "type": "integer",
             "minimum": 0,
             "maximum": 3600,
-            "description": "stop, restart: seconds to exit cleanly before it is killed.",
+            "description": (
+                "stop, restart: seconds to exit cleanly before it is killed. wait: seconds "
+                f"to wait at most (default {_DEFAULT_WAIT})."
+            ),
+        },
+        "until": {
+            "type": "string",
+            "enum": ["exited", "running", "stopped"],
+            "description": (
+                "wait: exited (default: its process ended, with an exit code), running, or "
+                "stopped (not running for any reason)."
+            ),
         },
         "tail": {
             "type": "integer",
@@ -214,6 +234,7 @@ class RemoteAgentManager:
             "restart": self._restart,
             "delete": self._delete,
             "logs": self._logs,
+            "wait": self._wait,
         }
 
     def __repr__(self) -> str:
@@ -343,3 +364,22 @@ class RemoteAgentManager:
         async with aclosing(client.logs(args["name"], tail=tail)) as stream:
             lines = [line async for line in stream]
         return describe_logs(args["name"], lines, max_chars=self._max_log_chars)
+
+    async def _wait(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        until: WaitUntil
+        match args.get("until") or "exited":
+            case "exited" | "running" | "stopped" as chosen:
+                until = chosen
+            case _:
+                raise ValidationError(
+                    "until must be exited, running or stopped", code="invalid_request"
+                )
+        seconds = _integer(args.get("timeout"), "timeout", _DEFAULT_WAIT) or _DEFAULT_WAIT
+        try:
+            agent = await client.wait(args["name"], until=until, timeout=seconds)
+        except WaitTimeoutError:
+            return (
+                f"Agent '{args['name']}' is not {until} yet after {seconds} s; it is still "
+                "working. Call wait again to keep waiting, or status to look at it."
+            )
+        return describe_wait(agent)

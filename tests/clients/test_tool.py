@@ -43,7 +43,17 @@ async def test_it_speaks_nanobots_tool_interface() -> None:
     assert parameters["required"] == ["action"]
     assert parameters["additionalProperties"] is False
     assert parameters["properties"]["action"]["enum"] == list(ACTIONS)
-    assert ACTIONS == ("spawn", "list", "status", "start", "stop", "restart", "delete", "logs")
+    assert ACTIONS == (
+        "spawn",
+        "list",
+        "status",
+        "start",
+        "stop",
+        "restart",
+        "delete",
+        "logs",
+        "wait",
+    )
     for spec in parameters["properties"].values():
         assert spec["description"]
     json.dumps(schema)  # plain JSON, as it is sent to the model

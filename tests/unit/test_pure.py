@@ -39,6 +39,7 @@ def test_packages_export_what_they_mean_to() -> None:
         "threads",
         "viewcache",
         "watch",
+        "events",
         "docker",
         "kubernetes",
     }
