@@ -29,7 +29,7 @@ from .middleware import RequestContextMiddleware
 from .pagination import Cursors, cursor_key
 from .problems import install_problem_handlers
 from .ratelimit import RateLimiter
-from .routes import agents, events, health, wait
+from .routes import agents, events, health, ui, wait, whoami
 from .settings import Settings
 from .slowcalls import SlowCalls
 from .state import AppState
@@ -139,11 +139,19 @@ def create_app(
     app.include_router(agents.router)
     app.include_router(wait.router)
     app.include_router(events.router)
+    app.include_router(whoami.router)
     app.include_router(health.router)
+    app.include_router(ui.router)
     if settings.expose_metrics:
         app.include_router(health.metrics_router)
+    # The middleware order. Starlette puts the last added outermost, so a request meets them
+    # from the bottom of this list up: RequestContextMiddleware first, so that every answer,
+    # a refusal of the two below included, has a request id, an access line, metrics and
+    # an audit record; then AuthGateMiddleware, so that a request without a valid key is
+    # refused before a byte of its body is read; then BodyGuardMiddleware, so that size,
+    # media type and JSON shape are checked before FastAPI parses the body; then FastAPI's
+    # exception handling (the problem handlers above) and the router.
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
-    # Outside the body guard: a request without a valid key is refused before its body is read.
     app.add_middleware(AuthGateMiddleware, keys=state.keys)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, audit=state.audit)
     return app

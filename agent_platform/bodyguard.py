@@ -15,7 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .authgate import UNAUTHENTICATED
-from .problems import problem_response
+from .problems import ProblemError
 
 __all__ = ["BodyGuardMiddleware"]
 
@@ -23,18 +23,12 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 MAX_DEPTH = 8
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
-
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
             # Not which key: it may be a secret put where a secret's name belongs.
-            raise _Refused(422, "validation_error", "the JSON body repeats a key in one object")
+            raise ProblemError(422, "validation_error", "the JSON body repeats a key in one object")
         seen[key] = value
     return seen
 
@@ -59,12 +53,12 @@ def _is_json(content_type: str) -> bool:
 def check_json(body: bytes) -> None:
     try:
         parsed = json.loads(body, object_pairs_hook=_no_duplicates)
-    except _Refused:
+    except ProblemError:
         raise
     except (ValueError, RecursionError) as exc:
-        raise _Refused(422, "validation_error", "the body is not valid JSON") from exc
+        raise ProblemError(422, "validation_error", "the body is not valid JSON") from exc
     if _depth(parsed) > MAX_DEPTH:
-        raise _Refused(422, "validation_error", f"the JSON body nests deeper than {MAX_DEPTH}")
+        raise ProblemError(422, "validation_error", f"the JSON body nests deeper than {MAX_DEPTH}")
 
 
 class BodyGuardMiddleware:
@@ -86,13 +80,12 @@ class BodyGuardMiddleware:
             body = await self._read(headers, receive)
             if body and scope["path"].startswith("/v1/"):
                 if not _is_json(headers.get(b"content-type", b"").decode("latin-1")):
-                    raise _Refused(
+                    raise ProblemError(
                         415, "unsupported_media_type", "the body must be application/json"
                     )
                 check_json(body)
-        except _Refused as refused:
-            response = problem_response(scope["path"], refused.status, refused.code, refused.detail)
-            await response(scope, receive, send)
+        except ProblemError as refused:
+            await refused.response(scope["path"])(scope, receive, send)
             return
 
         replayed = False
@@ -106,20 +99,23 @@ class BodyGuardMiddleware:
 
         await self.app(scope, replay, send)
 
+    def _too_large(self) -> ProblemError:
+        return ProblemError(413, "payload_too_large", f"the body exceeds {self.max_bytes} bytes")
+
     async def _read(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            raise _Refused(413, "payload_too_large", f"the body exceeds {self.max_bytes} bytes")
+            raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise _Refused(400, "bad_request", "the client left before sending the body")
+                raise ProblemError(400, "bad_request", "the client left before sending the body")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                raise _Refused(413, "payload_too_large", f"the body exceeds {self.max_bytes} bytes")
+                raise self._too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)

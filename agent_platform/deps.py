@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, params
 
 from orchestrators.base import Orchestrator
 from orchestrators.models import DNS1123_LABEL
@@ -20,15 +20,19 @@ from .problems import ProblemError
 from .state import AppState
 
 __all__ = [
+    "AUDIT_ACTION",
     "Caller",
-    "Engine",
+    "OrchestratorDep",
     "OwnerScope",
     "State",
     "Writer",
+    "audit_action",
     "get_state",
 ]
 
 _BEARER = BEARER_CHALLENGE
+#: where a route's audit action is kept for the middleware that writes the record
+AUDIT_ACTION = "audit_action"
 
 
 async def get_state(request: Request) -> AppState:
@@ -43,7 +47,8 @@ async def get_orchestrator(state: State) -> Orchestrator:
     return state.orchestrator
 
 
-Engine = Annotated[Orchestrator, Depends(get_orchestrator)]
+# The backend the app was built with (Docker or Kubernetes), as a route parameter.
+OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 
 
 async def authenticate(request: Request, state: State) -> Principal:
@@ -105,3 +110,15 @@ async def owner_scope(
 
 
 OwnerScope = Annotated[str | None, Depends(owner_scope)]
+
+
+def audit_action(action: str) -> params.Depends:
+    """The action a route's audit record names, declared on the route:
+    ``@router.post(..., dependencies=[audit_action("stop")])``. Route dependencies run
+    first, so a request refused by the others (403, 422, 429) is recorded under it too;
+    a route whose action depends on the request sets ``request.state.audit_action`` itself."""
+
+    async def declare(request: Request) -> None:
+        setattr(request.state, AUDIT_ACTION, action)
+
+    return params.Depends(declare)

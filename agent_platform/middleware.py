@@ -17,6 +17,7 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .audit import AuditLog
+from .deps import AUDIT_ACTION
 from .metrics import METHODS, OTHER, UNMATCHED, Metrics
 from .problems import problem_response
 
@@ -24,14 +25,6 @@ __all__ = ["RequestContextMiddleware"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_ACTIONS = {
-    ("POST", "/v1/agents"): "spawn",
-    ("POST", "/v1/agents/{agent}/start"): "start",
-    ("POST", "/v1/agents/{agent}/stop"): "stop",
-    ("POST", "/v1/agents/{agent}/restart"): "restart",
-    ("POST", "/v1/agents/{agent}/ttl"): "renew",
-    ("DELETE", "/v1/agents/{agent}"): "delete",
-}
 
 
 class RequestContextMiddleware:
@@ -94,9 +87,9 @@ class RequestContextMiddleware:
     def _audit(
         self, scope: Scope, state: dict[str, Any], request_id: str, route: str, status: int
     ) -> None:
-        action = state.get("audit_action") or _ACTIONS.get(
-            (scope["method"], route), f"{scope['method']} {route}"
-        )
+        # Declared by the route (``deps.audit_action``); a request no route took is named by
+        # its method and route template.
+        action = state.get(AUDIT_ACTION) or f"{scope['method']} {route}"
         agent = state.get("audit_agent") or (scope.get("path_params") or {}).get("agent")
         self.audit.record(
             request_id=request_id,

@@ -33,17 +33,18 @@ __all__ = ["PROBLEM_JSON", "ProblemError", "install_problem_handlers", "problem_
 
 PROBLEM_JSON = "application/problem+json"
 
-# Most specific first: the first class that matches decides the status.
-_STATUS_BY_ERROR: tuple[tuple[type[OrchestratorError], int], ...] = (
-    (AgentNotFound, 404),
-    (AgentConflict, 409),
-    (InvalidSpec, 422),
-    (PolicyViolation, 403),
-    (TooManyCalls, 429),
-    (OrchestratorUnavailable, 503),
-    (EngineError, 502),
-    (OrchestratorError, 502),
-)
+# The status of each class of the error tree; an error takes the status of the nearest class
+# in its hierarchy (its method resolution order), so a new subclass inherits its parent's.
+_STATUS_BY_ERROR: dict[type[OrchestratorError], int] = {
+    OrchestratorError: 502,
+    AgentNotFound: 404,
+    AgentConflict: 409,
+    InvalidSpec: 422,
+    PolicyViolation: 403,
+    TooManyCalls: 429,
+    OrchestratorUnavailable: 503,
+    EngineError: 502,
+}
 
 _CODE_BY_HTTP_STATUS = {
     400: "bad_request",
@@ -74,6 +75,12 @@ class ProblemError(Exception):
         self.status, self.code, self.detail = status, code, detail
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
+
+    def response(self, path: str) -> JSONResponse:
+        """This refusal as problem+json, for the request at ``path``."""
+        return problem_response(
+            path, self.status, self.code, self.detail, headers=self.headers, extra=self.extra
+        )
 
 
 def problem_response(
@@ -110,7 +117,7 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 def _status_of(exc: OrchestratorError) -> int:
-    return next(status for cls, status in _STATUS_BY_ERROR if isinstance(exc, cls))
+    return next(_STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in _STATUS_BY_ERROR)
 
 
 # What is said of an invalid secret instead of pydantic's message (messages, not secrets).
@@ -144,9 +151,7 @@ def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:
 
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
-        return problem_response(
-            request.url.path, exc.status, exc.code, exc.detail, headers=exc.headers, extra=exc.extra
-        )
+        return exc.response(request.url.path)
 
     async def on_orchestrator(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, OrchestratorError)
@@ -184,6 +189,8 @@ def install_problem_handlers(app: FastAPI, *, retry_after: int) -> None:
             request.url.path, 500, "internal_error", "an unexpected error occurred"
         )
 
+    # Starlette picks the handler of the nearest class in the exception's hierarchy, so
+    # the order of these lines does not matter.
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(OrchestratorError, on_orchestrator)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrators.models import MAX_TTL_SECONDS, Agent, AgentSpec
 
-__all__ = ["ActionRequest", "AgentList", "Health", "RenewRequest", "SpawnRequest"]
+__all__ = ["ActionRequest", "AgentList", "Health", "RenewRequest", "SpawnRequest", "Whoami"]
 
 
 class SpawnRequest(AgentSpec):
@@ -39,4 +39,14 @@ class Health(BaseModel):
         default=None,
         description="readyz: live (reads from the watch-fed model), broken (reads go to the "
         "engine until the watch is back; the detail follows) or none (the backend has no watch)",
+    )
+
+
+class Whoami(BaseModel):
+    """The caller behind a key: what a dashboard needs to show it and its buttons."""
+
+    key_name: str = Field(description="the key's name in the keys file (admin: 'admin')")
+    owner: str = Field(description="the owner whose agents the key sees and manages")
+    role: Literal["admin", "operator", "viewer"] = Field(
+        description="admin: every owner; operator: manage its owner's agents; viewer: read only"
     )

@@ -5,21 +5,24 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
+from .kubernetes import kubernetes_list_comparisons, kubernetes_targets
 from .noisy import NoisyConfig, quick_noisy, run_noisy
 from .noisy_report import carry_section, render_noisy, write_section
 from .plot import plot_latency
 from .report import comparison_table, render_report
-from .results import RunResults
+from .results import RunResults, TargetCheck
 from .suite import run_suite
 
 __all__ = ["main", "parse_args", "write_outputs"]
 
 NOISY = "noisy-neighbour"
+KUBERNETES = "kubernetes"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -56,8 +59,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY],
-        help="run one scenario and update its section of the report (keeps the rest)",
+        choices=[NOISY, KUBERNETES],
+        help="run one scenario: noisy-neighbour updates its section of the report (keeps "
+        "the rest); kubernetes prints the Kubernetes list figures at --sizes",
     )
     parser.add_argument(
         "--phase-seconds", type=float, help="noisy-neighbour: seconds of each attack phase"
@@ -107,16 +111,34 @@ def run_noisy_only(config: BenchConfig, argv: list[str]) -> int:
     return 0
 
 
+def _print_targets(checks: Iterable[TargetCheck]) -> None:
+    for check in checks:
+        print(
+            f"{'met   ' if check.met else 'MISSED'}  {check.name}: {check.measured} ({check.goal})"
+        )
+
+
+def run_kubernetes_only(config: BenchConfig) -> int:
+    """``--only kubernetes``: the Kubernetes list figures alone, printed."""
+    comparisons = kubernetes_list_comparisons(config, log=print)
+    if isinstance(comparisons, str):
+        print(f"no figures: {comparisons}", file=sys.stderr)
+        return 1
+    print("\n".join(comparison_table(comparisons)))
+    _print_targets(kubernetes_targets(comparisons))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    if config.only == NOISY:
-        try:
-            return run_noisy_only(config, sys.argv[1:] if argv is None else argv)
-        except KeyboardInterrupt:
-            print("interrupted; everything the run created was removed", file=sys.stderr)
-            return 130
+    scenarios: dict[str | None, Callable[[], int]] = {
+        KUBERNETES: lambda: run_kubernetes_only(config),
+        NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
+    }
     try:
+        if config.only in scenarios:
+            return scenarios[config.only]()
         results = run_suite(config)
     except KeyboardInterrupt:
         print("interrupted; everything the run created was removed", file=sys.stderr)
@@ -124,9 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     report, plot = write_outputs(results, config)
     print("\n".join(comparison_table(results.comparisons)))
     print()
-    for check in results.targets:
-        print(
-            f"{'met   ' if check.met else 'MISSED'}  {check.name}: {check.measured} ({check.goal})"
-        )
+    _print_targets(results.targets)
     print(f"\nreport: {report}" + (f", plot: {plot}" if plot else ""))
     return 0

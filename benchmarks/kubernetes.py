@@ -37,11 +37,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from orchestrators import labels as L
+from orchestrators.config import KubernetesConfig
 from orchestrators.kubernetes.api import label_selector
 from orchestrators.kubernetes.objects import (
     SPAWNING,
     Manifest,
-    PodSettings,
     build_deployment,
     deployment_name,
 )
@@ -169,11 +169,11 @@ def fleet_deployment(prefix: str, owner: str, name: str) -> Manifest:
     )
     manifest = build_deployment(
         spec,
-        schema=schema,
+        labels=schema,
         name=deployment_name(prefix, owner, name),
         prefix=prefix,
         resources=FLEET_RESOURCES,
-        settings=PodSettings(pull_missing_images=False),  # as the service is configured
+        settings=KubernetesConfig(pull_missing_images=False),  # as the service is configured
     )
     manifest["spec"]["replicas"] = 1
     del manifest["metadata"]["annotations"][SPAWNING]
@@ -260,6 +260,17 @@ def _service_statuses(service: httpx.Client, owner: str) -> list[str]:
         params["cursor"] = body["next_cursor"]
 
 
+def _wait_for_service(service: httpx.Client, owner: str, size: int, wait: float = 120.0) -> None:
+    """Until the service lists the whole fleet running: its list comes from the model the
+    watch feeds, which may lag the API server by the last changes."""
+    deadline = time.monotonic() + wait
+    while (statuses := _service_statuses(service, owner)) != ["running"] * size:
+        if time.monotonic() > deadline:
+            counts = {s: statuses.count(s) for s in set(statuses)}
+            raise KubernetesBenchError(f"the service lists {len(statuses)} agents: {counts}")
+        time.sleep(0.5)
+
+
 def _measure(
     config: BenchConfig,
     size: int,
@@ -329,9 +340,7 @@ def _figures(env: KubeTestEnv, namespace: str, config: BenchConfig, log: Log) ->
             grown = size
             _wait_until_ready(api, namespace, selector, size)
             log(f"kubernetes: fleet of {size} ready in {time.perf_counter() - began:.0f} s")
-            statuses = _service_statuses(proxy, owner)
-            if statuses != ["running"] * size:
-                raise KubernetesBenchError(f"the service lists {len(statuses)} agents: {statuses}")
+            _wait_for_service(proxy, owner, size)
             figures.append(_measure(config, size, service_list, api_server_list))
             log(f"  {OPERATION} at {size}: ratio p50 {figures[-1].ratio(50).median:.2f}")
     return figures

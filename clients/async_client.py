@@ -27,6 +27,7 @@ from .models import (
     ResourceRequest,
     RestartPolicy,
     WaitUntil,
+    Whoami,
 )
 from .retry import RetryPolicy
 from .sse import RECONNECTS, EventReader
@@ -97,7 +98,7 @@ class AsyncAgentClient(ClientBase):
 
         return await self._policy_for(call).async_retrying()(once)
 
-    async def _agent(self, call: Call) -> Agent:
+    async def _fetch_agent(self, call: Call) -> Agent:
         return calls.parse(Agent, await self._send(call))
 
     async def spawn(
@@ -137,7 +138,7 @@ class AsyncAgentClient(ClientBase):
             ttl_seconds=ttl_seconds,
         )
         key = idempotency_key or uuid.uuid4().hex
-        return await self._agent(calls.spawn_call(request, idempotency_key=key))
+        return await self._fetch_agent(calls.spawn_call(request, idempotency_key=key))
 
     async def list_agents(
         self,
@@ -176,23 +177,23 @@ class AsyncAgentClient(ClientBase):
 
     async def get(self, agent: str, *, owner: str | None = None) -> Agent:
         """One agent, by id or name."""
-        return await self._agent(calls.get_call(agent, owner=owner))
+        return await self._fetch_agent(calls.get_call(agent, owner=owner))
 
     async def start(self, agent: str, *, owner: str | None = None) -> Agent:
         """Start the agent (nothing to do if it runs)."""
-        return await self._agent(calls.start_call(agent, owner=owner))
+        return await self._fetch_agent(calls.start_call(agent, owner=owner))
 
     async def stop(
         self, agent: str, *, timeout: int | None = None, owner: str | None = None
     ) -> Agent:
         """Stop the agent, killing it after ``timeout`` seconds of grace (server default)."""
-        return await self._agent(calls.stop_call(agent, timeout=timeout, owner=owner))
+        return await self._fetch_agent(calls.stop_call(agent, timeout=timeout, owner=owner))
 
     async def restart(
         self, agent: str, *, timeout: int | None = None, owner: str | None = None
     ) -> Agent:
         """Restart the agent (starts it if stopped). Not retried: it is not idempotent."""
-        return await self._agent(calls.restart_call(agent, timeout=timeout, owner=owner))
+        return await self._fetch_agent(calls.restart_call(agent, timeout=timeout, owner=owner))
 
     async def renew(self, agent: str, *, ttl_seconds: int, owner: str | None = None) -> Agent:
         """Move the agent's deadline to ``ttl_seconds`` from now (agents spawned with a TTL).
@@ -200,7 +201,8 @@ class AsyncAgentClient(ClientBase):
         An agent whose deadline passed refuses ``start`` and ``restart`` (``ConflictError``
         ``agent_expired``) until it is renewed.
         """
-        return await self._agent(calls.renew_call(agent, ttl_seconds=ttl_seconds, owner=owner))
+        call = calls.renew_call(agent, ttl_seconds=ttl_seconds, owner=owner)
+        return await self._fetch_agent(call)
 
     async def delete(
         self, agent: str, *, owner: str | None = None, missing_ok: bool = False
@@ -280,7 +282,9 @@ class AsyncAgentClient(ClientBase):
         owner: str | None = None,
     ) -> Agent:
         """See ``AgentClient.wait``."""
-        return await self._agent(calls.wait_call(agent, until=until, timeout=timeout, owner=owner))
+        return await self._fetch_agent(
+            calls.wait_call(agent, until=until, timeout=timeout, owner=owner)
+        )
 
     async def events(
         self,
@@ -314,6 +318,10 @@ class AsyncAgentClient(ClientBase):
             finally:
                 await response.aclose()
             response = await self._send(reader.call())
+
+    async def whoami(self) -> Whoami:
+        """``/v1/whoami``: the key's name, owner and role (what it may see and do)."""
+        return calls.parse(Whoami, await self._send(calls.whoami_call()))
 
     async def health(self) -> Health:
         """``/healthz``: the server process answers (no key needed)."""

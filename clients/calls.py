@@ -45,6 +45,7 @@ __all__ = [
     "start_call",
     "stop_call",
     "wait_call",
+    "whoami_call",
 ]
 
 _ModelT = TypeVar("_ModelT", bound=pydantic.BaseModel)
@@ -270,6 +271,11 @@ def events_call(
         stream=True,
         wait_forever=True,
     )
+
+
+def whoami_call() -> Call:
+    """The key's name, owner and role."""
+    return Call("GET", "/v1/whoami", repeatable=True)
 
 
 def health_call() -> Call:

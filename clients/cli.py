@@ -345,6 +345,17 @@ def remove(
 
 
 @app.command()
+def whoami(ctx: typer.Context, output: Output = OutputFormat.TABLE) -> None:
+    """Show the key's name, owner and role (never the key)."""
+    with _client(ctx) as client:
+        me = client.whoami()
+    if output is OutputFormat.JSON:
+        typer.echo(me.model_dump_json())
+    else:
+        typer.echo(f"key {me.key_name}, role {me.role}, owner {me.owner}")
+
+
+@app.command()
 def logs(
     ctx: typer.Context,
     agent: AgentArg,

@@ -27,6 +27,7 @@ from .models import (
     ResourceRequest,
     RestartPolicy,
     WaitUntil,
+    Whoami,
 )
 from .retry import RetryPolicy
 from .sse import RECONNECTS, EventReader
@@ -98,7 +99,7 @@ class AgentClient(ClientBase):
 
         return self._policy_for(call).retrying()(once)
 
-    def _agent(self, call: Call) -> Agent:
+    def _fetch_agent(self, call: Call) -> Agent:
         return calls.parse(Agent, self._send(call))
 
     def spawn(
@@ -138,7 +139,7 @@ class AgentClient(ClientBase):
             ttl_seconds=ttl_seconds,
         )
         key = idempotency_key or uuid.uuid4().hex
-        return self._agent(calls.spawn_call(request, idempotency_key=key))
+        return self._fetch_agent(calls.spawn_call(request, idempotency_key=key))
 
     def list_agents(
         self,
@@ -176,19 +177,19 @@ class AgentClient(ClientBase):
 
     def get(self, agent: str, *, owner: str | None = None) -> Agent:
         """One agent, by id or name."""
-        return self._agent(calls.get_call(agent, owner=owner))
+        return self._fetch_agent(calls.get_call(agent, owner=owner))
 
     def start(self, agent: str, *, owner: str | None = None) -> Agent:
         """Start the agent (nothing to do if it runs)."""
-        return self._agent(calls.start_call(agent, owner=owner))
+        return self._fetch_agent(calls.start_call(agent, owner=owner))
 
     def stop(self, agent: str, *, timeout: int | None = None, owner: str | None = None) -> Agent:
         """Stop the agent, killing it after ``timeout`` seconds of grace (server default)."""
-        return self._agent(calls.stop_call(agent, timeout=timeout, owner=owner))
+        return self._fetch_agent(calls.stop_call(agent, timeout=timeout, owner=owner))
 
     def restart(self, agent: str, *, timeout: int | None = None, owner: str | None = None) -> Agent:
         """Restart the agent (starts it if stopped). Not retried: it is not idempotent."""
-        return self._agent(calls.restart_call(agent, timeout=timeout, owner=owner))
+        return self._fetch_agent(calls.restart_call(agent, timeout=timeout, owner=owner))
 
     def renew(self, agent: str, *, ttl_seconds: int, owner: str | None = None) -> Agent:
         """Move the agent's deadline to ``ttl_seconds`` from now (agents spawned with a TTL).
@@ -196,7 +197,7 @@ class AgentClient(ClientBase):
         An agent whose deadline passed refuses ``start`` and ``restart`` (``ConflictError``
         ``agent_expired``) until it is renewed.
         """
-        return self._agent(calls.renew_call(agent, ttl_seconds=ttl_seconds, owner=owner))
+        return self._fetch_agent(calls.renew_call(agent, ttl_seconds=ttl_seconds, owner=owner))
 
     def delete(self, agent: str, *, owner: str | None = None, missing_ok: bool = False) -> None:
         """Remove the agent and what it owns.
@@ -277,7 +278,7 @@ class AgentClient(ClientBase):
 
         ``WaitTimeoutError`` after ``timeout`` seconds without it; wait again to go on.
         """
-        return self._agent(calls.wait_call(agent, until=until, timeout=timeout, owner=owner))
+        return self._fetch_agent(calls.wait_call(agent, until=until, timeout=timeout, owner=owner))
 
     def events(
         self,
@@ -318,6 +319,10 @@ class AgentClient(ClientBase):
             finally:
                 response.close()
             response = self._send(reader.call())
+
+    def whoami(self) -> Whoami:
+        """``/v1/whoami``: the key's name, owner and role (what it may see and do)."""
+        return calls.parse(Whoami, self._send(calls.whoami_call()))
 
     def health(self) -> Health:
         """``/healthz``: the server process answers (no key needed)."""

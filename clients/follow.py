@@ -33,7 +33,7 @@ class FollowResume:
         timestamps: bool,
         owner: str | None,
     ) -> None:
-        self._agent, self._owner = agent, owner
+        self._ref, self._owner = agent, owner
         self._tail, self._since = tail, since
         self._timestamps = timestamps
         self._last: tuple[str, str] | None = None  # (seconds part, 9-digit fraction) shown
@@ -46,7 +46,7 @@ class FollowResume:
             # Microseconds are what the API takes; lines up to the last one are skipped.
             tail, since = None, f"{self._last[0]}.{self._last[1][:6]}Z"
         return calls.logs_call(
-            self._agent, tail=tail, since=since, timestamps=True, follow=True, owner=self._owner
+            self._ref, tail=tail, since=since, timestamps=True, follow=True, owner=self._owner
         )
 
     def accept(self, line: str) -> str | None:

@@ -30,6 +30,7 @@ __all__ = [
     "Resources",
     "RestartPolicy",
     "SpawnRequest",
+    "Whoami",
 ]
 
 RestartPolicy = Literal["no", "on-failure", "unless-stopped", "always"]
@@ -194,3 +195,13 @@ class AgentEvent(BaseModel):
     by: str | None = None
     exit_code: int | None = None
     health: str | None = None
+
+
+class Whoami(BaseModel):
+    """Who a key is (``/v1/whoami``): its name, owner and role, never the key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_name: str
+    owner: str
+    role: Literal["admin", "operator", "viewer"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from .models import Agent, AgentAddress, AgentStatus, StoredSpec
 from .viewcache import ViewCache, estimate_bytes
@@ -23,11 +24,16 @@ __all__ = [
     "IDEMPOTENCY_KEY",
     "INSTANCE",
     "KIND",
+    "Kind",
     "MANAGED_BY",
     "MANAGED_BY_VALUE",
     "NAME",
     "OWNER",
+    "SPAWNING",
     "SPEC",
+    "STARTED_AT",
+    "STOPPED_BY",
+    "SYSTEM_PREFIX",
     "USER_PREFIX",
     "VIEW_CACHE",
     "agent_from_labels",
@@ -42,7 +48,8 @@ __all__ = [
     "system_labels",
 ]
 
-_PREFIX = "agents.hive.io/"
+SYSTEM_PREFIX = "agents.hive.io/"
+_PREFIX = SYSTEM_PREFIX
 MANAGED_BY = _PREFIX + "managed-by"
 MANAGED_BY_VALUE = "agent-platform"
 # Which deployment of the platform made it: deployments that share an engine (staging and
@@ -55,8 +62,29 @@ CREATED_AT = _PREFIX + "created-at"
 SPEC = _PREFIX + "spec"
 IDEMPOTENCY_KEY = _PREFIX + "idempotency-key"
 EXPIRES_AT = _PREFIX + "expires-at"
-KIND = _PREFIX + "kind"  # on objects an agent owns: "workspace", "lease", "secret"
-USER_PREFIX = "user.agents.hive.io/"
+KIND = _PREFIX + "kind"  # on the objects that are not agents: a ``Kind``
+# Kubernetes, an annotation: set on a Deployment from its creation until the spawn scaled it
+# up, so that a Deployment that still carries it long after was left by an interrupted spawn.
+SPAWNING = _PREFIX + "spawning"
+# Kubernetes, annotations: when the agent was last started (spawn, start, restart), in whole
+# seconds like the Deployment's conditions, so that a condition written before it is known
+# to describe an earlier attempt; and who stopped it last (a ``StoppedBy``: a Deployment
+# scaled to 0 does not say).
+STARTED_AT = _PREFIX + "started-at"
+STOPPED_BY = _PREFIX + "stopped-by"
+USER_PREFIX = "user." + SYSTEM_PREFIX
+
+
+class Kind(StrEnum):
+    """What an object that is not an agent is: the value of its ``KIND`` label."""
+
+    WORKSPACE = "workspace"  # a Docker volume, a Kubernetes claim
+    LEASE = "lease"  # Docker: one TTL renewal (labels of a container cannot change)
+    INIT = "init"  # Docker: the helper that readies a workspace
+    NETWORK = "network"  # Docker: one owner's agent network
+    SECRET = "secret"  # noqa: S105 - a kind of object, not a secret: Kubernetes, its values
+    NETWORK_POLICY = "network-policy"  # Kubernetes: the agent's NetworkPolicy
+
 
 ANNOTATION_KEYS = frozenset({SPEC})
 
@@ -85,14 +113,14 @@ def instance_name(resource_prefix: str) -> str:
     return resource_prefix.strip("-._") or "default"
 
 
-def owned_labels(*, instance: str, agent_id: str, owner: str, kind: str) -> dict[str, str]:
+def owned_labels(*, instance: str, agent_id: str, owner: str, kind: Kind) -> dict[str, str]:
     """Labels of an object an agent owns (its volume, lease, secret, claim)."""
     return {
         MANAGED_BY: MANAGED_BY_VALUE,
         INSTANCE: instance,
         ID: agent_id,
         OWNER: owner,
-        KIND: kind,
+        KIND: kind.value,
     }
 
 

@@ -1,7 +1,8 @@
 """The flow every backend shares: thread pools, lookup, spawn, TTL. Backends supply hooks.
 
-A backend is an ``AgentBackend[Obj]``, where ``Obj`` is what its engine answers for one
-agent (a ``Container`` on Docker, a Deployment on Kubernetes). This class owns:
+A backend is an ``AgentBackend[Obj, Config]``, where ``Obj`` is what its engine answers for
+one agent (a ``Container`` on Docker, a Deployment on Kubernetes) and ``Config`` its section
+of the settings (``orchestrators.config``), kept as ``config``. This class owns:
 
 - the pools: engine calls on one bounded pool, plain log reads and followed log streams on
   pools of their own (a read never waits behind follows); no call blocks the event loop;
@@ -19,7 +20,7 @@ Hooks a backend writes (one method each):
 | ``_translate(exc)`` | an engine exception as one of ``orchestrators.errors`` |
 | ``_query(terms)`` | the managed agents matching label terms (``labels.selector``), one call |
 | ``_labels(obj)`` | the agent's labels (and annotations) |
-| ``_agent(obj)`` | the agent's public view as the engine sees it now |
+| ``_current_view(obj)`` | the agent's public view as the engine sees it now |
 | ``_deadline(obj)`` | its TTL deadline, or None |
 | ``_write_deadline(obj, deadline)`` | record a new deadline; the agent after it |
 | ``_create(spec, owner, resources, labels)`` | create and start; a taken name: ``AgentConflict`` |
@@ -42,6 +43,7 @@ import pydantic_core
 
 from . import labels as L
 from .base import Orchestrator
+from .config import EngineConfig
 from .errors import (
     AgentConflict,
     AgentExpired,
@@ -55,11 +57,12 @@ from .errors import (
 from .models import Agent, AgentSpec, Resources, StoredSpec, is_agent_id
 from .policy import OwnerCeilings
 from .threads import in_thread
+from .types import T
 
 __all__ = ["AgentBackend", "expires_in", "resources_of"]
 
 Obj = TypeVar("Obj")
-T = TypeVar("T")
+Config = TypeVar("Config", bound=EngineConfig)
 
 
 def expires_in(seconds: int, now: datetime | None = None) -> datetime:
@@ -73,16 +76,23 @@ def resources_of(labels: Mapping[str, str]) -> Resources:
     return Resources.model_validate(spec["resources"])
 
 
-class AgentBackend(Orchestrator, Generic[Obj]):
+class AgentBackend(Orchestrator, Generic[Obj, Config]):
     """An ``Orchestrator`` whose lookup, spawn and TTL flow is written here once."""
 
-    def __init__(self, *, instance: str, threads: int, log_streams: int, pool_name: str) -> None:
-        self._instance = instance
+    def __init__(self, config: Config, *, pool_name: str) -> None:
+        self._config = config
+        self._instance = L.instance_name(config.resource_prefix)
+        threads, log_streams = config.engine_threads, config.max_log_streams
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix=pool_name)
         self._log_executor = ThreadPoolExecutor(log_streams, thread_name_prefix=f"{pool_name}-logs")
         self._follow_executor = ThreadPoolExecutor(
             log_streams, thread_name_prefix=f"{pool_name}-follow"
         )
+
+    @property
+    def config(self) -> Config:
+        """The configuration it was built with."""
+        return self._config
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -99,7 +109,7 @@ class AgentBackend(Orchestrator, Generic[Obj]):
         """The agent's labels (annotations included)."""
 
     @abc.abstractmethod
-    def _agent(self, obj: Obj) -> Agent:
+    def _current_view(self, obj: Obj) -> Agent:
         """The agent's public view, as the engine sees it now."""
 
     @abc.abstractmethod
@@ -135,7 +145,7 @@ class AgentBackend(Orchestrator, Generic[Obj]):
 
     async def _finish(self, obj: Obj, spec: AgentSpec) -> Agent:
         """The answer to a spawn that created ``obj``."""
-        return await self._run(self._agent, obj)
+        return await self._run(self._current_view, obj)
 
     # -- the shared flow ------------------------------------------------------------------
 
@@ -171,7 +181,7 @@ class AgentBackend(Orchestrator, Generic[Obj]):
             )
 
     async def get(self, ref: str, *, owner: str | None = None) -> Agent:
-        return await self._run(lambda: self._agent(self._find(ref, owner)))
+        return await self._run(lambda: self._current_view(self._find(ref, owner)))
 
     async def renew(self, ref: str, *, owner: str | None = None, ttl_seconds: int) -> Agent:
         def work() -> Agent:
@@ -238,11 +248,11 @@ class AgentBackend(Orchestrator, Generic[Obj]):
 
         earlier = await self._run(preamble)
         if earlier is not None:
-            return await self._run(self._agent, earlier)
+            return await self._run(self._current_view, earlier)
         await self._prepare(spec, owner)
         made, replayed = await self._run(create)
         if replayed:
-            return await self._run(self._agent, made)
+            return await self._run(self._current_view, made)
         return await self._finish(made, spec)
 
     def _admit(self, spec: AgentSpec) -> None:

@@ -7,13 +7,12 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, TypeVar
+from typing import Any
 
-from .errors import OrchestratorError
+from .errors import OrchestratorError, WatchExpired
+from .types import T
 
 __all__ = ["in_thread"]
-
-T = TypeVar("T")
 
 
 async def in_thread(
@@ -23,9 +22,12 @@ async def in_thread(
     *args: Any,
     **kwargs: Any,
 ) -> T:
-    """``fn(*args, **kwargs)`` on ``executor``; what it raises goes through ``translate``."""
+    """``fn(*args, **kwargs)`` on ``executor``; what it raises goes through ``translate``
+    (but ``WatchExpired``, which is the caller's to handle, not an engine error)."""
     loop = asyncio.get_running_loop()
     try:
         return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+    except WatchExpired:
+        raise
     except Exception as exc:
         raise translate(exc) from exc

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything both entry points need on a fresh machine: a Python venv with the project,
 # Debian's busybox (for local images; there may be no registry), and a Docker engine; for
-# the tests also debootstrap (a local Python base image) and docker-compose.
+# the tests also debootstrap (a local Python base image), docker-compose and chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,8 @@ if [ "$extras" = test ]; then
   command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
   command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 ||
     need="$need docker-compose"
+  # The dashboard's browser tests drive Debian's chromium (no browser can be downloaded).
+  command -v chromium >/dev/null 2>&1 || need="$need chromium"
 fi
 [ -e /bin/busybox ] || command -v busybox >/dev/null 2>&1 || need="$need busybox-static"
 if [ -n "$need" ]; then

@@ -20,6 +20,6 @@ def docker_orchestrator() -> Orchestrator:
             resource_prefix=TEST_PREFIX,
             pull_missing_images=False,
             stop_timeout=1,
-            timeout=60,
+            engine_timeout=60,
         )
     )

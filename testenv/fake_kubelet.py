@@ -15,6 +15,17 @@ Simulated failures (by container):
   ``CrashLoopBackOff`` (restartCount 5, last state terminated with exit code 1); its
   logs are those of the failed run.
 
+* image name contains ``flaky-registry``: Waiting, reason ``ErrImagePull`` with a
+  passing registry error (an i/o timeout) that a real kubelet would retry; the pod stays
+  Pending.
+
+Failures a test triggers on a running pod (the pod is patched as a real kubelet reports it):
+
+* :meth:`FakeKubelet.oom_kill`: every container was killed for memory; it waits in
+  ``CrashLoopBackOff``, last state terminated ``OOMKilled`` with exit code 137, not ready.
+* :meth:`FakeKubelet.evict`: the pod was evicted (phase ``Failed``, reason ``Evicted``,
+  containers terminated); the ReplicaSet replaces it and the evicted pod stays in the API.
+
 Log content of a container (see :func:`container_log_lines`):
 
 1. ``fake-kubelet: started <pod>/<container>``;
@@ -129,7 +140,7 @@ def _find_container(pod: JSON, name: str) -> JSON | None:
 
 def _failure(container: JSON) -> str | None:
     image = str(container.get("image", ""))
-    if "does-not-exist" in image:
+    if "does-not-exist" in image or "flaky-registry" in image:
         return "ErrImagePull"
     argv = (container.get("command") or []) + (container.get("args") or [])
     if argv == ["false"] or "crashloop" in image:
@@ -142,7 +153,8 @@ def _container_status(container: JSON, pod_uid: str, started: str) -> JSON:
     status: JSON = {"name": name, "image": image, "imageID": "", "restartCount": 0}
     failure = _failure(container)
     if failure == "ErrImagePull":
-        message = f'failed to pull image "{image}": not found (fake-kubelet)'
+        cause = "i/o timeout" if "flaky-registry" in image else "not found"
+        message = f'failed to pull image "{image}": {cause} (fake-kubelet)'
         waiting = {"reason": failure, "message": message}
         return status | {"ready": False, "started": False, "state": {"waiting": waiting}}
     status |= {"imageID": f"fake://{image}", "containerID": f"fake://{pod_uid}/{name}"}
@@ -468,6 +480,53 @@ class FakeKubelet:
         )
         self._started[meta["uid"]] = started
 
+    # failures a test triggers -----------------------------------------------------------
+    def oom_kill(self, namespace: str, name: str) -> None:
+        """Report every container of the pod killed for memory, waiting to be restarted."""
+        pod = self.core.read_namespaced_pod_status(name, namespace).to_dict()
+        stamp = _rfc3339(_now())
+        killed = {"exitCode": 137, "reason": "OOMKilled", "startedAt": stamp, "finishedAt": stamp}
+        waiting = {"reason": "CrashLoopBackOff", "message": "back-off 10s (fake-kubelet)"}
+        statuses = [
+            _status_json(c)
+            | {
+                "ready": False,
+                "started": False,
+                "restartCount": int(c.get("restart_count") or 0) + 1,
+                "state": {"waiting": waiting},
+                "lastState": {"terminated": killed},
+            }
+            for c in pod["status"]["container_statuses"] or []
+        ]
+        self._patch_pod_status(namespace, name, statuses, ready=False)
+
+    def evict(self, namespace: str, name: str) -> None:
+        """Report the pod evicted: finished (phase Failed), its containers terminated."""
+        pod = self.core.read_namespaced_pod_status(name, namespace).to_dict()
+        stamp = _rfc3339(_now())
+        ended = {"exitCode": 137, "reason": "Error", "startedAt": stamp, "finishedAt": stamp}
+        statuses = [
+            _status_json(c) | {"ready": False, "started": False, "state": {"terminated": ended}}
+            for c in pod["status"]["container_statuses"] or []
+        ]
+        message = "The node was low on resource: memory. (fake-kubelet)"
+        extra = {"phase": "Failed", "reason": "Evicted", "message": message}
+        self._patch_pod_status(namespace, name, statuses, ready=False, **extra)
+
+    def _patch_pod_status(
+        self, namespace: str, name: str, statuses: list[JSON], *, ready: bool, **extra: str
+    ) -> None:
+        stamp = _rfc3339(_now())
+        conditions = [
+            {"type": kind, "status": "True" if ready else "False", "lastTransitionTime": stamp}
+            for kind in ("ContainersReady", "Ready")
+        ]
+        body = {"status": {"containerStatuses": statuses, "conditions": conditions, **extra}}
+        # Strategic: conditions merge by type (PodScheduled stays), container statuses are replaced.
+        self.core.patch_namespaced_pod_status(
+            name, namespace, body, _content_type="application/strategic-merge-patch+json"
+        )
+
     # volumes ---------------------------------------------------------------------------
     def _run_volumes(self) -> None:
         self._list_and_watch(
@@ -599,6 +658,16 @@ class FakeKubelet:
                 handler.wfile.flush()
         except OSError:  # the client left
             return
+
+
+def _status_json(container: JSON) -> JSON:
+    """The identity of a container status (read through the client's model) as API JSON."""
+    return {
+        "name": container["name"],
+        "image": container.get("image") or "",
+        "imageID": container.get("image_id") or "",
+        "containerID": container.get("container_id") or "",
+    }
 
 
 def _volume_name(claim: JSON) -> str:

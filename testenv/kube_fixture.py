@@ -35,7 +35,8 @@ import yaml
 from kubernetes import client, dynamic, utils
 from kubernetes.client.exceptions import ApiException
 
-from orchestrators.kubernetes import KubernetesConfig, KubernetesOrchestrator
+from orchestrators.config import KubernetesConfig
+from orchestrators.kubernetes import KubernetesOrchestrator
 
 from .engine import TEST_PREFIX
 from .kube_env import KubeTestEnv, KubeTestEnvError, default_bin_dir, missing_binaries
@@ -123,11 +124,11 @@ def kubernetes_orchestrator(
 ) -> KubernetesOrchestrator:
     """The backend as the tests use it: the test prefix, a one-second stop grace."""
     settings: dict[str, Any] = {
-        "namespace": namespace,
+        "kube_namespace": namespace,
         "kubeconfig": str(kubeconfig),
         "resource_prefix": TEST_PREFIX,
         "stop_timeout": 1,
-        "timeout": 30.0,
+        "engine_timeout": 30.0,
         "spawn_wait_seconds": 30.0,
     }
     settings.update(overrides)

@@ -10,7 +10,7 @@ from pydantic import StringConstraints
 
 from orchestrators.models import Agent, AgentStatus, LogOptions
 
-from ..deps import Caller, Engine, OwnerScope, State, Writer
+from ..deps import AUDIT_ACTION, Caller, OrchestratorDep, OwnerScope, State, Writer, audit_action
 from ..follows import bounded
 from ..problems import ProblemError
 from ..schemas import ActionRequest, AgentList, RenewRequest, SpawnRequest
@@ -78,6 +78,7 @@ def _label_filters(raw: list[str]) -> dict[str, str]:
     status_code=201,
     response_model=Agent,
     summary="Spawn an agent (create and start)",
+    dependencies=[audit_action("spawn")],
     responses={409: {"description": "name already used by this owner", **_PROBLEM}},
 )
 async def spawn_agent(
@@ -150,39 +151,54 @@ async def get_agent(agent: AgentRef, scope: OwnerScope, state: State) -> Agent:
     return await state.live.get(agent, owner=scope)
 
 
-@router.post("/{agent}/start", response_model=Agent, summary="Start (idempotent)")
+@router.post(
+    "/{agent}/start",
+    response_model=Agent,
+    summary="Start (idempotent)",
+    dependencies=[audit_action("start")],
+)
 async def start_agent(
-    agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, request: Request
+    agent: AgentRef, _: Writer, scope: OwnerScope, orchestrator: OrchestratorDep, request: Request
 ) -> Agent:
-    return audited(request, await engine.start(agent, owner=scope))
+    return audited(request, await orchestrator.start(agent, owner=scope))
 
 
-@router.post("/{agent}/stop", response_model=Agent, summary="Stop (idempotent)")
+@router.post(
+    "/{agent}/stop",
+    response_model=Agent,
+    summary="Stop (idempotent)",
+    dependencies=[audit_action("stop")],
+)
 async def stop_agent(
     agent: AgentRef,
     caller: Writer,
     scope: OwnerScope,
-    engine: Engine,
+    orchestrator: OrchestratorDep,
     state: State,
     request: Request,
     timeout: Grace = None,
 ) -> Agent:
     with state.slow_calls.hold(caller.key_name, scope or caller.owner):
-        return audited(request, await engine.stop(agent, owner=scope, timeout=timeout))
+        return audited(request, await orchestrator.stop(agent, owner=scope, timeout=timeout))
 
 
-@router.post("/{agent}/restart", response_model=Agent, summary="Restart")
+@router.post(
+    "/{agent}/restart",
+    response_model=Agent,
+    summary="Restart",
+    dependencies=[audit_action("restart")],
+)
 async def restart_agent(
     agent: AgentRef,
     caller: Writer,
     scope: OwnerScope,
-    engine: Engine,
+    orchestrator: OrchestratorDep,
     state: State,
     request: Request,
     timeout: Grace = None,
 ) -> Agent:
     with state.slow_calls.hold(caller.key_name, scope or caller.owner):
-        return audited(request, await engine.restart(agent, owner=scope, timeout=timeout))
+        return audited(request, await orchestrator.restart(agent, owner=scope, timeout=timeout))
 
 
 @router.post(
@@ -195,33 +211,36 @@ async def act_on_agent(
     body: ActionRequest,
     caller: Writer,
     scope: OwnerScope,
-    engine: Engine,
+    orchestrator: OrchestratorDep,
     state: State,
     request: Request,
 ) -> Agent:
-    request.state.audit_action = body.action
+    setattr(request.state, AUDIT_ACTION, body.action)  # the action is the body's
     if body.action == "start":
-        return audited(request, await engine.start(agent, owner=scope))
+        return audited(request, await orchestrator.start(agent, owner=scope))
     with state.slow_calls.hold(caller.key_name, scope or caller.owner):
+        grace = body.timeout
         if body.action == "stop":
-            return audited(request, await engine.stop(agent, owner=scope, timeout=body.timeout))
-        return audited(request, await engine.restart(agent, owner=scope, timeout=body.timeout))
+            return audited(request, await orchestrator.stop(agent, owner=scope, timeout=grace))
+        return audited(request, await orchestrator.restart(agent, owner=scope, timeout=grace))
 
 
 @router.post(
     "/{agent}/ttl",
     response_model=Agent,
     summary="Renew the TTL: the agent is stopped ttl_seconds from now",
+    dependencies=[audit_action("renew")],
 )
 async def renew_agent(
     agent: AgentRef,
     body: RenewRequest,
     _: Writer,
     scope: OwnerScope,
-    engine: Engine,
+    orchestrator: OrchestratorDep,
     request: Request,
 ) -> Agent:
-    return audited(request, await engine.renew(agent, owner=scope, ttl_seconds=body.ttl_seconds))
+    renewed = await orchestrator.renew(agent, owner=scope, ttl_seconds=body.ttl_seconds)
+    return audited(request, renewed)
 
 
 @router.delete(
@@ -229,15 +248,14 @@ async def renew_agent(
     status_code=204,
     response_class=Response,
     summary="Remove the agent and what it owns; 404 once gone",
+    dependencies=[audit_action("delete")],
 )
 async def delete_agent(
-    agent: AgentRef, _: Writer, scope: OwnerScope, engine: Engine, request: Request
+    agent: AgentRef, _: Writer, scope: OwnerScope, orchestrator: OrchestratorDep, request: Request
 ) -> Response:
     # Resolved once, then deleted by its id: what the audit names is what was removed.
-    target = await engine.get(agent, owner=scope)
-    request.state.audit_agent_id = target.id
-    request.state.audit_agent_owner = target.owner
-    await engine.delete(target.id, owner=scope)
+    target = audited(request, await orchestrator.get(agent, owner=scope))
+    await orchestrator.delete(target.id, owner=scope)
     request.app.state.agent_api.live.deleted(target.id)
     return Response(status_code=204)
 

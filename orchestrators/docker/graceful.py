@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import docker.errors
 from docker import APIClient
 
 __all__ = ["stop_container"]
 
-T = TypeVar("T")
 Run = Callable[..., Awaitable[Any]]
 
 _FIRST_POLL = 0.05

@@ -22,8 +22,6 @@ from .. import labels as L
 
 __all__ = ["deadline_of", "read_leases", "write_lease"]
 
-_LEASE = "lease"
-
 
 def read_leases(api: APIClient, instance: str, agent_id: str | None = None) -> dict[str, datetime]:
     """The newest lease deadline of each agent (of one agent if ``agent_id`` is given)."""
@@ -67,7 +65,7 @@ def write_lease(
     api.create_volume(
         name,
         labels={
-            **L.owned_labels(instance=instance, agent_id=agent_id, owner=owner, kind=_LEASE),
+            **L.owned_labels(instance=instance, agent_id=agent_id, owner=owner, kind=L.Kind.LEASE),
             L.CREATED_AT: stamp,
             L.EXPIRES_AT: L.format_moment(deadline),
         },
@@ -82,7 +80,7 @@ def _lease_terms(instance: str) -> list[str]:
     return [
         f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}",
         f"{L.INSTANCE}={instance}",
-        f"{L.KIND}={_LEASE}",
+        f"{L.KIND}={L.Kind.LEASE}",
     ]
 
 

@@ -10,9 +10,8 @@ another's. agent-api's own network is none of these.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Set
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import docker.errors
@@ -20,10 +19,10 @@ from docker import APIClient
 
 from .. import labels as L
 from ..errors import EngineError
+from ..timestamps import parse_rfc3339
 
-__all__ = ["KIND", "find_or_create", "network_name", "remove_idle_networks"]
+__all__ = ["find_or_create", "network_name", "remove_idle_networks"]
 
-KIND = "network"
 SERVICE_ALIAS = "agent-api"
 
 
@@ -57,7 +56,7 @@ def find_or_create(
                     L.MANAGED_BY: L.MANAGED_BY_VALUE,
                     L.INSTANCE: instance,
                     L.OWNER: owner,
-                    L.KIND: KIND,
+                    L.KIND: L.Kind.NETWORK.value,
                 },
             )
         except docker.errors.APIError as exc:
@@ -101,13 +100,17 @@ def remove_idle_networks(
     on it that is stopped keeps it too: its start would fail without it. A spawn that loses
     the race with a removal looks the network up again and creates it anew.
     """
-    terms = [f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}", f"{L.INSTANCE}={instance}", f"{L.KIND}={KIND}"]
+    terms = [
+        f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}",
+        f"{L.INSTANCE}={instance}",
+        f"{L.KIND}={L.Kind.NETWORK}",
+    ]
     removed: list[str] = []
     for network in api.networks(filters={"label": terms}):
         labels = network.get("Labels") or {}
         if labels.get(L.OWNER) in busy_owners:
             continue
-        created = _created(network.get("Created"))
+        created = parse_rfc3339(network.get("Created"))
         if created is None or now - created < timedelta(seconds=grace):
             continue
         users = api.containers(all=True, filters={"network": [network["Id"]]})
@@ -126,17 +129,3 @@ def _is_service(container: dict[str, Any], service: str | None) -> bool:
         return False
     names = {name.lstrip("/") for name in container.get("Names") or []}
     return service in names or str(container.get("Id", "")).startswith(service)
-
-
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-def _created(value: object) -> datetime | None:
-    """Docker's RFC 3339 time with nanoseconds, as a datetime."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -15,14 +15,14 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import docker.errors
 from docker import APIClient
 
 from .. import labels as L
+from ..config import DockerConfig
 from ..errors import (
     AgentConflict,
     AgentNotFound,
@@ -42,6 +42,7 @@ from ..models import (
     is_agent_id,
 )
 from ..skeleton import AgentBackend
+from ..types import T
 from ..watch import Observation, Snapshot
 from .api import Container, explain, list_containers, open_client, release, translate
 from .graceful import stop_container
@@ -56,7 +57,6 @@ from .workspace import prepare_with_helper, prepare_workspace
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
 
-T = TypeVar("T")
 _MAX_HINTS = 100_000
 _RUNNING = frozenset({"running"})
 _SWEEP_STOPS = 8  # expired agents one sweep stops at once
@@ -64,45 +64,13 @@ _STOPPED_STATES = frozenset({"exited", "dead"})
 _EXITED_STATES = frozenset({"exited", "dead", "restarting"})  # where an exit code means something
 
 
-@dataclass(frozen=True, slots=True)
-class DockerConfig:
-    """How to reach the engine and where agents go."""
-
-    base_url: str | None = None  # None: DOCKER_HOST or the local socket
-    timeout: float = 30.0
-    network: str = "hive-net"  # agents of owner o join the network "<network>.<o>"
-    service_container: str | None = None  # agent-api's container, joined to them if set
-    resource_prefix: str = "hive-"
-    pull_missing_images: bool = True
-    workspace_path: str = "/workspace"
-    stop_timeout: int = 10
-    max_workers: int = 16
-    max_log_streams: int = 64
-    read_only_rootfs: bool = False
-    orphan_grace_seconds: float = 300.0  # an in-flight spawn's volume is younger than this
-    agent_user: str | None = "10001:10001"  # uid:gid agents run as; None: the image's user
-    pull_timeout: float = 300.0  # seconds one pull may take in all
-    pull_threads: int = 4
-    max_pulls_per_owner: int = 1
-    allow_private_registries: bool = False
-    log_driver: str = "json-file"  # json-file or local, both rotated
-    log_max_size: str = "10m"
-    log_max_files: int = 3
-
-
-class DockerOrchestrator(AgentBackend[Container]):
+class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
     """Agents as hardened containers on one Docker engine."""
 
     name = "docker"
 
     def __init__(self, config: DockerConfig) -> None:
-        super().__init__(
-            instance=L.instance_name(config.resource_prefix),
-            threads=config.max_workers,
-            log_streams=config.max_log_streams,
-            pool_name="docker",
-        )
-        self._config = config
+        super().__init__(config, pool_name="docker")
         self._api: APIClient | None = None
         self._api_lock = threading.Lock()
         self._network_ids: dict[str, str] = {}  # owner network name -> id
@@ -128,9 +96,9 @@ class DockerOrchestrator(AgentBackend[Container]):
         with self._api_lock:
             if self._api is None:
                 self._api = open_client(
-                    self._config.base_url,
-                    timeout=self._config.timeout,
-                    pool_size=self._config.max_workers,
+                    self._config.docker_host,
+                    timeout=self._config.engine_timeout,
+                    pool_size=self._config.engine_threads,
                 )
             return self._api
 
@@ -178,7 +146,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         return translate(exc)
 
     def _query(self, terms: Mapping[str, str]) -> list[Container]:
-        found = list_containers(self._client(), terms, timeout=self._config.timeout)
+        found = list_containers(self._client(), terms, timeout=self._config.engine_timeout)
         if len(self._hints) > _MAX_HINTS:
             self._hints.clear()
         for container in found:
@@ -197,7 +165,7 @@ class DockerOrchestrator(AgentBackend[Container]):
     def _labels(self, obj: Container) -> Mapping[str, str]:
         return obj.labels
 
-    def _agent(self, obj: Container) -> Agent:
+    def _current_view(self, obj: Container) -> Agent:
         """Inspects only when a list entry cannot tell why it stopped; reads leases only for
         an agent that has a TTL."""
         if not obj.inspected and obj.state in _STOPPED_STATES and obj.exit_code != 0:
@@ -225,7 +193,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             now=datetime.now(UTC),
             deadline=deadline,
         )
-        return self._agent(self._refresh(obj.id))
+        return self._current_view(self._refresh(obj.id))
 
     def _release(self) -> None:
         self._pulls.close()
@@ -266,7 +234,7 @@ class DockerOrchestrator(AgentBackend[Container]):
         grace = self._config.stop_timeout if timeout is None else timeout
         container = await self._run(self._find, ref, owner)
         await self._stop(container, grace, StoppedBy.CALL)
-        return await self._run(lambda: self._agent(self._refresh(container.id)))
+        return await self._run(lambda: self._current_view(self._refresh(container.id)))
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
@@ -317,10 +285,10 @@ class DockerOrchestrator(AgentBackend[Container]):
             except docker.errors.APIError:
                 now = self._refresh(container_id)
                 if now.state in settled:
-                    return self._agent(now)
+                    return self._current_view(now)
                 if attempt:
                     raise
-        return self._agent(self._refresh(container_id))
+        return self._current_view(self._refresh(container_id))
 
     async def sweep(self, *, now: datetime | None = None) -> SweepReport:
         def work() -> tuple[list[Container], SweepReport]:
@@ -391,7 +359,7 @@ class DockerOrchestrator(AgentBackend[Container]):
 
         def work() -> tuple[Agent, Container] | None:
             found = self._inspect(container_id)
-            return None if found is None else (self._agent(found), found)
+            return None if found is None else (self._current_view(found), found)
 
         return await self._run(work)
 
@@ -531,7 +499,9 @@ class DockerOrchestrator(AgentBackend[Container]):
                 workspace_path=config.workspace_path,
                 read_only_rootfs=config.read_only_rootfs,
                 user=config.agent_user,
-                log=LogRotation(config.log_driver, config.log_max_size, config.log_max_files),
+                log=LogRotation(
+                    config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
+                ),
             ).kwargs()
 
         prepare: Callable[[str], None] | None = None
@@ -545,7 +515,10 @@ class DockerOrchestrator(AgentBackend[Container]):
                 api.create_volume(
                     volume,
                     labels=L.owned_labels(
-                        instance=self._instance, agent_id=agent_id, owner=owner, kind="workspace"
+                        instance=self._instance,
+                        agent_id=agent_id,
+                        owner=owner,
+                        kind=L.Kind.WORKSPACE,
                     ),
                 )
                 if config.read_only_rootfs:
@@ -584,7 +557,7 @@ class DockerOrchestrator(AgentBackend[Container]):
             user=user,
             name=f"{config.resource_prefix}init-{agent_id}",
             labels=L.owned_labels(
-                instance=self._instance, agent_id=agent_id, owner=owner, kind="init"
+                instance=self._instance, agent_id=agent_id, owner=owner, kind=L.Kind.INIT
             ),
         )
 

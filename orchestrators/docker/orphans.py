@@ -16,6 +16,7 @@ import docker.errors
 from docker import APIClient
 
 from .. import labels as L
+from ..timestamps import parse_rfc3339
 
 __all__ = ["remove_orphans", "remove_volumes"]
 
@@ -31,7 +32,7 @@ def remove_orphans(
         name, labels = volume["Name"], volume.get("Labels") or {}
         if labels.get(L.ID) in live:
             continue
-        created = _created(volume.get("CreatedAt"))
+        created = parse_rfc3339(volume.get("CreatedAt"))
         if created is not None and now - created < timedelta(seconds=grace):
             continue
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
@@ -47,12 +48,3 @@ def remove_volumes(api: APIClient, *, instance: str, agent_id: str) -> None:
     for volume in answer.get("Volumes") or []:
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_volume(volume["Name"], force=True)
-
-
-def _created(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -27,10 +27,10 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from ..errors import EngineError, OrchestratorError, OrchestratorUnavailable
+from ..types import JSON
 
 __all__ = ["ApiAccess", "KubeApi", "api_message", "label_selector", "release", "translate"]
 
-JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
 

@@ -23,19 +23,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from .. import labels as L
-from .objects import Manifest, owned_metadata, selector_labels
+from ..config import KubernetesConfig
+from .objects import Manifest, network_policy
 
 __all__ = [
-    "DEFAULT_DENIED_CIDRS",
     "DNS_NAMESPACE",
     "DNS_POD_LABELS",
     "METADATA_ENDPOINT",
     "NAMESPACE_NAME_LABEL",
-    "BaselineSettings",
     "baseline_policy_name",
     "build_baseline_policy",
     "denied_blocks",
@@ -43,29 +41,11 @@ __all__ = [
 
 # The instance metadata service of Azure, AWS and GCP: it hands out the node's tokens.
 METADATA_ENDPOINT = "169.254.169.254/32"
-DEFAULT_DENIED_CIDRS: tuple[str, ...] = (
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "100.64.0.0/10",  # carrier-grade NAT, also AKS's default overlay range for pods
-    "169.254.0.0/16",  # link-local, the metadata endpoint among it
-    "fc00::/7",  # unique local
-    "fe80::/10",  # link-local
-)
 # The label every namespace carries with its own name (Kubernetes >= 1.21).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DNS_NAMESPACE = "kube-system"
 DNS_POD_LABELS: Mapping[str, str] = {"k8s-app": "kube-dns"}  # CoreDNS on AKS and kubeadm
 _EVERYWHERE = {4: "0.0.0.0/0", 6: "::/0"}
-
-
-@dataclass(frozen=True, slots=True)
-class BaselineSettings:
-    """What the operator configures about the baseline policy."""
-
-    enabled: bool = True
-    ingress_namespaces: tuple[str, ...] = ("agent-platform",)
-    denied_cidrs: tuple[str, ...] = DEFAULT_DENIED_CIDRS
 
 
 def baseline_policy_name(prefix: str, agent_id: str) -> str:
@@ -88,15 +68,15 @@ def denied_blocks(denied: Iterable[str]) -> list[dict[str, Any]]:
     return blocks
 
 
-def _owners_agents(schema: Mapping[str, str]) -> dict[str, Any]:
+def _owners_agents(labels: Mapping[str, str]) -> dict[str, Any]:
     """The pods of this owner's agents (of this deployment of the platform). The owner
     label is the platform's own: a user label lives under another prefix."""
     return {
         "podSelector": {
             "matchLabels": {
                 L.MANAGED_BY: L.MANAGED_BY_VALUE,
-                L.INSTANCE: schema[L.INSTANCE],
-                L.OWNER: schema[L.OWNER],
+                L.INSTANCE: labels[L.INSTANCE],
+                L.OWNER: labels[L.OWNER],
             }
         }
     }
@@ -106,33 +86,27 @@ def build_baseline_policy(
     *,
     prefix: str,
     deployment: Manifest,
-    schema: Mapping[str, str],
-    settings: BaselineSettings,
+    labels: Mapping[str, str],
+    settings: KubernetesConfig,
 ) -> Manifest:
     """The baseline policy of one agent on the default network (see the module)."""
-    sources: list[dict[str, Any]] = [_owners_agents(schema)]
-    sources += [_namespace(name) for name in settings.ingress_namespaces]
+    sources: list[dict[str, Any]] = [_owners_agents(labels)]
+    sources += [_namespace(name) for name in settings.kube_ingress_namespaces]
     dns: dict[str, Any] = {
         "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
         "podSelector": {"matchLabels": dict(DNS_POD_LABELS)},
     }
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": owned_metadata(
-            baseline_policy_name(prefix, schema[L.ID]), deployment, schema, "network-policy"
-        ),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels(schema)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": sources}],
-            "egress": [
-                {"to": [dns], "ports": _dns_ports()},
-                {"to": [_owners_agents(schema)]},
-                {"to": denied_blocks(settings.denied_cidrs)},
-            ],
-        },
-    }
+    return network_policy(
+        baseline_policy_name(prefix, labels[L.ID]),
+        deployment,
+        labels,
+        ingress=[{"from": sources}],
+        egress=[
+            {"to": [dns], "ports": _dns_ports()},
+            {"to": [_owners_agents(labels)]},
+            {"to": denied_blocks(settings.kube_egress_denied_cidrs)},
+        ],
+    )
 
 
 def _namespace(name: str) -> dict[str, Any]:

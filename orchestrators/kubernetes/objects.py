@@ -14,8 +14,9 @@ This is the only place an agent's Kubernetes objects are described, as plain man
 The pod always meets the Pod Security Standard "restricted": no privilege escalation, all
 capabilities dropped, the runtime's default seccomp profile, no service-account token,
 resource requests and limits, no host namespace, port or path; its workspace is owned by a
-non-root group (``fsGroup``) so that it is writable whatever the disk was made with. The
-request schema cannot express anything else, and nothing from a request is forwarded as is.
+non-root group (``fsGroup``) so that it is writable whatever the disk was made with. As on
+Docker (``orchestrators.docker.objects``), a request can ask for nothing else and no part of
+it is copied into a manifest as is.
 """
 
 from __future__ import annotations
@@ -23,20 +24,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import labels as L
+from ..config import KubernetesConfig
 from ..models import AgentSpec, Resources
+from ..timestamps import parse_rfc3339
+from ..types import JSON
 
 __all__ = [
     "CONTAINER",
     "RESTARTED_AT",
     "SPAWNING",
+    "STARTED_AT",
+    "STOPPED_BY",
     "Manifest",
-    "PodSettings",
     "build_claim",
     "created_at",
     "build_deployment",
@@ -46,6 +50,7 @@ __all__ = [
     "deadline_patch",
     "deployment_name",
     "is_label_value",
+    "network_policy",
     "network_policy_name",
     "owned_metadata",
     "owner_reference",
@@ -57,40 +62,20 @@ __all__ = [
     "split_metadata",
 ]
 
-Manifest = dict[str, Any]
+Manifest = JSON  # what is sent to the API server
 
 CONTAINER = "agent"
-# Set on a Deployment from its creation until the spawn scaled it up: a Deployment that
-# still carries it long after was left by an interrupted spawn.
-SPAWNING = "agents.hive.io/spawning"
+SPAWNING = L.SPAWNING
 # The annotation ``kubectl rollout restart`` writes: changing it rolls out a new pod.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+STARTED_AT = L.STARTED_AT
+STOPPED_BY = L.STOPPED_BY
 _TMP_SIZE = "64Mi"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_OUR_KEYS = ("agents.hive.io/", L.USER_PREFIX)
+_OUR_KEYS = (L.SYSTEM_PREFIX, L.USER_PREFIX)
 # Keys the pod template leaves out: a label that changes (the deadline) must not change
 # the template, or every renewal would roll out a new pod.
 _NOT_ON_PODS = frozenset({L.EXPIRES_AT})
-
-
-@dataclass(frozen=True, slots=True)
-class PodSettings:
-    """What the operator configures about every agent pod."""
-
-    workspace_path: str = "/workspace"
-    stop_timeout: int = 10
-    read_only_rootfs: bool = False
-    run_as_non_root: bool = True
-    run_as_user: int | None = None
-    fs_group: int = 10001
-    image_pull_secret: str | None = None
-    pull_missing_images: bool = True
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: Sequence[Mapping[str, Any]] = ()
-    # Scratch space (writable layer, logs, emptyDir): the kubelet evicts a pod past the
-    # limit, before it can push its node into DiskPressure.
-    ephemeral_storage_request: str = "256Mi"
-    ephemeral_storage_limit: str = "2Gi"
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -123,41 +108,35 @@ def network_policy_name(prefix: str, agent_id: str) -> str:
 
 def created_at(obj: Manifest) -> datetime | None:
     """When the API server created ``obj`` (its ``creationTimestamp``), if it says."""
-    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_rfc3339((obj.get("metadata") or {}).get("creationTimestamp"))
 
 
 def is_label_value(value: str) -> bool:
     return len(value) <= 63 and _LABEL_VALUE.match(value) is not None
 
 
-def split_metadata(schema: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """The label schema as (labels, annotations): what does not fit a label is annotated."""
-    labels: dict[str, str] = {}
+def split_metadata(labels: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The platform's labels as (labels, annotations): what does not fit a label is annotated."""
+    fitting: dict[str, str] = {}
     annotations: dict[str, str] = {}
-    for key, value in schema.items():
+    for key, value in labels.items():
         if key in L.ANNOTATION_KEYS or not is_label_value(value):
             annotations[key] = value
         else:
-            labels[key] = value
-    return labels, annotations
+            fitting[key] = value
+    return fitting, annotations
 
 
 def read_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """The label schema back from an object's labels and the platform's annotations."""
+    """The platform's labels back from an object's labels and the platform's annotations."""
     annotations = metadata.get("annotations") or {}
-    schema = {k: str(v) for k, v in annotations.items() if k.startswith(_OUR_KEYS)}
-    schema.update(metadata.get("labels") or {})
-    return schema
+    labels = {k: str(v) for k, v in annotations.items() if k.startswith(_OUR_KEYS)}
+    labels.update(metadata.get("labels") or {})
+    return labels
 
 
-def selector_labels(schema: Mapping[str, str]) -> dict[str, str]:
-    return {key: schema[key] for key in (L.MANAGED_BY, L.INSTANCE, L.ID)}
+def selector_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return {key: labels[key] for key in (L.MANAGED_BY, L.INSTANCE, L.ID)}
 
 
 def owner_reference(deployment: Manifest) -> dict[str, Any]:
@@ -193,20 +172,20 @@ def _env(spec: AgentSpec, secret: str) -> list[dict[str, Any]]:
 def build_deployment(
     spec: AgentSpec,
     *,
-    schema: Mapping[str, str],
+    labels: Mapping[str, str],
     name: str,
     prefix: str,
     resources: Resources,
-    settings: PodSettings,
+    settings: KubernetesConfig,
 ) -> Manifest:
     """The agent's Deployment, created with zero replicas and the ``SPAWNING`` mark: the
     spawn scales it to one once the objects it refers to exist."""
-    labels, annotations = split_metadata(schema)
-    agent_id = schema[L.ID]
-    pod_labels = {k: v for k, v in labels.items() if k not in _NOT_ON_PODS}
+    fitting, annotations = split_metadata(labels)
+    agent_id = labels[L.ID]
+    pod_labels = {k: v for k, v in fitting.items() if k not in _NOT_ON_PODS}
     quantities = _quantities(resources)
-    requests = {**quantities, "ephemeral-storage": settings.ephemeral_storage_request}
-    limits = {**quantities, "ephemeral-storage": settings.ephemeral_storage_limit}
+    requests = {**quantities, "ephemeral-storage": settings.kube_ephemeral_storage_request}
+    limits = {**quantities, "ephemeral-storage": settings.kube_ephemeral_storage_limit}
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image,
@@ -243,18 +222,18 @@ def build_deployment(
         "containers": [container],
         "volumes": volumes,
     }
-    if settings.image_pull_secret:
-        pod["imagePullSecrets"] = [{"name": settings.image_pull_secret}]
-    if settings.node_selector:
-        pod["nodeSelector"] = dict(settings.node_selector)
-    if settings.tolerations:
-        pod["tolerations"] = [dict(t) for t in settings.tolerations]
+    if settings.kube_image_pull_secret:
+        pod["imagePullSecrets"] = [{"name": settings.kube_image_pull_secret}]
+    if settings.kube_node_selector:
+        pod["nodeSelector"] = dict(settings.kube_node_selector)
+    if settings.kube_tolerations:
+        pod["tolerations"] = [dict(t) for t in settings.kube_tolerations]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
             "name": name,
-            "labels": labels,
+            "labels": fitting,
             "annotations": {**annotations, SPAWNING: "true"},
         },
         "spec": {
@@ -263,38 +242,38 @@ def build_deployment(
             # One pod at a time: the workspace claim is ReadWriteOnce, and a restart is a
             # stop then a start, as on Docker.
             "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": selector_labels(schema)},
+            "selector": {"matchLabels": selector_labels(labels)},
             "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
 
 
-def _pod_security(settings: PodSettings) -> dict[str, Any]:
+def _pod_security(settings: KubernetesConfig) -> dict[str, Any]:
     # The workspace belongs to the group ``fsGroup`` (the kubelet makes it group-writable
     # and adds the group to the agent's process), whatever user the image runs as: a fresh
     # cloud disk is owned by root. ``OnRootMismatch``: only a disk not yet owned by it is
     # walked, so a big workspace does not slow every start.
     security: dict[str, Any] = {
         "seccompProfile": {"type": "RuntimeDefault"},
-        "fsGroup": settings.fs_group,
+        "fsGroup": settings.kube_fs_group,
         "fsGroupChangePolicy": "OnRootMismatch",
     }
-    if settings.run_as_non_root:
+    if settings.kube_run_as_non_root:
         security["runAsNonRoot"] = True
-    if settings.run_as_user is not None:
-        security["runAsUser"] = settings.run_as_user
-        security["runAsGroup"] = settings.run_as_user
+    if settings.kube_run_as_user is not None:
+        security["runAsUser"] = settings.kube_run_as_user
+        security["runAsGroup"] = settings.kube_run_as_user
     return security
 
 
-def _container_security(settings: PodSettings) -> dict[str, Any]:
+def _container_security(settings: KubernetesConfig) -> dict[str, Any]:
     security: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": settings.read_only_rootfs,
     }
-    if settings.run_as_non_root:
+    if settings.kube_run_as_non_root:
         security["runAsNonRoot"] = True
     return security
 
@@ -303,14 +282,14 @@ def _container_security(settings: PodSettings) -> dict[str, Any]:
 
 
 def owned_metadata(
-    name: str, deployment: Manifest, schema: Mapping[str, str], kind: str
+    name: str, deployment: Manifest, labels: Mapping[str, str], kind: L.Kind
 ) -> dict[str, Any]:
     return {
         "name": name,
         "labels": L.owned_labels(
-            instance=schema[L.INSTANCE],
-            agent_id=schema[L.ID],
-            owner=schema[L.OWNER],
+            instance=labels[L.INSTANCE],
+            agent_id=labels[L.ID],
+            owner=labels[L.OWNER],
             kind=kind,
         ),
         "ownerReferences": [owner_reference(deployment)],
@@ -318,14 +297,16 @@ def owned_metadata(
 
 
 def build_secret(
-    spec: AgentSpec, *, prefix: str, deployment: Manifest, schema: Mapping[str, str]
+    spec: AgentSpec, *, prefix: str, deployment: Manifest, labels: Mapping[str, str]
 ) -> Manifest:
     """The agent's secret values, owned by its Deployment."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": owned_metadata(secret_name(prefix, schema[L.ID]), deployment, schema, "secret"),
+        "metadata": owned_metadata(
+            secret_name(prefix, labels[L.ID]), deployment, labels, L.Kind.SECRET
+        ),
         "data": {
             key: base64.b64encode(value.get_secret_value().encode()).decode()
             for key, value in sorted(spec.secrets.items())
@@ -337,7 +318,7 @@ def build_claim(
     *,
     prefix: str,
     deployment: Manifest,
-    schema: Mapping[str, str],
+    labels: Mapping[str, str],
     size: str,
     storage_class: str | None,
 ) -> Manifest:
@@ -352,25 +333,32 @@ def build_claim(
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": owned_metadata(
-            claim_name(prefix, schema[L.ID]), deployment, schema, "workspace"
+            claim_name(prefix, labels[L.ID]), deployment, labels, L.Kind.WORKSPACE
         ),
         "spec": spec,
     }
 
 
 def build_network_policy(
-    *, prefix: str, deployment: Manifest, schema: Mapping[str, str]
+    *, prefix: str, deployment: Manifest, labels: Mapping[str, str]
 ) -> Manifest:
     """No traffic in or out of the agent's pod (``"network": "none"``)."""
+    return network_policy(network_policy_name(prefix, labels[L.ID]), deployment, labels)
+
+
+def network_policy(
+    name: str, deployment: Manifest, labels: Mapping[str, str], **rules: list[Any]
+) -> Manifest:
+    """A NetworkPolicy owned by the agent, selecting its pod, for both directions: only
+    what ``rules`` (``ingress``, ``egress``) allow passes, nothing without them."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": owned_metadata(
-            network_policy_name(prefix, schema[L.ID]), deployment, schema, "network-policy"
-        ),
+        "metadata": owned_metadata(name, deployment, labels, L.Kind.NETWORK_POLICY),
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(schema)},
+            "podSelector": {"matchLabels": selector_labels(labels)},
             "policyTypes": ["Ingress", "Egress"],
+            **rules,
         },
     }
 
@@ -378,21 +366,41 @@ def build_network_policy(
 # -- patches ----------------------------------------------------------------------------------
 
 
-def replicas_patch(replicas: int, *, spawned: bool = False) -> Manifest:
-    """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark."""
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def replicas_patch(
+    replicas: int,
+    *,
+    spawned: bool = False,
+    started_at: datetime | None = None,
+    stopped_by: str | None = None,
+) -> Manifest:
+    """Scale the agent (merge patch); ``spawned`` also drops the ``SPAWNING`` mark,
+    ``started_at`` stamps ``STARTED_AT`` (and forgets who stopped it), ``stopped_by`` says
+    who scales it to 0."""
     patch: Manifest = {"spec": {"replicas": replicas}}
+    annotations: dict[str, str | None] = {}
     if spawned:
-        patch["metadata"] = {"annotations": {SPAWNING: None}}
+        annotations[SPAWNING] = None
+    if started_at is not None:
+        annotations |= {STARTED_AT: _stamp(started_at), STOPPED_BY: None}
+    if stopped_by is not None:
+        annotations[STOPPED_BY] = stopped_by
+    if annotations:
+        patch["metadata"] = {"annotations": annotations}
     return patch
 
 
-def restart_patch(stamp: str) -> Manifest:
+def restart_patch(stamp: str, *, started_at: datetime) -> Manifest:
     """A new pod from the same template (what ``kubectl rollout restart`` does), running."""
     return {
+        "metadata": {"annotations": {STARTED_AT: _stamp(started_at), STOPPED_BY: None}},
         "spec": {
             "replicas": 1,
             "template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}},
-        }
+        },
     }
 
 

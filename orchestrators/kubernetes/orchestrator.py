@@ -36,14 +36,14 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import labels as L
+from ..config import KubernetesConfig
 from ..errors import (
     AgentConflict,
     AgentNotFound,
@@ -52,20 +52,25 @@ from ..errors import (
     PolicyViolation,
     SpawnFailed,
 )
-from ..models import Agent, AgentSpec, AgentStatus, LogOptions, Resources, StoredSpec, SweepReport
-from ..skeleton import AgentBackend
-from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
-from .network import (
-    DEFAULT_DENIED_CIDRS,
-    BaselineSettings,
-    baseline_policy_name,
-    build_baseline_policy,
+from ..models import (
+    Agent,
+    AgentSpec,
+    AgentStatus,
+    LogOptions,
+    Resources,
+    StoppedBy,
+    StoredSpec,
+    SweepReport,
 )
+from ..skeleton import AgentBackend
+from ..types import JSON
+from ..watch import Observation, Snapshot
+from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
+from .network import baseline_policy_name, build_baseline_policy
 from .objects import (
     CONTAINER,
     RESTARTED_AT,
     SPAWNING,
-    PodSettings,
     build_claim,
     build_deployment,
     build_network_policy,
@@ -82,49 +87,22 @@ from .objects import (
     secret_name,
 )
 from .orphans import remove_orphans
-from .status import IMAGE_REASONS, START_REASONS, agent_status, is_ready, live_pods, pod_failure
+from .status import (
+    IMAGE_PULL,
+    Reading,
+    agent_status,
+    is_ready,
+    live_pods,
+    pod_failure,
+    unfinished_pods,
+)
+from .watch import KubeWatch
 
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
-T = TypeVar("T")
-JSON = dict[str, Any]
 Settled = Callable[[JSON, list[JSON]], bool]
 _IDENTITY = (L.OWNER, L.NAME, L.ID)
 _CHUNK = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class KubernetesConfig:
-    """How to reach the cluster, where agents go and how their pods are built."""
-
-    namespace: str = "agents"
-    kubeconfig: str | None = None  # None: in-cluster in a pod, else KUBECONFIG/~/.kube/config
-    context: str | None = None
-    timeout: float = 30.0
-    retries: int = 2
-    resource_prefix: str = "hive-"
-    workspace_path: str = "/workspace"
-    workspace_size: str = "1Gi"
-    storage_class: str | None = None
-    stop_timeout: int = 10
-    max_workers: int = 16
-    max_log_streams: int = 64
-    read_only_rootfs: bool = False
-    run_as_non_root: bool = True
-    run_as_user: int | None = None
-    fs_group: int = 10001
-    image_pull_secret: str | None = None
-    pull_missing_images: bool = True
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Mapping[str, Any], ...] = ()
-    spawn_wait_seconds: float = 30.0
-    orphan_grace_seconds: float = 300.0  # an in-flight spawn's objects are younger than this
-    baseline_network_policy: bool = True
-    ingress_namespaces: tuple[str, ...] = ("agent-platform",)
-    denied_cidrs: tuple[str, ...] = DEFAULT_DENIED_CIDRS
-    network_policy_enforced: bool = False  # the operator's word: a policy engine enforces them
-    ephemeral_storage_request: str = "256Mi"
-    ephemeral_storage_limit: str = "2Gi"
 
 
 def _name_of(obj: Mapping[str, Any]) -> str:
@@ -137,54 +115,28 @@ def _stamp(pod: Mapping[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-class KubernetesOrchestrator(AgentBackend[JSON]):
+class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
     """Agents as hardened Deployments in one namespace of one cluster."""
 
     name = "kubernetes"
 
     def __init__(self, config: KubernetesConfig) -> None:
-        super().__init__(
-            instance=L.instance_name(config.resource_prefix),
-            threads=config.max_workers,
-            log_streams=config.max_log_streams,
-            pool_name="kube",
-        )
-        self._config = config
-        self._ns = config.namespace
+        super().__init__(config, pool_name="kube")
+        self._ns = config.kube_namespace
         self._prefix = config.resource_prefix
         self._kube = KubeApi(
             ApiAccess(
-                kubeconfig=config.kubeconfig,
-                context=config.context,
-                timeout=config.timeout,
-                retries=config.retries,
-                pool_size=config.max_workers + 2 * config.max_log_streams,
+                kubeconfig=str(config.kubeconfig) if config.kubeconfig else None,
+                context=config.kube_context,
+                timeout=config.engine_timeout,
+                retries=config.kube_retries,
+                pool_size=config.engine_threads + 2 * config.max_log_streams,
             )
         )
-        self._pod = PodSettings(
-            workspace_path=config.workspace_path,
-            stop_timeout=config.stop_timeout,
-            read_only_rootfs=config.read_only_rootfs,
-            run_as_non_root=config.run_as_non_root,
-            run_as_user=config.run_as_user,
-            fs_group=config.fs_group,
-            image_pull_secret=config.image_pull_secret,
-            pull_missing_images=config.pull_missing_images,
-            node_selector=dict(config.node_selector),
-            tolerations=tuple(config.tolerations),
-            ephemeral_storage_request=config.ephemeral_storage_request,
-            ephemeral_storage_limit=config.ephemeral_storage_limit,
-        )
-        self._baseline = BaselineSettings(
-            enabled=config.baseline_network_policy,
-            ingress_namespaces=tuple(config.ingress_namespaces),
-            denied_cidrs=tuple(config.denied_cidrs),
-        )
 
-    @property
-    def config(self) -> KubernetesConfig:
-        """The configuration it was built with."""
-        return self._config
+        self._watcher = KubeWatch(
+            self._kube, self._ns, L.selector(instance=self._instance), self._read
+        )
 
     # -- the skeleton's hooks -------------------------------------------------------------
 
@@ -200,7 +152,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     def _labels(self, obj: JSON) -> dict[str, str]:
         return read_metadata(obj.get("metadata") or {})
 
-    def _agent(self, obj: JSON) -> Agent:
+    def _current_view(self, obj: JSON) -> Agent:
         return self._view(obj, self._pods_of(self._labels(obj)[L.ID]))
 
     def _deadline(self, obj: JSON) -> datetime | None:
@@ -208,7 +160,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         return L.parse_moment(deadline) if deadline else None
 
     def _write_deadline(self, obj: JSON, deadline: datetime) -> Agent:
-        return self._agent(self._patch(obj, deadline_patch(L.format_moment(deadline))))
+        return self._current_view(self._patch(obj, deadline_patch(L.format_moment(deadline))))
 
     def _release(self) -> None:
         self._kube.close()
@@ -228,13 +180,19 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
         return found[0], self._pods_of(agent_id)
 
     def _view(self, deployment: JSON, pods: list[JSON]) -> Agent:
-        status, detail = agent_status(deployment, pods)
+        """What a call answers: its read is also noted for the watch (read-your-writes)."""
+        self._watcher.answered(self._labels(deployment)[L.ID], [deployment, *pods])
+        return self._read(deployment, agent_status(deployment, pods))
+
+    def _read(self, deployment: JSON, reading: Reading) -> Agent:
+        """The public view of an agent whose status was read already."""
         return L.agent_from_labels(
             self._labels(deployment),
-            status=status,
-            detail=detail,
+            status=reading.status,
+            detail=reading.detail,
             orchestrator=self.name,
             expires_at=self._deadline(deployment),
+            exit_code=reading.exit_code,
         )
 
     def _patch(self, deployment: JSON, body: JSON) -> JSON:
@@ -299,6 +257,12 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
 
         await self._run(work)
 
+    async def snapshot(self) -> Snapshot:
+        return await self._run(self._watcher.snapshot)
+
+    def watch(self, since: str | None = None) -> AsyncIterator[Observation]:
+        return self._watcher.watch(since, self._run)
+
     async def list(
         self, *, owner: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Agent]:
@@ -324,7 +288,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             deployment = self._find(ref, owner)
             self._refuse_if_expired(deployment)
             if not deployment["spec"].get("replicas"):
-                self._patch(deployment, replicas_patch(1))
+                self._patch(deployment, replicas_patch(1, started_at=datetime.now(UTC)))
             return self._labels(deployment)[L.ID]
 
         agent_id = await self._run(scale_up)
@@ -340,36 +304,39 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             deployment = self._find(ref, owner)
             agent_id = self._labels(deployment)[L.ID]
             if deployment["spec"].get("replicas"):
-                self._patch(deployment, replicas_patch(0))
+                self._patch(deployment, replicas_patch(0, stopped_by=StoppedBy.CALL.value))
             if shorter is not None:
                 self._delete_pods(live_pods(self._pods_of(agent_id)), shorter)
             return agent_id
 
         agent_id = await self._run(scale_down)
         # The pods get their grace, then the call's own timeout to be reported gone.
-        wait = max(grace, 1) + self._config.timeout
-        return self._view(*await self._settle(agent_id, lambda _, pods: not pods, wait))
+        wait = max(grace, 1) + self._config.engine_timeout
+        return self._view(
+            *await self._settle(agent_id, lambda _, pods: not unfinished_pods(pods), wait)
+        )
 
     async def restart(
         self, ref: str, *, owner: str | None = None, timeout: int | None = None
     ) -> Agent:
         grace = self._config.stop_timeout if timeout is None else timeout
         shorter = self._shorter_grace(timeout)
-        stamp = datetime.now(UTC).isoformat()
+        now = datetime.now(UTC)
+        stamp = now.isoformat()
 
         def roll() -> str:
             deployment = self._find(ref, owner)
             self._refuse_if_expired(deployment)
             agent_id = self._labels(deployment)[L.ID]
-            self._patch(deployment, restart_patch(stamp))
+            self._patch(deployment, restart_patch(stamp, started_at=now))
             if shorter is not None:
                 old = [p for p in live_pods(self._pods_of(agent_id)) if _stamp(p) != stamp]
                 self._delete_pods(old, shorter)
             return agent_id
 
-        def restarted(_: JSON, pods: list[JSON]) -> bool:
+        def restarted(deployment: JSON, pods: list[JSON]) -> bool:
             new = [p for p in live_pods(pods) if _stamp(p) == stamp]
-            return any(is_ready(p) or pod_failure(p) is not None for p in new)
+            return bool(new) and _started(deployment, new)
 
         agent_id = await self._run(roll)
         wait = max(grace, 1) + self._config.spawn_wait_seconds
@@ -396,7 +363,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                     continue
                 if deployment["spec"].get("replicas"):
                     with contextlib.suppress(AgentNotFound):
-                        self._patch(deployment, replicas_patch(0))
+                        self._patch(deployment, replicas_patch(0, stopped_by=StoppedBy.TTL.value))
                         report.stopped.append(labels[L.ID])
             report.removed.extend(
                 remove_orphans(
@@ -436,6 +403,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             propagation_policy="Background",
         )
         core, networking = self._kube.core, self._kube.networking
+        baseline = self._config.kube_baseline_network_policy
         owned = [
             (stored is None or bool(stored.secret_names), core.delete_namespaced_secret,
              secret_name(self._prefix, agent_id)),
@@ -444,7 +412,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
             (stored is None or stored.network == "none",
              networking.delete_namespaced_network_policy,
              network_policy_name(self._prefix, agent_id)),
-            (stored is None or (stored.network != "none" and self._baseline.enabled),
+            (stored is None or (stored.network != "none" and baseline),
              networking.delete_namespaced_network_policy,
              baseline_policy_name(self._prefix, agent_id)),
         ]  # fmt: skip
@@ -513,7 +481,7 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     # -- spawn ----------------------------------------------------------------------------
 
     def _admit(self, spec: AgentSpec) -> None:
-        if spec.network == "none" and not self._config.network_policy_enforced:
+        if spec.network == "none" and not self._config.kube_network_policy_enforced:
             raise PolicyViolation(
                 '"network": "none" is not available on this cluster: the operator has not '
                 "declared that a network policy engine enforces NetworkPolicies, so the "
@@ -536,14 +504,14 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                 await self._run(self._remove, deployment)
             raise
         failure = next(filter(None, (pod_failure(p) for p in live_pods(pods))), None)
-        if failure is not None and failure[0] in IMAGE_REASONS | START_REASONS:
+        if failure is not None:
             await self._run(self._remove, deployment)
-            reason, message = failure
-            if reason in IMAGE_REASONS:
+            cause, message = failure.cause, failure.message
+            if failure.reason == IMAGE_PULL:
                 raise ImageNotFound(
-                    f"image {spec.image!r} could not be pulled ({reason}): {message}"[:400]
+                    f"image {spec.image!r} could not be pulled ({cause}): {message}"[:400]
                 )
-            raise SpawnFailed(f"the agent could not start ({reason}): {message}"[:400])
+            raise SpawnFailed(f"the agent could not start ({cause}): {message}"[:400])
         return self._view(deployment, pods)
 
     def _resume(self, obj: JSON, spec: AgentSpec) -> JSON | None:
@@ -557,11 +525,11 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
     ) -> JSON:
         manifest = build_deployment(
             spec,
-            schema=labels,
+            labels=labels,
             name=deployment_name(self._prefix, owner, spec.name),
             prefix=self._prefix,
             resources=resources,
-            settings=self._pod,
+            settings=self._config,
         )
         try:
             deployment = self._kube.call(
@@ -582,27 +550,27 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
 
     def _complete(self, deployment: JSON, spec: AgentSpec) -> JSON:
         """Create what the Deployment refers to (already there is fine), then scale it up."""
-        schema = self._labels(deployment)
+        labels = self._labels(deployment)
         core, networking = self._kube.core, self._kube.networking
         owned: list[tuple[str, Callable[..., Any], JSON]] = []
         if spec.secrets:
-            secret = build_secret(spec, prefix=self._prefix, deployment=deployment, schema=schema)
+            secret = build_secret(spec, prefix=self._prefix, deployment=deployment, labels=labels)
             owned.append(("secret", core.create_namespaced_secret, secret))
         if spec.workspace:
             claim = build_claim(
                 prefix=self._prefix,
                 deployment=deployment,
-                schema=schema,
-                size=self._config.workspace_size,
-                storage_class=self._config.storage_class,
+                labels=labels,
+                size=self._config.kube_workspace_size,
+                storage_class=self._config.kube_storage_class,
             )
             owned.append(("workspace claim", core.create_namespaced_persistent_volume_claim, claim))
         if spec.network == "none":
-            policy = build_network_policy(prefix=self._prefix, deployment=deployment, schema=schema)
+            policy = build_network_policy(prefix=self._prefix, deployment=deployment, labels=labels)
             owned.append(("network policy", networking.create_namespaced_network_policy, policy))
-        elif self._baseline.enabled:
+        elif self._config.kube_baseline_network_policy:
             policy = build_baseline_policy(
-                prefix=self._prefix, deployment=deployment, schema=schema, settings=self._baseline
+                prefix=self._prefix, deployment=deployment, labels=labels, settings=self._config
             )
             owned.append(("network policy", networking.create_namespaced_network_policy, policy))
         for what, creator, body in owned:
@@ -615,13 +583,18 @@ class KubernetesOrchestrator(AgentBackend[JSON]):
                     # Not the server's message: for a secret it could quote what was sent.
                     raise SpawnFailed(f"the cluster refused the agent's {what}") from exc
                 raise
-        return self._patch(deployment, replicas_patch(1, spawned=True))
+        return self._patch(
+            deployment, replicas_patch(1, spawned=True, started_at=datetime.now(UTC))
+        )
 
 
 def _started(deployment: JSON, pods: list[JSON]) -> bool:
     """Running, or in a state that waiting will not change."""
-    status, _ = agent_status(deployment, pods)
-    return status in (AgentStatus.RUNNING, AgentStatus.FAILED, AgentStatus.UNKNOWN)
+    return agent_status(deployment, pods).status in (
+        AgentStatus.RUNNING,
+        AgentStatus.FAILED,
+        AgentStatus.UNKNOWN,
+    )
 
 
 def _current_pod(pods: Sequence[JSON]) -> JSON | None:

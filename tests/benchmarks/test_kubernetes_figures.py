@@ -16,6 +16,7 @@ from kubernetes import client
 
 import benchmarks.kubernetes
 from benchmarks import BenchConfig
+from benchmarks.cli import parse_args
 from benchmarks.kubernetes import OPERATION, kubernetes_list_comparisons, kubernetes_targets
 from testenv.engine import TEST_PREFIX
 from testenv.kube_env import KubeTestEnv
@@ -112,3 +113,8 @@ def test_a_fleet_larger_than_the_fake_node_skips_the_kubernetes_figures() -> Non
     reason = kubernetes_list_comparisons(replace(tiny(), sizes=(10, 1001)))
 
     assert reason == "skipped: the test cluster's one node holds 1000 pods, not 1001"
+
+
+def test_the_kubernetes_figures_can_be_asked_for_alone() -> None:
+    config = parse_args(["--only", "kubernetes", "--sizes", "1000"])
+    assert (config.only, config.sizes, config.kubernetes) == ("kubernetes", (1000,), True)

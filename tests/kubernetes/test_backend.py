@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.client import rest
 
 from orchestrators import labels as L
+from orchestrators.config import KubernetesConfig
 from orchestrators.errors import (
     AgentQuotaExceeded,
     EngineError,
@@ -23,7 +24,7 @@ from orchestrators.errors import (
     OrchestratorUnavailable,
 )
 from orchestrators.kubernetes import KubernetesOrchestrator
-from orchestrators.kubernetes.objects import PodSettings, build_deployment, deployment_name
+from orchestrators.kubernetes.objects import build_deployment, deployment_name
 from orchestrators.models import AgentSpec, AgentStatus, LogOptions, StoredSpec
 from orchestrators.policy import OwnerCeilings
 from testenv.backends import SMALL
@@ -176,7 +177,7 @@ async def test_network_none_is_a_deny_all_policy_on_the_agent_only(
 ) -> None:
     networking = client.NetworkingV1Api(kube_api)
     enforced = kubernetes_orchestrator(
-        kube_env.kubeconfig, kube_namespace, network_policy_enforced=True
+        kube_env.kubeconfig, kube_namespace, kube_network_policy_enforced=True
     )
     try:
         isolated = await enforced.spawn(
@@ -236,7 +237,8 @@ async def test_a_crashing_agent_is_failed_with_the_reason(
     )
     assert agent.status is AgentStatus.FAILED
     assert agent.detail is not None
-    assert agent.detail.startswith("CrashLoopBackOff")
+    assert agent.detail.startswith("crash_loop: exited with code 1")
+    assert "CrashLoopBackOff" in agent.detail
     listed = await kube_backend.list(owner="alice")
     assert [(a.status, a.detail) for a in listed] == [(agent.status, agent.detail)]
 
@@ -360,8 +362,8 @@ async def test_ephemeral_storage_comes_from_the_settings(
     backend = kubernetes_orchestrator(
         kube_env.kubeconfig,
         kube_namespace,
-        ephemeral_storage_request="64Mi",
-        ephemeral_storage_limit="512Mi",
+        kube_ephemeral_storage_request="64Mi",
+        kube_ephemeral_storage_limit="512Mi",
     )
     try:
         agent = await backend.spawn(spec("aptest-disk"), owner="alice", resources=SMALL)
@@ -388,11 +390,11 @@ def interrupted_spawn(
     )
     manifest = build_deployment(
         agent,
-        schema=schema,
+        labels=schema,
         name=deployment_name(TEST_PREFIX, "alice", agent.name),
         prefix=TEST_PREFIX,
         resources=SMALL,
-        settings=PodSettings(),
+        settings=KubernetesConfig(),
     )
     return read(client.AppsV1Api(api).create_namespaced_deployment, namespace, manifest)
 
@@ -434,7 +436,10 @@ async def test_the_sweep_removes_what_interrupted_spawns_left(
     )
     stale = interrupted_spawn(kube_api, kube_namespace, spec("aptest-stale"))
     orphan_labels = L.owned_labels(
-        instance=L.instance_name(TEST_PREFIX), agent_id="f" * 32, owner="alice", kind="workspace"
+        instance=L.instance_name(TEST_PREFIX),
+        agent_id="f" * 32,
+        owner="alice",
+        kind=L.Kind.WORKSPACE,
     )
     orphan = {
         "metadata": {"name": f"{TEST_PREFIX}ws-{'f' * 32}", "labels": orphan_labels},
@@ -473,7 +478,7 @@ async def test_an_unreachable_or_unconfigured_cluster_is_unavailable(
     down = tmp_path / "down.kubeconfig"
     down.write_text(json.dumps(config))
     for path in (down, tmp_path / "missing.kubeconfig"):
-        backend = kubernetes_orchestrator(path, "default", timeout=2.0, retries=1)
+        backend = kubernetes_orchestrator(path, "default", engine_timeout=2.0, kube_retries=1)
         try:
             with pytest.raises(OrchestratorUnavailable):
                 await backend.ping()

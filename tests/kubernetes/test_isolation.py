@@ -78,7 +78,7 @@ async def test_the_group_is_the_operators_choice(
     kube_env: KubeTestEnv, kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
     backend = kubernetes_orchestrator(
-        kube_env.kubeconfig, kube_namespace, run_as_user=2000, fs_group=3000
+        kube_env.kubeconfig, kube_namespace, kube_run_as_user=2000, kube_fs_group=3000
     )
     try:
         agent = await backend.spawn(
@@ -156,11 +156,11 @@ async def test_the_baseline_can_be_configured_or_left_out(
     tuned = kubernetes_orchestrator(
         kube_env.kubeconfig,
         kube_namespace,
-        ingress_namespaces=("gateway",),
-        denied_cidrs=("192.168.0.0/16",),
+        kube_ingress_namespaces=["gateway"],
+        kube_egress_denied_cidrs=["192.168.0.0/16"],
     )
     bare = kubernetes_orchestrator(
-        kube_env.kubeconfig, kube_namespace, baseline_network_policy=False
+        kube_env.kubeconfig, kube_namespace, kube_baseline_network_policy=False
     )
     try:
         agent = await tuned.spawn(spec("aptest-tuned"), owner="alice", resources=SMALL)
@@ -231,7 +231,10 @@ async def test_the_sweep_of_the_narrow_role_leaves_secrets_to_their_owner_refere
         )
         apps.delete_namespaced_deployment(gone["metadata"]["name"], namespace)
         labels = L.owned_labels(
-            instance=L.instance_name(TEST_PREFIX), agent_id="e" * 32, owner="alice", kind="secret"
+            instance=L.instance_name(TEST_PREFIX),
+            agent_id="e" * 32,
+            owner="alice",
+            kind=L.Kind.SECRET,
         )
         orphan = f"{TEST_PREFIX}secret-{'e' * 32}"
         core.create_namespaced_secret(

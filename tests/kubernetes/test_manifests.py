@@ -94,10 +94,12 @@ def test_the_role_grants_exactly_what_the_backend_calls() -> None:
     }
     assert granted == {
         ("apps", "deployments", "list"),
+        ("apps", "deployments", "watch"),
         ("apps", "deployments", "create"),
         ("apps", "deployments", "patch"),
         ("apps", "deployments", "delete"),
         ("", "pods", "list"),
+        ("", "pods", "watch"),
         ("", "pods", "delete"),
         ("", "pods/log", "get"),
         ("", "secrets", "create"),
@@ -231,13 +233,17 @@ def test_the_role_is_minimal(
         return can(kube_api, user, namespace, verb, resource, sub)
 
     # What the backend does, in the agents' namespace.
-    for verb in ("list", "create", "patch", "delete"):
+    for verb in ("list", "watch", "create", "patch", "delete"):
         assert allowed(agents, verb, "apps/deployments")
+    for verb in ("list", "watch", "delete"):
+        assert allowed(agents, verb, "pods")
     assert allowed(agents, "get", "pods", "log")
     # Nothing more there: no exec, no bare pods, no roles, no reads it does not need.
     assert not allowed(agents, "create", "pods", "exec")
     assert not allowed(agents, "create", "pods")
-    assert not allowed(agents, "watch", "apps/deployments")
+    # Watched: Deployments and pods only (the informer); what an agent owns is not.
+    for resource in ("persistentvolumeclaims", "networking.k8s.io/networkpolicies"):
+        assert not allowed(agents, "watch", resource)
     assert not allowed(agents, "update", "apps/deployments")
     # Secrets are written and deleted, never read: get, list and watch return the values.
     assert allowed(agents, "create", "secrets")
@@ -250,11 +256,15 @@ def test_the_role_is_minimal(
     # Nothing in any other namespace, its own included.
     for namespace in (service, "default", "kube-system"):
         assert not allowed(namespace, "list", "apps/deployments")
+        assert not allowed(namespace, "watch", "apps/deployments")
+        assert not allowed(namespace, "watch", "pods")
         assert not allowed(namespace, "create", "apps/deployments")
         assert not allowed(namespace, "list", "secrets")
         assert not allowed(namespace, "delete", "pods")
     # Nothing cluster-scoped, and nothing across all namespaces.
     assert not allowed(None, "list", "apps/deployments")
+    assert not allowed(None, "watch", "apps/deployments")
+    assert not allowed(None, "watch", "pods")
     assert not allowed(None, "list", "secrets")
     assert not allowed(None, "get", "nodes")
     assert not allowed(None, "list", "nodes")

@@ -7,27 +7,22 @@ from typing import Any
 
 import pytest
 
-from agent_platform.settings import DENIED_CIDRS
 from orchestrators import labels as L
-from orchestrators.kubernetes.network import (
-    DEFAULT_DENIED_CIDRS,
-    BaselineSettings,
-    build_baseline_policy,
-    denied_blocks,
-)
+from orchestrators.config import KubernetesConfig
+from orchestrators.kubernetes.network import build_baseline_policy, denied_blocks
 
 from .test_objects import AGENT_ID, agent_spec, schema_of
 
 CREATED = {"metadata": {"name": "hive-researcher-x", "uid": "u-1"}}
 
 
-def baseline(settings: BaselineSettings | None = None) -> dict[str, Any]:
+def baseline(settings: KubernetesConfig | None = None) -> dict[str, Any]:
     spec = agent_spec()
     return build_baseline_policy(
         prefix="hive-",
         deployment=CREATED,
-        schema=schema_of(spec),
-        settings=settings or BaselineSettings(),
+        labels=schema_of(spec),
+        settings=settings or KubernetesConfig(),
     )
 
 
@@ -47,10 +42,6 @@ def reachable(policy: dict[str, Any], address: str) -> bool:
             if not any(ip in ipaddress.ip_network(c) for c in block.get("except", [])):
                 return True
     return False
-
-
-def test_the_settings_default_is_the_backends_default() -> None:
-    assert DENIED_CIDRS == DEFAULT_DENIED_CIDRS
 
 
 def test_the_baseline_selects_the_agent_and_admits_only_its_owner_and_the_platform() -> None:
@@ -110,7 +101,7 @@ def test_the_public_internet_is(address: str) -> None:
 
 
 def test_the_metadata_endpoint_stays_denied_whatever_the_operator_allows() -> None:
-    open_vnet = baseline(BaselineSettings(denied_cidrs=("192.168.0.0/16",)))
+    open_vnet = baseline(KubernetesConfig(kube_egress_denied_cidrs=["192.168.0.0/16"]))
     assert not reachable(open_vnet, "169.254.169.254")
     assert reachable(open_vnet, "10.1.2.3")
     assert excepted(open_vnet) == {"169.254.169.254/32", "192.168.0.0/16"}
@@ -123,9 +114,9 @@ def test_the_metadata_endpoint_stays_denied_whatever_the_operator_allows() -> No
 
 
 def test_the_platform_namespaces_are_configurable() -> None:
-    none = baseline(BaselineSettings(ingress_namespaces=()))
+    none = baseline(KubernetesConfig(kube_ingress_namespaces=[]))
     assert len(none["spec"]["ingress"][0]["from"]) == 1
-    two = baseline(BaselineSettings(ingress_namespaces=("agent-platform", "gateway")))
+    two = baseline(KubernetesConfig(kube_ingress_namespaces=["agent-platform", "gateway"]))
     assert [
         peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
         for peer in two["spec"]["ingress"][0]["from"][1:]

@@ -12,9 +12,11 @@ from pydantic import SecretStr
 
 import orchestrators.kubernetes
 from orchestrators import labels as L
+from orchestrators.config import KubernetesConfig
 from orchestrators.kubernetes.objects import (
     SPAWNING,
-    PodSettings,
+    STARTED_AT,
+    STOPPED_BY,
     build_claim,
     build_deployment,
     build_network_policy,
@@ -61,14 +63,14 @@ def schema_of(spec: AgentSpec, **extra: Any) -> dict[str, str]:
     )
 
 
-def deployment_of(spec: AgentSpec, settings: PodSettings | None = None) -> dict[str, Any]:
+def deployment_of(spec: AgentSpec, settings: KubernetesConfig | None = None) -> dict[str, Any]:
     return build_deployment(
         spec,
-        schema=schema_of(spec),
+        labels=schema_of(spec),
         name=deployment_name("hive-", "sol", spec.name),
         prefix="hive-",
         resources=RESOURCES,
-        settings=settings or PodSettings(),
+        settings=settings or KubernetesConfig(),
     )
 
 
@@ -185,17 +187,17 @@ def test_nothing_of_the_host_is_ever_asked_for() -> None:
 
 
 def test_operator_settings_reach_the_pod() -> None:
-    settings = PodSettings(
+    settings = KubernetesConfig(
         workspace_path="/data",
         stop_timeout=3,
         read_only_rootfs=True,
-        run_as_non_root=True,
-        run_as_user=2000,
-        fs_group=3000,
-        image_pull_secret="acr-pull",
+        kube_run_as_non_root=True,
+        kube_run_as_user=2000,
+        kube_fs_group=3000,
+        kube_image_pull_secret="acr-pull",
         pull_missing_images=False,
-        node_selector={"agentpool": "agents"},
-        tolerations=({"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"},),
+        kube_node_selector={"agentpool": "agents"},
+        kube_tolerations=[{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}],
     )
     pod = deployment_of(agent_spec(workspace=True), settings)["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -225,7 +227,9 @@ def test_operator_settings_reach_the_pod() -> None:
 
 
 def test_root_may_be_allowed_by_the_operator_only() -> None:
-    pod = deployment_of(agent_spec(), PodSettings(run_as_non_root=False))["spec"]["template"]
+    pod = deployment_of(agent_spec(), KubernetesConfig(kube_run_as_non_root=False))["spec"][
+        "template"
+    ]
     assert pod["spec"]["securityContext"] == {
         "seccompProfile": {"type": "RuntimeDefault"},
         "fsGroup": 10001,
@@ -244,11 +248,11 @@ def test_a_tiny_cpu_limit_is_never_zero() -> None:
     spec = agent_spec()
     deployment = build_deployment(
         spec,
-        schema=schema_of(spec),
+        labels=schema_of(spec),
         name="x",
         prefix="hive-",
         resources=Resources(cpus=0.0001, memory_mb=6, pids=1),
-        settings=PodSettings(),
+        settings=KubernetesConfig(),
     )
     limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits == {"cpu": "1m", "memory": "6Mi", "ephemeral-storage": "2Gi"}
@@ -258,7 +262,12 @@ def test_the_deadline_is_on_the_deployment_but_not_on_its_pods() -> None:
     spec = agent_spec(ttl_seconds=60)
     schema = schema_of(spec, expires_at=CREATED)
     deployment = build_deployment(
-        spec, schema=schema, name="x", prefix="hive-", resources=RESOURCES, settings=PodSettings()
+        spec,
+        labels=schema,
+        name="x",
+        prefix="hive-",
+        resources=RESOURCES,
+        settings=KubernetesConfig(),
     )
     assert deployment["metadata"]["labels"][L.EXPIRES_AT] == "20261120T100000.000000Z"
     assert L.EXPIRES_AT not in deployment["spec"]["template"]["metadata"]["labels"]
@@ -276,9 +285,9 @@ def test_what_the_agent_owns_points_back_to_its_deployment() -> None:
     ]
 
     def owned(kind: str) -> dict[str, str]:
-        return L.owned_labels(instance="hive", agent_id=AGENT_ID, owner="sol", kind=kind)
+        return L.owned_labels(instance="hive", agent_id=AGENT_ID, owner="sol", kind=L.Kind(kind))
 
-    secret = build_secret(spec, prefix="hive-", deployment=created, schema=schema)
+    secret = build_secret(spec, prefix="hive-", deployment=created, labels=schema)
     assert secret == {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -291,7 +300,7 @@ def test_what_the_agent_owns_points_back_to_its_deployment() -> None:
         "data": {"OPENAI_API_KEY": base64.b64encode(b"sk-never-in-a-deployment").decode()},
     }
     claim = build_claim(
-        prefix="hive-", deployment=created, schema=schema, size="2Gi", storage_class="managed-csi"
+        prefix="hive-", deployment=created, labels=schema, size="2Gi", storage_class="managed-csi"
     )
     assert claim == {
         "apiVersion": "v1",
@@ -308,10 +317,10 @@ def test_what_the_agent_owns_points_back_to_its_deployment() -> None:
         },
     }
     default_class = build_claim(
-        prefix="hive-", deployment=created, schema=schema, size="1Gi", storage_class=None
+        prefix="hive-", deployment=created, labels=schema, size="1Gi", storage_class=None
     )
     assert "storageClassName" not in default_class["spec"]
-    policy = build_network_policy(prefix="hive-", deployment=created, schema=schema)
+    policy = build_network_policy(prefix="hive-", deployment=created, labels=schema)
     assert policy == {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -366,12 +375,23 @@ def test_values_that_do_not_fit_a_label_become_annotations() -> None:
 
 
 def test_patches() -> None:
+    moment = datetime(2026, 11, 20, 10, 0, 0, 500_000, tzinfo=UTC)
     assert replicas_patch(0) == {"spec": {"replicas": 0}}
     assert replicas_patch(1, spawned=True) == {
         "spec": {"replicas": 1},
         "metadata": {"annotations": {SPAWNING: None}},
     }
-    assert restart_patch("2026-11-20T10:00:00+00:00") == {
+    # Whole seconds, like the conditions it is compared with.
+    assert replicas_patch(1, started_at=moment) == {
+        "spec": {"replicas": 1},
+        "metadata": {"annotations": {STARTED_AT: "2026-11-20T10:00:00Z", STOPPED_BY: None}},
+    }
+    assert replicas_patch(0, stopped_by="ttl") == {
+        "spec": {"replicas": 0},
+        "metadata": {"annotations": {STOPPED_BY: "ttl"}},
+    }
+    assert restart_patch("2026-11-20T10:00:00+00:00", started_at=moment) == {
+        "metadata": {"annotations": {STARTED_AT: "2026-11-20T10:00:00Z", STOPPED_BY: None}},
         "spec": {
             "replicas": 1,
             "template": {
@@ -381,7 +401,7 @@ def test_patches() -> None:
                     }
                 }
             },
-        }
+        },
     }
 
 

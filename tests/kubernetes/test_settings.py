@@ -47,16 +47,16 @@ async def test_the_kubernetes_settings_build_the_kubernetes_backend(
         assert isinstance(backend, KubernetesOrchestrator)
         assert backend.name == "kubernetes"
         assert backend.config == KubernetesConfig(
-            namespace="hive-agents",
-            kubeconfig="/etc/agent-api/kubeconfig",
-            timeout=7.0,
+            kube_namespace="hive-agents",
+            kubeconfig=Path("/etc/agent-api/kubeconfig"),
+            engine_timeout=7.0,
             resource_prefix="prod-",
-            workspace_size="5Gi",
-            storage_class="managed-csi",
-            run_as_user=10001,
-            image_pull_secret="acr-pull",
-            node_selector={"agentpool": "agents"},
-            tolerations=({"key": "sandbox", "operator": "Exists"},),
+            kube_workspace_size="5Gi",
+            kube_storage_class="managed-csi",
+            kube_run_as_user=10001,
+            kube_image_pull_secret="acr-pull",
+            kube_node_selector={"agentpool": "agents"},
+            kube_tolerations=[{"key": "sandbox", "operator": "Exists"}],
             spawn_wait_seconds=12.0,
         )
     finally:
@@ -106,10 +106,10 @@ async def test_the_isolation_settings_reach_the_backend(clean_env: pytest.Monkey
     defaults = build_orchestrator(Settings())
     try:
         assert isinstance(defaults, KubernetesOrchestrator)
-        assert defaults.config.fs_group == 10001
-        assert defaults.config.baseline_network_policy is True
-        assert defaults.config.network_policy_enforced is False
-        assert defaults.config.ingress_namespaces == ("agent-platform",)
+        assert defaults.config.kube_fs_group == 10001
+        assert defaults.config.kube_baseline_network_policy is True
+        assert defaults.config.kube_network_policy_enforced is False
+        assert defaults.config.kube_ingress_namespaces == ["agent-platform"]
     finally:
         await defaults.close()
     for name, value in {
@@ -124,31 +124,10 @@ async def test_the_isolation_settings_reach_the_backend(clean_env: pytest.Monkey
     try:
         assert isinstance(backend, KubernetesOrchestrator)
         config = backend.config
-        assert config.fs_group == 3000
-        assert config.baseline_network_policy is False
-        assert config.ingress_namespaces == ("gateway", "agent-platform")
-        assert config.denied_cidrs == ("192.168.0.0/16", "fd00::/8")
-        assert config.network_policy_enforced is True
+        assert config.kube_fs_group == 3000
+        assert config.kube_baseline_network_policy is False
+        assert config.kube_ingress_namespaces == ["gateway", "agent-platform"]
+        assert config.kube_egress_denied_cidrs == ["192.168.0.0/16", "fd00::/8"]
+        assert config.kube_network_policy_enforced is True
     finally:
         await backend.close()
-
-
-def test_the_example_file_lists_the_isolation_settings_with_their_defaults(
-    clean_env: pytest.MonkeyPatch,
-) -> None:
-    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
-    listed = dict(
-        line.split("=", 1) for line in example.splitlines() if line.startswith("AGENT_API_KUBE_")
-    )
-    defaults = Settings()
-    for field in (
-        "kube_fs_group",
-        "kube_baseline_network_policy",
-        "kube_ingress_namespaces",
-        "kube_egress_denied_cidrs",
-        "kube_network_policy_enforced",
-    ):
-        name = f"AGENT_API_{field.upper()}"
-        assert name in listed, name
-        clean_env.setenv(name, listed[name])
-        assert getattr(Settings(), field) == getattr(defaults, field), name

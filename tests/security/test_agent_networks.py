@@ -21,7 +21,7 @@ import pytest
 from orchestrators.docker import DockerConfig, DockerOrchestrator
 from orchestrators.models import AgentSpec
 from testenv.backends import SMALL
-from testenv.engine import TEST_NETWORK, TEST_PREFIX, remove_test_resources
+from testenv.engine import TEST_NAMES, TEST_NETWORK, TEST_PREFIX, remove_test_resources
 
 from ..api.helpers import assert_problem, body
 from ..conftest import Api, Keys, StartServer
@@ -108,7 +108,7 @@ def test_the_platforms_names_cannot_be_taken(
     with httpx.Client(base_url=server.url, headers={"X-API-Key": keys[0].alice}) as alice:
         refused = alice.post("/v1/agents", json=body("aptest-gateway", busybox))
         assert_problem(refused, 403, "policy_violation")
-    assert clean_docker.api.containers(all=True, filters={"name": TEST_PREFIX}) == []
+    assert clean_docker.api.containers(all=True, filters={"name": TEST_NAMES}) == []
 
 
 def test_an_agent_cannot_reach_agent_api(api: Api, busybox: str, platform: Any) -> None:

@@ -15,7 +15,7 @@ import docker
 import pytest
 
 from orchestrators import labels as L
-from testenv.engine import TEST_NETWORK, TEST_PREFIX
+from testenv.engine import TEST_NAMES, TEST_NETWORK, TEST_PREFIX
 
 from ..api.helpers import assert_problem
 from ..conftest import Api
@@ -106,7 +106,7 @@ SCHEMA_ATTACKS: list[tuple[str, dict[str, Any]]] = [
 
 
 def assert_nothing_created(engine: docker.DockerClient) -> None:
-    containers = engine.api.containers(all=True, filters={"name": TEST_PREFIX})
+    containers = engine.api.containers(all=True, filters={"name": TEST_NAMES})
     assert [c["Names"] for c in containers] == []
     volumes = engine.api.volumes(filters={"label": [f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}"]})
     assert [

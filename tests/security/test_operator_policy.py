@@ -103,6 +103,8 @@ def test_every_mutating_request_is_audited_without_secrets(
         )
         agent = alice.post("/v1/agents", json=spec, headers={"X-Request-ID": "req-spawn"}).json()
         alice.post(f"/v1/agents/{agent['id']}/action", json={"action": "stop", "timeout": 0})
+        alice.post(f"/v1/agents/{agent['id']}/start", params={"timeout": "x"})  # no such param
+        alice.post(f"/v1/agents/{agent['id']}/stop", params={"timeout": -1})
         viewer.delete(f"/v1/agents/{agent['id']}")
         alice.delete(f"/v1/agents/{agent['id']}")
         alice.get("/v1/agents")  # reads are not audited
@@ -110,6 +112,8 @@ def test_every_mutating_request_is_audited_without_secrets(
     assert [(r["action"], r["key"], r["outcome"], r["status"]) for r in records] == [
         ("spawn", "alice-op", "success", 201),
         ("stop", "alice-op", "success", 200),
+        ("start", "alice-op", "success", 200),
+        ("stop", "alice-op", "rejected", 422),
         ("delete", "alice-view", "denied", 403),
         ("delete", "alice-op", "success", 204),
     ]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from orchestrators.docker.networks import _created, network_name
+from orchestrators.docker.networks import network_name
 from orchestrators.docker.objects import build_container
 from orchestrators.docker.workspace import parse_user
 from orchestrators.models import AgentSpec, Resources
+from orchestrators.timestamps import parse_rfc3339
 
 
 def test_one_network_per_owner() -> None:
@@ -16,10 +17,11 @@ def test_one_network_per_owner() -> None:
 
 
 def test_engine_times_with_nanoseconds() -> None:
-    moment = _created("2026-12-01T08:15:42.123456789Z")
+    moment = parse_rfc3339("2026-12-01T08:15:42.123456789Z")
     assert moment == datetime(2026, 12, 1, 8, 15, 42, 123456, tzinfo=UTC)
-    assert _created("not a time") is None
-    assert _created(None) is None
+    assert parse_rfc3339("2026-12-01T08:15:42Z") == datetime(2026, 12, 1, 8, 15, 42, tzinfo=UTC)
+    assert parse_rfc3339("not a time") is None
+    assert parse_rfc3339(None) is None
 
 
 def test_the_container_runs_as_the_configured_user() -> None:

@@ -30,6 +30,7 @@ def test_packages_export_what_they_mean_to() -> None:
         name for name in dir(orchestrators) if not name.startswith("_")
     } - {
         "base",
+        "config",
         "errors",
         "images",
         "labels",
@@ -37,6 +38,8 @@ def test_packages_export_what_they_mean_to() -> None:
         "policy",
         "skeleton",
         "threads",
+        "timestamps",
+        "types",
         "viewcache",
         "watch",
         "events",
