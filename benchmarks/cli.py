@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
+from .events import run_events
 from .kubernetes import kubernetes_list_comparisons, kubernetes_targets
 from .noisy import NoisyConfig, quick_noisy, run_noisy
 from .noisy_report import carry_section, render_noisy, write_section
@@ -23,6 +24,7 @@ __all__ = ["main", "parse_args", "write_outputs"]
 
 NOISY = "noisy-neighbour"
 KUBERNETES = "kubernetes"
+EVENTS = "events"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -59,9 +61,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY, KUBERNETES],
+        choices=[NOISY, KUBERNETES, EVENTS],
         help="run one scenario: noisy-neighbour updates its section of the report (keeps "
-        "the rest); kubernetes prints the Kubernetes list figures at --sizes",
+        "the rest); kubernetes prints the Kubernetes list figures at --sizes; events prints "
+        "the event latency, the staleness across two replicas and reads from the model",
     )
     parser.add_argument(
         "--phase-seconds", type=float, help="noisy-neighbour: seconds of each attack phase"
@@ -134,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     scenarios: dict[str | None, Callable[[], int]] = {
         KUBERNETES: lambda: run_kubernetes_only(config),
+        EVENTS: lambda: run_events(config),
         NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
     }
     try:
