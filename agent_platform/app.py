@@ -29,7 +29,7 @@ from .middleware import RequestContextMiddleware
 from .pagination import Cursors, cursor_key
 from .problems import install_problem_handlers
 from .ratelimit import RateLimiter
-from .routes import agents, events, health, ui, wait, whoami
+from .routes import agents, changes, events, health, ui, wait, whoami
 from .settings import Settings
 from .slowcalls import SlowCalls
 from .state import AppState
@@ -137,6 +137,7 @@ def create_app(
     app.state.agent_api = state
     install_problem_handlers(app, retry_after=settings.retry_after)
     app.include_router(agents.router)
+    app.include_router(changes.router)
     app.include_router(wait.router)
     app.include_router(events.router)
     app.include_router(whoami.router)

@@ -17,7 +17,29 @@ __all__ = ["METHODS", "OTHER", "STATUSES", "UNMATCHED", "Metrics", "method_label
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 STATUSES = frozenset(
-    {200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 502, 503, 504}
+    {
+        200,
+        201,
+        204,
+        304,
+        400,
+        401,
+        403,
+        404,
+        405,
+        408,
+        409,
+        412,
+        413,
+        415,
+        422,
+        429,
+        500,
+        501,
+        502,
+        503,
+        504,
+    }
 )
 UNMATCHED = "unmatched"
 OTHER = "other"

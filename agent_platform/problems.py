@@ -23,9 +23,11 @@ from orchestrators.errors import (
     AgentNotFound,
     EngineError,
     InvalidSpec,
+    NotSupported,
     OrchestratorError,
     OrchestratorUnavailable,
     PolicyViolation,
+    RevisionMismatch,
     TooManyCalls,
 )
 
@@ -39,9 +41,11 @@ _STATUS_BY_ERROR: dict[type[OrchestratorError], int] = {
     OrchestratorError: 502,
     AgentNotFound: 404,
     AgentConflict: 409,
+    RevisionMismatch: 412,
     InvalidSpec: 422,
     PolicyViolation: 403,
     TooManyCalls: 429,
+    NotSupported: 501,
     OrchestratorUnavailable: 503,
     EngineError: 502,
 }

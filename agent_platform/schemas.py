@@ -6,13 +6,35 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrators.models import MAX_TTL_SECONDS, Agent, AgentSpec
+from orchestrators.models import MAX_TTL_SECONDS, Agent, AgentChange, AgentSpec
 
-__all__ = ["ActionRequest", "AgentList", "Health", "RenewRequest", "SpawnRequest", "Whoami"]
+__all__ = [
+    "ActionRequest",
+    "AgentList",
+    "ChangeRequest",
+    "Health",
+    "RenewRequest",
+    "RollbackRequest",
+    "SpawnRequest",
+    "Whoami",
+]
 
 
 class SpawnRequest(AgentSpec):
     """The strict spawn body: unknown fields are refused with 422."""
+
+
+class ChangeRequest(AgentChange):
+    """The strict ``PATCH`` body: unknown fields (and ``name``, ``workspace``, ``network``,
+    which never change) are refused with 422."""
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    revision: int | None = Field(
+        default=None, ge=1, description="the revision to return to; the previous one if null"
+    )
 
 
 class AgentList(BaseModel):

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from . import changes
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
 from .events import run_events
 from .kubernetes import kubernetes_list_comparisons, kubernetes_targets
@@ -24,6 +25,7 @@ __all__ = ["main", "parse_args", "write_outputs"]
 
 NOISY = "noisy-neighbour"
 KUBERNETES = "kubernetes"
+CHANGES = "changes"
 EVENTS = "events"
 
 
@@ -61,10 +63,11 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY, KUBERNETES, EVENTS],
-        help="run one scenario: noisy-neighbour updates its section of the report (keeps "
-        "the rest); kubernetes prints the Kubernetes list figures at --sizes; events prints "
-        "the event latency, the staleness across two replicas and reads from the model",
+        choices=[NOISY, KUBERNETES, CHANGES, EVENTS],
+        help="run one scenario: noisy-neighbour and changes update their section of the "
+        "report (keeping the rest); kubernetes prints the Kubernetes list figures at --sizes; "
+        "events prints the event latency, the staleness across two replicas and reads from "
+        "the model",
     )
     parser.add_argument(
         "--phase-seconds", type=float, help="noisy-neighbour: seconds of each attack phase"
@@ -99,7 +102,8 @@ def write_outputs(results: RunResults, config: BenchConfig) -> tuple[Path, Path 
     config.output.parent.mkdir(parents=True, exist_ok=True)
     old = config.output.read_text() if config.output.exists() else ""
     report = render_report(results, config, plot) + "\n"
-    config.output.write_text(carry_section(old, report))
+    report = carry_section(old, report)
+    config.output.write_text(carry_section(old, report, changes.BEGIN, changes.END))
     return config.output, plot
 
 
@@ -132,6 +136,20 @@ def run_kubernetes_only(config: BenchConfig) -> int:
     return 0
 
 
+def run_changes_only(config: BenchConfig, argv: list[str]) -> int:
+    """``--only changes``: a live resize and a replacement against the raw engine calls."""
+    settings = changes.ChangesConfig()
+    if "--quick" in argv:
+        settings = changes.quick_changes(settings)
+    results = changes.run_changes(settings)
+    command = " ".join(["python -m benchmarks", *argv])
+    section = changes.render_changes(results, settings, command)
+    write_section(config.output, section, changes.BEGIN, changes.END)
+    print(section)
+    print(f"\nreport: {config.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -139,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         KUBERNETES: lambda: run_kubernetes_only(config),
         EVENTS: lambda: run_events(config),
         NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
+        CHANGES: lambda: run_changes_only(config, sys.argv[1:] if argv is None else argv),
     }
     try:
         if config.only in scenarios:

@@ -175,6 +175,15 @@ class RawEngine:
         path = f"{self._base}/containers/{container_id}/stop"
         return self._check(self._http.post(path, params={"t": str(timeout)}), 204, 304)
 
+    def update(self, container_id: str, body: dict[str, Any]) -> httpx.Response:
+        """``POST /containers/{id}/update``: limits changed in place."""
+        path = f"{self._base}/containers/{container_id}/update"
+        return self._check(self._http.post(path, json=body), 200)
+
+    def rename(self, container_id: str, name: str) -> httpx.Response:
+        path = f"{self._base}/containers/{container_id}/rename"
+        return self._check(self._http.post(path, params={"name": name}), 204)
+
     def remove(self, container_id: str) -> httpx.Response:
         params = {"v": "False", "link": "False", "force": "True"}
         path = f"{self._base}/containers/{container_id}"

@@ -10,7 +10,9 @@ one and without the spawning mark (what a finished spawn leaves), owned by one o
 created straight on the API server in parallel and waited for until every pod is ready.
 Then ``GET /v1/agents?owner=`` (every page of 1000) is timed against the API server's own
 list of those Deployments with the label selector the service sends, over HTTPS with httpx
-and the admin token, with ``drivers.paired_rounds`` as the Docker figures are.
+and the admin token, with ``drivers.paired_rounds`` as the Docker figures are. Last, the
+staleness of the service's model: ten agents are stopped straight on the API server (as
+another replica would) and timed until the service's get says so (logged).
 
 The namespace, the service and the control plane are removed whatever happens. Without the
 control-plane binaries (``scripts/kube-testenv-build.sh`` builds them; it is run when they
@@ -23,6 +25,7 @@ import contextlib
 import os
 import secrets
 import ssl
+import statistics
 import subprocess
 import time
 import uuid
@@ -271,6 +274,33 @@ def _wait_for_service(service: httpx.Client, owner: str, size: int, wait: float 
         time.sleep(0.5)
 
 
+def _staleness(
+    apps: client.AppsV1Api,
+    service: httpx.Client,
+    namespace: str,
+    prefix: str,
+    owner: str,
+    names: list[str],
+) -> list[float]:
+    """Seconds from a stop written straight on the API server (another replica's, in
+    effect) until the service's ``GET /v1/agents/{name}`` says stopped: how stale a
+    replica's model is. Polled every 5 ms; those agents are left stopped."""
+    lags = []
+    for name in names:
+        began = time.perf_counter()
+        stop = {"spec": {"replicas": 0}}
+        apps.patch_namespaced_deployment(deployment_name(prefix, owner, name), namespace, stop)
+        while True:
+            agent = _expect(service.get(f"/v1/agents/{name}", params={"owner": owner})).json()
+            if agent["status"] == "stopped":
+                break
+            if time.perf_counter() - began > 60:
+                raise KubernetesBenchError(f"{name} still {agent['status']} after 60 s")
+            time.sleep(0.005)
+        lags.append(time.perf_counter() - began)
+    return lags
+
+
 def _measure(
     config: BenchConfig,
     size: int,
@@ -343,6 +373,13 @@ def _figures(env: KubeTestEnv, namespace: str, config: BenchConfig, log: Log) ->
             _wait_for_service(proxy, owner, size)
             figures.append(_measure(config, size, service_list, api_server_list))
             log(f"  {OPERATION} at {size}: ratio p50 {figures[-1].ratio(50).median:.2f}")
+        stopped = [f"k-{i:05d}" for i in range(min(10, grown))]
+        lags = _staleness(apps, proxy, namespace, config.prefix, owner, stopped)
+        log(
+            f"kubernetes: staleness over {len(lags)} stops made on the API server, until the "
+            f"service's get shows them: p50 {statistics.median(lags) * 1000:.0f} ms, "
+            f"max {max(lags) * 1000:.0f} ms"
+        )
     return figures
 
 

@@ -138,12 +138,13 @@ def render_noisy(results: NoisyResults, config: NoisyConfig, command: str) -> st
     return "\n".join(out)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section in ``path`` (or append it); the rest of the file is kept."""
+def write_section(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the section between ``begin`` and ``end`` in ``path`` (or append it); the rest
+    of the file is kept."""
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         text = head + section + tail
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
@@ -151,10 +152,11 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text)
 
 
-def carry_section(old: str, new: str) -> str:
-    """``new`` with the noisy-neighbour section of ``old`` appended, if ``old`` had one."""
-    if BEGIN not in old or END not in old or BEGIN in new:
+def carry_section(old: str, new: str, begin: str = BEGIN, end: str = END) -> str:
+    """``new`` with the section of ``old`` between ``begin`` and ``end`` appended, if
+    ``old`` had one (the noisy-neighbour section by default)."""
+    if begin not in old or end not in old or begin in new:
         return new
-    _, _, rest = old.partition(BEGIN)
-    section, _, _ = rest.partition(END)
-    return new.rstrip("\n") + "\n\n" + BEGIN + section + END + "\n"
+    _, _, rest = old.partition(begin)
+    section, _, _ = rest.partition(end)
+    return new.rstrip("\n") + "\n\n" + begin + section + end + "\n"

@@ -21,11 +21,14 @@ from .models import (
     Agent,
     AgentEvent,
     AgentPage,
+    AgentStats,
     AgentStatus,
+    ChangeResult,
     Health,
     NetworkChoice,
     ResourceRequest,
     RestartPolicy,
+    RevisionList,
     WaitUntil,
     Whoami,
 )
@@ -318,6 +321,58 @@ class AsyncAgentClient(ClientBase):
             finally:
                 await response.aclose()
             response = await self._send(reader.call())
+
+    async def update(
+        self,
+        agent: str,
+        *,
+        image: str | None = None,
+        command: list[str] | None = None,
+        env: Mapping[str, str | None] | None = None,
+        secrets: Mapping[str, str | None] | None = None,
+        labels: Mapping[str, str | None] | None = None,
+        resources: ResourceRequest | Mapping[str, Any] | None = None,
+        restart_policy: RestartPolicy | None = None,
+        ttl_seconds: int | None = None,
+        if_match: int | str | None = None,
+        owner: str | None = None,
+    ) -> ChangeResult:
+        """Change the agent: only what is given changes; in ``env``, ``labels`` and
+        ``secrets`` None removes a name. With ``if_match`` (a revision, or the ETag of a
+        read) a change made since raises ``PreconditionFailedError``. The answer says
+        whether the agent's process was restarted."""
+        change = calls.change_request(
+            image=image,
+            command=command,
+            env=env,
+            secrets=secrets,
+            labels=labels,
+            resources=resources,
+            restart_policy=restart_policy,
+            ttl_seconds=ttl_seconds,
+        )
+        call = calls.update_call(agent, change, if_match=if_match, owner=owner)
+        return calls.parse(ChangeResult, await self._send(call))
+
+    async def revisions(self, agent: str, *, owner: str | None = None) -> RevisionList:
+        """The agent's revisions, newest first (secret names, never values)."""
+        return calls.parse(RevisionList, await self._send(calls.revisions_call(agent, owner=owner)))
+
+    async def rollback(
+        self,
+        agent: str,
+        *,
+        revision: int | None = None,
+        if_match: int | str | None = None,
+        owner: str | None = None,
+    ) -> ChangeResult:
+        """Back to the previous revision's spec (or ``revision``'s), as a new revision."""
+        call = calls.rollback_call(agent, revision=revision, if_match=if_match, owner=owner)
+        return calls.parse(ChangeResult, await self._send(call))
+
+    async def stats(self, agent: str, *, owner: str | None = None) -> AgentStats:
+        """One sample of the agent's CPU, memory, pids, network and block I/O."""
+        return calls.parse(AgentStats, await self._send(calls.stats_call(agent, owner=owner)))
 
     async def whoami(self) -> Whoami:
         """``/v1/whoami``: the key's name, owner and role (what it may see and do)."""

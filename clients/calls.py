@@ -20,6 +20,7 @@ import pydantic
 from .config import SPAWN_EXTRA_TIMEOUT, STOP_GRACE_DEFAULT
 from .errors import APIStatusError, ValidationError, error_from_validation
 from .models import (
+    AgentChange,
     AgentStatus,
     NetworkChoice,
     ResourceRequest,
@@ -30,6 +31,7 @@ from .models import (
 
 __all__ = [
     "Call",
+    "change_request",
     "delete_call",
     "events_call",
     "get_call",
@@ -40,11 +42,15 @@ __all__ = [
     "ready_call",
     "renew_call",
     "restart_call",
+    "revisions_call",
+    "rollback_call",
     "spawn_call",
     "spawn_request",
     "start_call",
+    "stats_call",
     "stop_call",
     "wait_call",
+    "update_call",
     "whoami_call",
 ]
 
@@ -271,6 +277,85 @@ def events_call(
         stream=True,
         wait_forever=True,
     )
+
+
+def change_request(
+    *,
+    image: str | None = None,
+    command: list[str] | None = None,
+    env: Mapping[str, str | None] | None = None,
+    secrets: Mapping[str, str | None] | None = None,
+    labels: Mapping[str, str | None] | None = None,
+    resources: ResourceRequest | Mapping[str, Any] | None = None,
+    restart_policy: RestartPolicy | None = None,
+    ttl_seconds: int | None = None,
+) -> AgentChange:
+    """The change body, checked for its shape; a wrong one is refused before it is sent."""
+    given = {
+        "image": image,
+        "command": command,
+        "env": env,
+        "secrets": secrets,
+        "labels": labels,
+        "resources": resources,
+        "restart_policy": restart_policy,
+        "ttl_seconds": ttl_seconds,
+    }
+    try:
+        return AgentChange.model_validate({k: v for k, v in given.items() if v is not None})
+    except pydantic.ValidationError as exc:
+        raise error_from_validation(exc, "change request") from exc
+
+
+def _if_match(revision: int | str | None) -> tuple[tuple[str, str], ...]:
+    if revision is None:
+        return ()
+    text = str(revision)
+    return (("If-Match", text if text.startswith(('"', "W/")) else f'"{text}"'),)
+
+
+def update_call(
+    agent: str,
+    change: AgentChange,
+    *,
+    if_match: int | str | None = None,
+    owner: str | None = None,
+) -> Call:
+    """Not repeated: a change whose answer was lost may have been made (send ``if_match``
+    and read the agent again instead)."""
+    return Call(
+        "PATCH",
+        _agent_path(agent),
+        params=_owner(owner),
+        body=change.to_body(),
+        headers=_if_match(if_match),
+        extra_timeout=SPAWN_EXTRA_TIMEOUT + STOP_GRACE_DEFAULT,
+    )
+
+
+def rollback_call(
+    agent: str,
+    *,
+    revision: int | None = None,
+    if_match: int | str | None = None,
+    owner: str | None = None,
+) -> Call:
+    return Call(
+        "POST",
+        _agent_path(agent, "/rollback"),
+        params=_owner(owner),
+        body={"revision": revision} if revision is not None else {},
+        headers=_if_match(if_match),
+        extra_timeout=SPAWN_EXTRA_TIMEOUT + STOP_GRACE_DEFAULT,
+    )
+
+
+def revisions_call(agent: str, *, owner: str | None = None) -> Call:
+    return Call("GET", _agent_path(agent, "/revisions"), params=_owner(owner), repeatable=True)
+
+
+def stats_call(agent: str, *, owner: str | None = None) -> Call:
+    return Call("GET", _agent_path(agent, "/stats"), params=_owner(owner), repeatable=True)
 
 
 def whoami_call() -> Call:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,8 +28,16 @@ from .errors import (
     TransportError,
     UnauthorizedError,
 )
-from .models import AgentStatus, EventType, ResourceRequest
-from .render import OutputFormat, print_agent, print_agents, print_event
+from .models import Agent, AgentStats, AgentStatus, EventType, ResourceRequest
+from .render import (
+    OutputFormat,
+    print_agent,
+    print_agents,
+    print_change,
+    print_event,
+    print_revisions,
+    print_stats,
+)
 from .retry import RetryPolicy
 
 __all__ = ["app"]
@@ -327,6 +337,154 @@ def renew(
     with _client(ctx) as client:
         renewed = client.renew(agent, ttl_seconds=ttl, owner=owner)
     print_agent(renewed, output, detail=True)
+
+
+IfMatch = Annotated[
+    str | None,
+    typer.Option(
+        "--if-match", help="only if the agent is still at this revision (else exit 1, 412)"
+    ),
+]
+
+
+def _removals(names: list[str] | None) -> dict[str, str | None]:
+    return dict.fromkeys(names or [], None)
+
+
+@app.command(no_args_is_help=True)
+def update(
+    ctx: typer.Context,
+    agent: AgentArg,
+    image: Annotated[str | None, typer.Option("--image", "-i", help="a new image")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPU limit (changed in place)")] = None,
+    memory: Annotated[
+        int | None, typer.Option(help="memory limit in MB (changed in place)")
+    ] = None,
+    pids: Annotated[int | None, typer.Option(help="process limit (changed in place)")] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE to set, repeatable")
+    ] = None,
+    unset_env: Annotated[
+        list[str] | None, typer.Option("--unset-env", help="KEY to remove, repeatable")
+    ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            "-s",
+            help="KEY=VALUE (or KEY, from your environment) to set or rotate, repeatable",
+        ),
+    ] = None,
+    remove_secret: Annotated[
+        list[str] | None, typer.Option("--remove-secret", help="KEY to remove, repeatable")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE to set, repeatable")
+    ] = None,
+    unset_label: Annotated[
+        list[str] | None, typer.Option("--unset-label", help="KEY to remove, repeatable")
+    ] = None,
+    restart: Annotated[
+        RestartPolicyChoice | None, typer.Option(help="restart policy (changed in place)")
+    ] = None,
+    ttl: Annotated[int | None, typer.Option(min=1, help="a new TTL in seconds, from now")] = None,
+    command: Annotated[
+        list[str] | None, typer.Argument(help="a new command; put it after --")
+    ] = None,
+    if_match: IfMatch = None,
+    owner: Owner = None,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """Change an agent: agentctl update NAME --memory 1024. Limits and the restart policy
+    change in place; anything else restarts the agent, keeping its workspace."""
+    limits = {"cpus": cpus, "memory_mb": memory, "pids": pids}
+    secrets: dict[str, str | None] = {**_secrets(secret), **_removals(remove_secret)}
+    with _client(ctx) as client:
+        result = client.update(
+            agent,
+            image=image,
+            command=command or None,
+            env={**_pairs(env, "--env"), **_removals(unset_env)} or None,
+            secrets=secrets or None,
+            labels={**_pairs(label, "--label"), **_removals(unset_label)} or None,
+            resources={k: v for k, v in limits.items() if v is not None} or None,
+            restart_policy=restart.value if restart else None,
+            ttl_seconds=ttl,
+            if_match=if_match,
+            owner=owner,
+        )
+    print_change(result, output)
+
+
+@app.command()
+def revisions(
+    ctx: typer.Context, agent: AgentArg, owner: Owner = None, output: Output = OutputFormat.TABLE
+) -> None:
+    """An agent's revisions, newest first: what each change changed."""
+    with _client(ctx) as client:
+        found = client.revisions(agent, owner=owner)
+    print_revisions(found, output)
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    agent: AgentArg,
+    to: Annotated[
+        int | None, typer.Option("--to", min=1, help="the revision (default: the previous)")
+    ] = None,
+    if_match: IfMatch = None,
+    owner: Owner = None,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """Back to the previous revision's spec (or --to N), as a new revision."""
+    with _client(ctx) as client:
+        result = client.rollback(agent, revision=to, if_match=if_match, owner=owner)
+    print_change(result, output)
+
+
+def _samples(client: AgentClient, agents: list[Agent]) -> list[tuple[Agent, AgentStats | None]]:
+    """One sample per agent, a few at a time (each takes the engine about a second)."""
+
+    def one(agent: Agent) -> AgentStats | None:
+        try:
+            return client.stats(agent.id, owner=agent.owner)
+        except NotFoundError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(zip(agents, pool.map(one, agents), strict=True))
+
+
+@app.command()
+def top(
+    ctx: typer.Context,
+    agents: Annotated[
+        list[str] | None, typer.Argument(help="names or ids (default: every running agent)")
+    ] = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="refresh until Ctrl-C")] = False,
+    interval: Annotated[
+        float, typer.Option(min=1.0, help="seconds between refreshes with --watch")
+    ] = 2.0,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """What each agent uses, like docker stats: one sample, or --watch to refresh."""
+    with _client(ctx) as client:
+        while True:
+            if agents:
+                chosen = [client.get(name) for name in agents]
+            else:
+                chosen = list(client.iter_agents(status=AgentStatus.RUNNING))
+            samples = _samples(client, chosen)
+            if watch and output is OutputFormat.TABLE:
+                typer.echo("\x1b[2J\x1b[H", nl=False)
+            print_stats(samples, output)
+            if not watch:
+                return
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                return
 
 
 @app.command("rm")

@@ -16,9 +16,12 @@ cross the boundary, and chained (``raise ... from exc``)::
         ├── NotFoundError                404     agent_not_found, not_found
         ├── WaitTimeoutError             408     wait_timeout
         ├── ConflictError                409     agent_name_conflict, agent_name_ambiguous,
-        │                                        agent_expired, idempotency_key_reused
+        │                                        agent_expired, idempotency_key_reused,
+        │                                        change_in_flight
+        ├── PreconditionFailedError      412     revision_mismatch
         ├── RateLimitedError             429     rate_limited, too_many_log_streams,
         │                                        too_many_event_streams
+        ├── NotSupportedError            501     not_supported
         └── ServerUnavailableError       502/503/504  orchestrator_unavailable, engine_error,
                                                  orchestrator_error, keys_file_broken,
                                                  too_many_connections
@@ -44,7 +47,9 @@ __all__ = [
     "ConflictError",
     "ForbiddenError",
     "NotFoundError",
+    "NotSupportedError",
     "PolicyViolationError",
+    "PreconditionFailedError",
     "RateLimitedError",
     "ServerUnavailableError",
     "TransportError",
@@ -129,6 +134,14 @@ class ConflictError(APIStatusError):
     """The name is taken, ambiguous, or an Idempotency-Key was reused (409)."""
 
 
+class PreconditionFailedError(APIStatusError):
+    """The agent changed since the revision sent in ``If-Match`` (412): read it again."""
+
+
+class NotSupportedError(APIStatusError):
+    """The server's backend cannot do this (501)."""
+
+
 class RateLimitedError(APIStatusError):
     """Too many requests (429); ``retry_after`` says when to try again."""
 
@@ -145,8 +158,10 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     404: NotFoundError,
     408: WaitTimeoutError,
     409: ConflictError,
+    412: PreconditionFailedError,
     422: ValidationError,
     429: RateLimitedError,
+    501: NotSupportedError,
     502: ServerUnavailableError,
     503: ServerUnavailableError,
     504: ServerUnavailableError,

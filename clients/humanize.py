@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["ago", "human_duration"]
+__all__ = ["ago", "human_bytes", "human_duration"]
 
 
 def human_duration(seconds: float) -> str:
@@ -40,3 +40,15 @@ def ago(when: datetime, *, now: datetime | None = None) -> str:
     aware = when if when.tzinfo else when.replace(tzinfo=UTC)
     elapsed = ((now or datetime.now(UTC)) - aware).total_seconds()
     return f"{human_duration(max(0.0, elapsed))} ago"
+
+
+def human_bytes(count: float | None) -> str:
+    """A size the way ``docker stats`` shows it: ``12.5MiB``; ``-`` when unknown."""
+    if count is None:
+        return "-"
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}TiB"  # pragma: no cover - the loop always returns

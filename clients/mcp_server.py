@@ -171,6 +171,48 @@ def _tools(run: _Run) -> list[Callable[..., Awaitable[CallToolResult]]]:
         """Delete an agent and its workspace volume for good."""
         return await run(ctx, "delete", name=name)
 
+    async def update_agent(
+        ctx: Context[Any, Any, Any],
+        name: Name,
+        image: Annotated[str | None, Field(description="A new image (restarts it).")] = None,
+        command: Annotated[
+            list[str] | None, Field(description="A new command, one argument per item.")
+        ] = None,
+        env: Annotated[Strings, Field(description="Environment variables to set.")] = None,
+        secrets: Annotated[
+            Strings, Field(description="Secrets to set or rotate; only names are shown.")
+        ] = None,
+        labels: Annotated[Strings, Field(description="Labels to set.")] = None,
+        cpus: Annotated[float | None, Field(gt=0, description="CPU limit (in place).")] = None,
+        memory_mb: Annotated[
+            int | None, Field(gt=0, description="Memory limit in MB (in place).")
+        ] = None,
+        restart_policy: RestartPolicy | None = None,
+        ttl_seconds: Annotated[
+            int | None, Field(ge=1, description="Stop the agent this many seconds from now.")
+        ] = None,
+    ) -> CallToolResult:
+        """Change a running agent: limits change in place, anything else restarts it
+        (its workspace is kept)."""
+        return await run(
+            ctx,
+            "update",
+            name=name,
+            image=image,
+            command=command,
+            env=env,
+            secrets=secrets,
+            labels=labels,
+            cpus=cpus,
+            memory_mb=memory_mb,
+            restart_policy=restart_policy,
+            ttl_seconds=ttl_seconds,
+        )
+
+    async def agent_stats(ctx: Context[Any, Any, Any], name: Name) -> CallToolResult:
+        """What an agent uses now: CPU, memory, processes, network."""
+        return await run(ctx, "stats", name=name)
+
     return [
         spawn_agent,
         list_agents,
@@ -181,6 +223,8 @@ def _tools(run: _Run) -> list[Callable[..., Awaitable[CallToolResult]]]:
         agent_logs,
         wait_agent,
         delete_agent,
+        update_agent,
+        agent_stats,
     ]
 
 
@@ -193,8 +237,10 @@ TOOL_NAMES = (
     "restart_agent",
     "agent_logs",
     "delete_agent",
+    "update_agent",
+    "agent_stats",
 )
-_READ_ONLY = {"list_agents", "agent_status", "agent_logs", "wait_agent"}
+_READ_ONLY = {"list_agents", "agent_status", "agent_logs", "agent_stats", "wait_agent"}
 
 
 def _strict(fn: Callable[..., Awaitable[CallToolResult]]) -> Tool:

@@ -22,13 +22,18 @@ __all__ = [
     "EventAgent",
     "EventType",
     "WaitUntil",
+    "AgentChange",
     "AgentPage",
+    "AgentStats",
     "AgentStatus",
+    "ChangeResult",
     "Health",
     "NetworkChoice",
     "ResourceRequest",
     "Resources",
     "RestartPolicy",
+    "Revision",
+    "RevisionList",
     "SpawnRequest",
     "Whoami",
 ]
@@ -146,6 +151,7 @@ class Agent(BaseModel):
     expires_at: datetime | None = None
     address: AgentAddress | None = None
     orchestrator: str | None = None
+    revision: int = 1
 
     @property
     def short_id(self) -> str:
@@ -160,6 +166,85 @@ class AgentPage(BaseModel):
 
     items: list[Agent]
     next_cursor: str | None = None
+
+
+class AgentChange(BaseModel):
+    """The body of ``PATCH /v1/agents/{agent}``: only what is given changes. In ``env``,
+    ``labels`` and ``secrets`` a value sets that name and None removes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str | None = None
+    command: list[str] | None = None
+    env: dict[str, str | None] | None = None
+    secrets: dict[str, SecretStr | None] | None = None
+    labels: dict[str, str | None] | None = None
+    resources: ResourceRequest | None = None
+    restart_policy: RestartPolicy | None = None
+    ttl_seconds: int | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send: secret values revealed, None kept inside the maps."""
+        body: dict[str, Any] = {}
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name == "secrets":
+                value = {k: v.get_secret_value() if v else None for k, v in value.items()}
+            elif name == "resources":
+                value = value.model_dump(exclude_none=True)
+            body[name] = value
+        return body
+
+
+class ChangeResult(BaseModel):
+    """The answer to a change or a rollback: the agent, its new revision, and whether its
+    process was restarted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent: Agent
+    revision: int
+    restarted: bool
+    changes: list[str] = Field(default_factory=list)
+
+
+class Revision(BaseModel):
+    """One revision of an agent (secret names only, never values)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int
+    created_at: datetime
+    changes: list[str] = Field(default_factory=list)
+    restarted: bool = False
+    spec: dict[str, Any] = Field(default_factory=dict)
+
+
+class RevisionList(BaseModel):
+    """An agent's revisions, newest first; the server keeps the newest ``kept``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[Revision]
+    kept: int | None = None
+
+
+class AgentStats(BaseModel):
+    """One sample of what an agent uses; None where the backend cannot tell."""
+
+    model_config = ConfigDict(frozen=True)
+
+    read_at: datetime
+    cpu_percent: float | None = None
+    memory_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    pids: int | None = None
+    network_rx_bytes: int | None = None
+    network_tx_bytes: int | None = None
+    block_read_bytes: int | None = None
+    block_write_bytes: int | None = None
 
 
 class Health(BaseModel):

@@ -24,16 +24,30 @@ from .models import Agent, AgentStatus, ResourceRequest, WaitUntil
 from .retry import RetryPolicy
 from .tool_text import (
     describe_agent,
+    describe_change,
     describe_list,
     describe_logs,
     describe_state,
+    describe_stats,
     describe_wait,
     explain,
 )
 
 __all__ = ["ACTIONS", "Answer", "RemoteAgentManager"]
 
-ACTIONS = ("spawn", "list", "status", "start", "stop", "restart", "delete", "logs", "wait")
+ACTIONS = (
+    "spawn",
+    "list",
+    "status",
+    "start",
+    "stop",
+    "restart",
+    "delete",
+    "logs",
+    "update",
+    "stats",
+    "wait",
+)
 _NEEDS: dict[str, tuple[str, ...]] = {
     "spawn": ("name", "image"),
     "list": (),
@@ -54,8 +68,12 @@ _PARAMETERS: dict[str, Any] = {
                 "What to do. spawn: create and start a new agent (needs name and image). "
                 "list: your agents and their status. status: the details of one agent. "
                 "start, stop, restart: change whether it runs. delete: remove it and its "
-                "workspace for good. logs: its recent output. wait: until it has exited "
-                "(or runs, or is stopped: see until), then its status and exit code."
+                "workspace for good. logs: its recent output. update: change a running "
+                "agent (cpus and memory_mb change in place; image, command, env, secrets, "
+                "labels restart it, keeping its workspace). stats: what it uses now (CPU, "
+                "memory, processes). "
+                "wait: until it has exited (or runs, or is stopped: see until), then its "
+                "status and exit code."
             ),
         },
         "name": {
@@ -68,7 +86,7 @@ _PARAMETERS: dict[str, Any] = {
         },
         "image": {
             "type": "string",
-            "description": "spawn: the container image to run, e.g. hive/nanobot:latest.",
+            "description": "spawn, update: the container image to run, e.g. hive/nanobot:latest.",
         },
         "command": {
             "type": "array",
@@ -80,19 +98,22 @@ _PARAMETERS: dict[str, Any] = {
         },
         "env": {
             **_STRING_MAP,
-            "description": "spawn: environment variables. Not for secrets: these are shown back.",
+            "description": (
+                "spawn, update: environment variables. Not for secrets: these are shown back."
+            ),
         },
         "secrets": {
             **_STRING_MAP,
             "description": (
-                "spawn: secret environment variables such as API keys; only their names "
-                "are ever shown back."
+                "spawn, update: secret environment variables such as API keys (update: set "
+                "or rotate them); only their names are ever shown back."
             ),
         },
         "labels": {
             **_STRING_MAP,
             "description": (
-                "spawn: labels to put on the agent. list: only agents with all these labels."
+                "spawn, update: labels to put on the agent. list: only agents with all these "
+                "labels."
             ),
         },
         "status": {
@@ -102,11 +123,13 @@ _PARAMETERS: dict[str, Any] = {
         },
         "cpus": {
             "type": "number",
-            "description": "spawn: CPU limit, e.g. 0.5; omit it for the platform's default.",
+            "description": (
+                "spawn, update: CPU limit, e.g. 0.5; omit it for the platform's default."
+            ),
         },
         "memory_mb": {
             "type": "integer",
-            "description": "spawn: memory limit in MB; omit it for the platform's default.",
+            "description": "spawn, update: memory limit in MB; omit it for the platform's default.",
         },
         "workspace": {
             "type": "boolean",
@@ -118,7 +141,9 @@ _PARAMETERS: dict[str, Any] = {
         "restart_policy": {
             "type": "string",
             "enum": ["no", "on-failure", "unless-stopped", "always"],
-            "description": "spawn: what happens when the agent exits; default unless-stopped.",
+            "description": (
+                "spawn, update: what happens when the agent exits; default unless-stopped."
+            ),
         },
         "ttl_seconds": {
             "type": "integer",
@@ -201,6 +226,11 @@ def _command(value: Any) -> list[str] | None:
     )
 
 
+def _limits(args: Mapping[str, Any]) -> ResourceRequest | None:
+    limits = {k: args[k] for k in ("cpus", "memory_mb") if args.get(k) is not None}
+    return ResourceRequest.model_validate(limits) if limits else None
+
+
 class RemoteAgentManager:
     """The agent-fleet tool: one ``action`` per call, answers as text.
 
@@ -235,6 +265,8 @@ class RemoteAgentManager:
             "delete": self._delete,
             "logs": self._logs,
             "wait": self._wait,
+            "update": self._update,
+            "stats": self._stats,
         }
 
     def __repr__(self) -> str:
@@ -315,7 +347,7 @@ class RemoteAgentManager:
             yield client
 
     async def _spawn(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
-        limits = {k: args[k] for k in ("cpus", "memory_mb") if args.get(k) is not None}
+        limits = _limits(args)
         agent = await client.spawn(
             args["name"],
             args["image"],
@@ -323,7 +355,7 @@ class RemoteAgentManager:
             env=args.get("env"),
             secrets=args.get("secrets"),
             labels=args.get("labels"),
-            resources=ResourceRequest.model_validate(limits) if limits else None,
+            resources=limits,
             restart_policy=args.get("restart_policy"),
             workspace=args.get("workspace"),
             ttl_seconds=_integer(args.get("ttl_seconds"), "ttl_seconds", None),
@@ -383,3 +415,20 @@ class RemoteAgentManager:
                 "working. Call wait again to keep waiting, or status to look at it."
             )
         return describe_wait(agent)
+
+    async def _update(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        result = await client.update(
+            args["name"],
+            image=args.get("image"),
+            command=_command(args.get("command")),
+            env=args.get("env"),
+            secrets=args.get("secrets"),
+            labels=args.get("labels"),
+            resources=_limits(args),
+            restart_policy=args.get("restart_policy"),
+            ttl_seconds=_integer(args.get("ttl_seconds"), "ttl_seconds", None),
+        )
+        return describe_change(result)
+
+    async def _stats(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        return describe_stats(args["name"], await client.stats(args["name"]))

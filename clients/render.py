@@ -13,8 +13,8 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .humanize import ago
-from .models import Agent, AgentEvent
+from .humanize import ago, human_bytes
+from .models import Agent, AgentEvent, AgentStats, ChangeResult, RevisionList
 
 __all__ = [
     "OutputFormat",
@@ -23,7 +23,11 @@ __all__ = [
     "event_line",
     "print_agent",
     "print_agents",
+    "print_change",
     "print_event",
+    "print_revisions",
+    "print_stats",
+    "stats_table",
 ]
 
 _WIDE = 1000  # when not on a terminal, no column is ever cut
@@ -165,3 +169,76 @@ def print_event(event: AgentEvent, output: OutputFormat) -> None:
         print(event.model_dump_json(), flush=True)
     else:
         print(event_line(event), flush=True)
+
+
+def print_change(result: ChangeResult, output: OutputFormat) -> None:
+    """A change's answer: what changed and how, then the agent."""
+    if output is OutputFormat.JSON:
+        print(_json(result.model_dump(mode="json")))
+        return
+    how = "restarted" if result.restarted else "changed in place"
+    what = ", ".join(result.changes) or "nothing"
+    print(f"{result.agent.name}: revision {result.revision}, {how} ({what})")
+    _show(agents_table([result.agent]))
+
+
+def print_revisions(revisions: RevisionList, output: OutputFormat) -> None:
+    if output is OutputFormat.JSON:
+        print(_json(revisions.model_dump(mode="json")))
+        return
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("REVISION", "CREATED", "RESTARTED", "CHANGES"):
+        table.add_column(column, no_wrap=column != "CHANGES")
+    for revision in revisions.items:
+        table.add_row(
+            str(revision.number),
+            ago(revision.created_at),
+            "yes" if revision.restarted else "no",
+            ", ".join(revision.changes) or "-",
+        )
+    _show(table)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def _io(first: int | None, second: int | None) -> str:
+    return f"{human_bytes(first)} / {human_bytes(second)}"
+
+
+def stats_table(samples: Iterable[tuple[Agent, AgentStats | None]]) -> Table:
+    """``docker stats``' columns, one row per agent (dashes where no sample came)."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("NAME", "ID", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("PIDS", no_wrap=True)
+    for agent, stats in samples:
+        if stats is None:
+            table.add_row(agent.name, agent.short_id, *(["-"] * 6))
+            continue
+        memory_share = None
+        if stats.memory_bytes is not None and stats.memory_limit_bytes:
+            memory_share = stats.memory_bytes / stats.memory_limit_bytes * 100
+        table.add_row(
+            agent.name,
+            agent.short_id,
+            _percent(stats.cpu_percent),
+            _io(stats.memory_bytes, stats.memory_limit_bytes),
+            _percent(memory_share),
+            _io(stats.network_rx_bytes, stats.network_tx_bytes),
+            _io(stats.block_read_bytes, stats.block_write_bytes),
+            "-" if stats.pids is None else str(stats.pids),
+        )
+    return table
+
+
+def print_stats(samples: list[tuple[Agent, AgentStats | None]], output: OutputFormat) -> None:
+    if output is OutputFormat.JSON:
+        rows = [
+            {"agent": agent.name, "id": agent.id, "stats": s.model_dump(mode="json") if s else None}
+            for agent, s in samples
+        ]
+        print(_json(rows))
+    else:
+        _show(stats_table(samples))

@@ -22,15 +22,17 @@ from .errors import (
     UnauthorizedError,
     ValidationError,
 )
-from .humanize import ago
-from .models import Agent, AgentStatus
+from .humanize import ago, human_bytes
+from .models import Agent, AgentStats, AgentStatus, ChangeResult
 
 __all__ = [
     "describe_agent",
+    "describe_change",
     "describe_list",
     "describe_logs",
     "describe_state",
     "describe_wait",
+    "describe_stats",
     "explain",
     "summary_line",
 ]
@@ -112,6 +114,39 @@ def describe_wait(agent: Agent) -> str:
     if agent.exit_code is not None and agent.status.value != "running":
         text += f"; its process exited with code {agent.exit_code}"
     return f"{text}. Use action 'logs' with name '{agent.name}' to read what it printed."
+
+
+def describe_change(result: ChangeResult) -> str:
+    """After an update: what changed, and whether the agent was restarted for it."""
+    what = ", ".join(result.changes) or "nothing (it already was so)"
+    how = (
+        "it was restarted for it (its workspace was kept)"
+        if result.restarted
+        else "it went on running"
+    )
+    agent = result.agent
+    return (
+        f"Agent '{agent.name}' changed ({what}), now revision {result.revision}; {how}. "
+        f"It is now {_status(agent)}.{_advice(agent)}"
+    )
+
+
+def describe_stats(name: str, stats: AgentStats) -> str:
+    """What an agent uses now (action ``stats``)."""
+    parts = []
+    if stats.cpu_percent is not None:
+        parts.append(f"CPU {stats.cpu_percent:.1f}% of one core")
+    if stats.memory_bytes is not None:
+        limit = f" of {human_bytes(stats.memory_limit_bytes)}" if stats.memory_limit_bytes else ""
+        parts.append(f"memory {human_bytes(stats.memory_bytes)}{limit}")
+    if stats.pids is not None:
+        parts.append(f"{stats.pids} processes")
+    if stats.network_rx_bytes is not None:
+        parts.append(
+            f"network {human_bytes(stats.network_rx_bytes)} in, "
+            f"{human_bytes(stats.network_tx_bytes)} out"
+        )
+    return f"Agent '{name}' uses " + ("; ".join(parts) or "nothing the platform can tell") + "."
 
 
 def describe_logs(name: str, lines: list[str], *, max_chars: int) -> str:

@@ -22,8 +22,19 @@ import abc
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
-from .models import Agent, AgentSpec, LogOptions, Resources, SweepReport
-from .policy import OwnerCeilings
+from .errors import NotSupported
+from .models import (
+    Agent,
+    AgentChange,
+    AgentSpec,
+    AgentStats,
+    ChangeResult,
+    LogOptions,
+    Resources,
+    RevisionList,
+    SweepReport,
+)
+from .policy import OwnerCeilings, SpawnPolicy
 from .watch import Observation, Snapshot
 
 __all__ = ["Orchestrator"]
@@ -135,6 +146,55 @@ class Orchestrator(abc.ABC):
         until the agent stops or the consumer closes it; closing it releases the engine
         stream at once.
         """
+
+    async def update(
+        self,
+        ref: str,
+        change: AgentChange,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        """Change the agent and return it with its new revision.
+
+        The changed spec passes ``policy`` as a spawn would (image allowlist, resource
+        ceilings, size) and ``ceilings`` over the owner's other agents; a refused change
+        changes nothing (``PolicyViolation``, ``AgentQuotaExceeded``, ``InvalidSpec``).
+        With ``expected_revision``, an agent at another revision raises
+        ``RevisionMismatch`` and is left alone; of two changes racing from one revision,
+        one wins and the other raises ``RevisionMismatch``. What the engine can change in
+        place changes without a restart (``restarted`` False); the rest replaces the
+        agent's process keeping its id, name, owner, workspace and address. A service
+        killed in the middle leaves one agent, which ``sweep`` finishes or undoes.
+        """
+        raise NotSupported(f"the {self.name} backend cannot change a running agent")
+
+    async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
+        """The agent's revisions, newest first (never a secret value)."""
+        raise NotSupported(f"the {self.name} backend keeps no revisions")
+
+    async def rollback(
+        self,
+        ref: str,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        to: int | None = None,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        """Make the spec of revision ``to`` (the one before the current if None) current
+        again, as a new revision, under the same rules as ``update``. A revision no longer
+        kept raises ``AgentNotFound``; secret values are not kept, so a secret that revision
+        had and the agent no longer has raises ``InvalidSpec`` (set it with ``update``).
+        """
+        raise NotSupported(f"the {self.name} backend keeps no revisions")
+
+    async def stats(self, ref: str, *, owner: str | None = None) -> AgentStats:
+        """One sample of what the agent uses now (not a stream)."""
+        raise NotSupported(f"the {self.name} backend has no usage figures")
 
     async def snapshot(self) -> Snapshot:
         """Every agent of this instance now (all owners), and the token from which

@@ -9,13 +9,16 @@ code in exactly one place (``agent_platform.problems``).
     ├── AgentConflict                 agent_name_conflict
     │   ├── AmbiguousAgentName        agent_name_ambiguous
     │   ├── AgentExpired              agent_expired
-    │   └── IdempotencyKeyReused      idempotency_key_reused
+    │   ├── IdempotencyKeyReused      idempotency_key_reused
+    │   └── ChangeInFlight            change_in_flight
+    ├── RevisionMismatch              revision_mismatch
     ├── InvalidSpec                   invalid_spec
     │   ├── ImageNotFound             image_not_found
     │   └── SpawnFailed               spawn_failed
     ├── PolicyViolation               policy_violation
     │   └── AgentQuotaExceeded        agent_quota_exceeded
     ├── TooManyCalls                  rate_limited
+    ├── NotSupported                  not_supported
     ├── EngineError                   engine_error
     └── OrchestratorUnavailable       orchestrator_unavailable
 
@@ -33,13 +36,16 @@ __all__ = [
     "AgentQuotaExceeded",
     "AgentNotFound",
     "AmbiguousAgentName",
+    "ChangeInFlight",
     "EngineError",
     "IdempotencyKeyReused",
     "ImageNotFound",
     "InvalidSpec",
+    "NotSupported",
     "OrchestratorError",
     "OrchestratorUnavailable",
     "PolicyViolation",
+    "RevisionMismatch",
     "SpawnFailed",
     "TooManyCalls",
     "WatchExpired",
@@ -86,6 +92,18 @@ class IdempotencyKeyReused(AgentConflict):
     code = "idempotency_key_reused"
 
 
+class ChangeInFlight(AgentConflict):
+    """Another change of the agent is under way; retry once it is done."""
+
+    code = "change_in_flight"
+
+
+class RevisionMismatch(OrchestratorError):
+    """The agent is no longer at the revision the caller expected (``If-Match``)."""
+
+    code = "revision_mismatch"
+
+
 class InvalidSpec(OrchestratorError):
     """The engine refused the spawn request as given."""
 
@@ -120,6 +138,12 @@ class TooManyCalls(OrchestratorError):
     """The caller already has as many slow calls (e.g. image pulls) in flight as allowed."""
 
     code = "rate_limited"
+
+
+class NotSupported(OrchestratorError):
+    """This backend (or its cluster) cannot do what was asked."""
+
+    code = "not_supported"
 
 
 class EngineError(OrchestratorError):

@@ -18,6 +18,9 @@ from .viewcache import ViewCache, estimate_bytes
 
 __all__ = [
     "ANNOTATION_KEYS",
+    "CHANGES",
+    "CHANGE_MODE",
+    "CLAIM",
     "CREATED_AT",
     "EXPIRES_AT",
     "ID",
@@ -29,6 +32,7 @@ __all__ = [
     "MANAGED_BY_VALUE",
     "NAME",
     "OWNER",
+    "REVISION",
     "SPAWNING",
     "SPEC",
     "STARTED_AT",
@@ -36,6 +40,7 @@ __all__ = [
     "SYSTEM_PREFIX",
     "USER_PREFIX",
     "VIEW_CACHE",
+    "WAS_RUNNING",
     "agent_from_labels",
     "format_created_at",
     "format_moment",
@@ -44,6 +49,8 @@ __all__ = [
     "instance_name",
     "owned_labels",
     "is_managed",
+    "revision_of",
+    "revision_labels",
     "selector",
     "system_labels",
 ]
@@ -72,6 +79,14 @@ SPAWNING = _PREFIX + "spawning"
 # scaled to 0 does not say).
 STARTED_AT = _PREFIX + "started-at"
 STOPPED_BY = _PREFIX + "stopped-by"
+# The revision an agent's object was made at (absent: 1, the spawn); on a revision record,
+# its number, what changed, how ("live" in place or "replace" with a new process), whether
+# the agent was running, and the token of the writer that claimed the number.
+REVISION = _PREFIX + "revision"
+CHANGES = _PREFIX + "changes"
+CHANGE_MODE = _PREFIX + "change"
+WAS_RUNNING = _PREFIX + "was-running"
+CLAIM = _PREFIX + "claim"
 USER_PREFIX = "user." + SYSTEM_PREFIX
 
 
@@ -80,6 +95,7 @@ class Kind(StrEnum):
 
     WORKSPACE = "workspace"  # a Docker volume, a Kubernetes claim
     LEASE = "lease"  # Docker: one TTL renewal (labels of a container cannot change)
+    REVISION = "revision"  # Docker: the record of one revision (see docker/revisions.py)
     INIT = "init"  # Docker: the helper that readies a workspace
     NETWORK = "network"  # Docker: one owner's agent network
     SECRET = "secret"  # noqa: S105 - a kind of object, not a secret: Kubernetes, its values
@@ -139,6 +155,7 @@ def system_labels(
     spec: StoredSpec,
     idempotency: str | None,
     expires_at: datetime | None = None,
+    revision: int = 1,
 ) -> dict[str, str]:
     """Every label the platform puts on an agent, user labels under their own prefix."""
     labels = {USER_PREFIX + key: value for key, value in spec.labels.items()}
@@ -157,7 +174,41 @@ def system_labels(
         labels[IDEMPOTENCY_KEY] = idempotency
     if expires_at is not None:
         labels[EXPIRES_AT] = format_moment(expires_at)
+    if revision > 1:
+        labels[REVISION] = str(revision)
     return labels
+
+
+def revision_of(labels: Mapping[str, str]) -> int:
+    """The revision an agent's object was made at (1 without the label)."""
+    value = labels.get(REVISION, "1")
+    return int(value) if value.isdigit() else 1
+
+
+def revision_labels(
+    *,
+    instance: str,
+    agent_id: str,
+    owner: str,
+    number: int,
+    written: datetime,
+    spec: StoredSpec,
+    changes: tuple[str, ...],
+    mode: str,
+    was_running: bool,
+    claim: str,
+) -> dict[str, str]:
+    """Labels of the record of one revision (never a secret value: the spec has names only)."""
+    return {
+        **owned_labels(instance=instance, agent_id=agent_id, owner=owner, kind=Kind.REVISION),
+        REVISION: str(number),
+        CREATED_AT: format_moment(written),
+        SPEC: spec.model_dump_json(),
+        CHANGES: ",".join(changes),
+        CHANGE_MODE: mode,
+        WAS_RUNNING: "true" if was_running else "false",
+        CLAIM: claim,
+    }
 
 
 def selector(
@@ -202,15 +253,18 @@ def agent_from_labels(
     expires_at: datetime | None = None,
     address: tuple[str, str] | None = None,
     exit_code: int | None = None,
+    revision: int = 1,
+    spec_text: str | None = None,
 ) -> Agent:
     """Rebuild the public view of an agent from its labels (and annotations) alone.
 
     The part that never changes is built once (``VIEW_CACHE``, keyed on the agent's id and
     its spec, never on its status or deadline); status, detail and deadline are set on a
     shallow copy, so a fleet that did not change builds nothing on a list.
-    ``address`` is (network, host) where the backend knows how its owner reaches it.
+    ``address`` is (network, host) where the backend knows how its owner reaches it;
+    ``spec_text`` replaces the spec label where a later revision changed the agent in place.
     """
-    spec_text = labels[SPEC]
+    spec_text = spec_text or labels[SPEC]
     key = (
         orchestrator,
         labels[ID],
@@ -220,6 +274,7 @@ def agent_from_labels(
         len(spec_text),
         hash(spec_text),
         address,
+        revision,
     )
     view = VIEW_CACHE.get(
         key,
@@ -231,6 +286,7 @@ def agent_from_labels(
             spec_text,
             orchestrator,
             address,
+            revision,
         ),
     )
     return view.now(status, detail, expires_at, exit_code)
@@ -277,6 +333,7 @@ def _built(
     spec_text: str,
     orchestrator: str,
     address: tuple[str, str] | None,
+    revision: int,
 ) -> tuple[_View, int]:
     """The agent's view with a placeholder status, and its estimated size in bytes."""
     spec = StoredSpec.model_validate_json(spec_text)
@@ -299,5 +356,6 @@ def _built(
         expires_at=None,
         address=AgentAddress(network=address[0], host=address[1]) if address else None,
         orchestrator=orchestrator,
+        revision=revision,
     )
     return _View(agent), estimate_bytes(spec_text, agent)

@@ -24,9 +24,12 @@ __all__ = [
     "MAX_TTL_SECONDS",
     "Agent",
     "AgentAddress",
+    "AgentChange",
     "AgentName",
     "AgentSpec",
+    "AgentStats",
     "AgentStatus",
+    "ChangeResult",
     "EventAgent",
     "EventType",
     "FailureReason",
@@ -38,6 +41,8 @@ __all__ = [
     "ResourceRequest",
     "Resources",
     "RestartPolicy",
+    "Revision",
+    "RevisionList",
     "StoredSpec",
     "SweepReport",
     "is_agent_id",
@@ -235,6 +240,101 @@ class Agent(BaseModel):
         "gives agents no name of their own",
     )
     orchestrator: str
+    revision: int = Field(
+        default=1, ge=1, description="the agent's revision; GET sends it as the ETag"
+    )
+
+
+class AgentChange(_Strict):
+    """A ``PATCH`` body: only the fields given change.
+
+    ``env``, ``labels`` and ``secrets`` merge by name: a value sets or replaces that name,
+    ``null`` removes it. ``resources`` merges field by field. Secret values are never kept
+    anywhere but the agent itself (never in a revision, a response or a log line).
+    """
+
+    image: ImageRef | None = None
+    command: list[CommandArg] | None = Field(default=None, min_length=1, max_length=256)
+    env: dict[VarName, EnvValue | None] | None = Field(default=None, max_length=256)
+    secrets: dict[VarName, SecretValue | None] | None = Field(default=None, max_length=64)
+    labels: dict[LabelKey, LabelValue | None] | None = Field(default=None, max_length=64)
+    resources: ResourceRequest | None = None
+    restart_policy: RestartPolicy | None = None
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, le=MAX_TTL_SECONDS, description="stopped this long after the change"
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _image_not_an_id(cls, value: str | None) -> str | None:
+        if value is not None and id_shaped(value):
+            raise ValueError("an image id is not accepted: name the image (repository and tag)")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_values(
+        cls, value: dict[str, SecretStr | None] | None
+    ) -> dict[str, SecretStr | None] | None:
+        if value and any(s is not None and "\x00" in s.get_secret_value() for s in value.values()):
+            raise ValueError("a secret value holds a NUL byte")
+        return value
+
+    @model_validator(mode="after")
+    def _says_something(self) -> AgentChange:
+        if all(getattr(self, name) is None for name in self.model_fields_set):
+            raise ValueError("the change is empty: name at least one field to change")
+        return self
+
+
+class ChangeResult(BaseModel):
+    """The answer to a change or a rollback."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent: Agent
+    revision: int = Field(description="the agent's revision after the change")
+    restarted: bool = Field(description="whether the agent's process was restarted")
+    changes: list[str] = Field(description="what changed, by field (secret names only)")
+
+
+class Revision(BaseModel):
+    """One revision of an agent: what it was after a change, never a secret value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int
+    created_at: datetime
+    changes: list[str] = Field(description="what changed from the revision before, by field")
+    restarted: bool
+    spec: StoredSpec = Field(description="the agent's spec at this revision (secret names only)")
+
+
+class RevisionList(BaseModel):
+    """An agent's revisions, newest first; only the newest ``kept`` are kept."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[Revision]
+    kept: int
+
+
+class AgentStats(BaseModel):
+    """One sample of what an agent uses; a field the backend cannot tell is null."""
+
+    model_config = ConfigDict(frozen=True)
+
+    read_at: datetime
+    cpu_percent: float | None = Field(
+        default=None, description="of one CPU: 100 is one CPU busy, 200 two"
+    )
+    memory_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    pids: int | None = None
+    network_rx_bytes: int | None = None
+    network_tx_bytes: int | None = None
+    block_read_bytes: int | None = None
+    block_write_bytes: int | None = None
 
 
 class EventType(StrEnum):

@@ -16,7 +16,7 @@ from ..problems import ProblemError
 from ..schemas import ActionRequest, AgentList, RenewRequest, SpawnRequest
 from ..since import SINCE_PATTERN, parse_since
 
-__all__ = ["router"]
+__all__ = ["AgentRef", "audited", "etag", "router"]
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -137,6 +137,11 @@ async def list_agents(
     return AgentList(items=page, next_cursor=next_cursor)
 
 
+def etag(revision: int) -> str:
+    """The ETag of an agent at ``revision`` (what ``If-Match`` sends back)."""
+    return f'"{revision}"'
+
+
 def audited(request: Request, agent: Agent) -> Agent:
     """Name the resolved agent (id and owner) in the request's audit record, and make the
     answer what this replica's reads say from now on (read-your-writes)."""
@@ -146,9 +151,11 @@ def audited(request: Request, agent: Agent) -> Agent:
     return agent
 
 
-@router.get("/{agent}", response_model=Agent, summary="One agent")
-async def get_agent(agent: AgentRef, scope: OwnerScope, state: State) -> Agent:
-    return await state.live.get(agent, owner=scope)
+@router.get("/{agent}", response_model=Agent, summary="One agent; its ETag is its revision")
+async def get_agent(agent: AgentRef, scope: OwnerScope, state: State, response: Response) -> Agent:
+    found = await state.live.get(agent, owner=scope)
+    response.headers["ETag"] = etag(found.revision)
+    return found
 
 
 @router.post(

@@ -24,6 +24,7 @@ from docker import APIClient
 
 from .. import labels as L
 from ..errors import EngineError, OrchestratorError, OrchestratorUnavailable
+from ..models import Resources
 
 __all__ = [
     "Container",
@@ -33,6 +34,7 @@ __all__ = [
     "open_client",
     "release",
     "translate",
+    "update_limits",
 ]
 
 _EXITED = re.compile(r"^Exited \((-?\d+)\)")
@@ -48,6 +50,7 @@ class Container:
     state: str  # created, running, restarting, paused, removing, exited, dead
     exit_code: int | None
     networks: tuple[str, ...]  # the networks it is attached to, by name
+    name: str = ""  # the container's name, without the leading "/"
     inspected: bool = False  # True: ``oom_killed`` and ``error`` are known
     oom_killed: bool = False
     error: str = ""
@@ -64,6 +67,7 @@ class Container:
             state=str(entry.get("State") or ""),
             exit_code=int(match.group(1)) if match else None,
             networks=tuple((entry.get("NetworkSettings") or {}).get("Networks") or ()),
+            name=str((entry.get("Names") or [""])[0]).lstrip("/"),
         )
 
     @classmethod
@@ -76,6 +80,7 @@ class Container:
             state=str(state.get("Status") or ""),
             exit_code=state.get("ExitCode"),
             networks=tuple((info.get("NetworkSettings") or {}).get("Networks") or ()),
+            name=str(info.get("Name") or "").lstrip("/"),
             inspected=True,
             oom_killed=bool(state.get("OOMKilled", False)),
             error=str(state.get("Error") or ""),
@@ -148,6 +153,40 @@ def list_containers(api: APIClient, terms: Mapping[str, str], *, timeout: float)
         docker.errors.create_api_error_from_http_exception(exc)  # raises APIError
     entries: list[dict[str, Any]] = pydantic_core.from_json(response.content)
     return [Container.from_summary(e) for e in entries if L.is_managed(e.get("Labels") or {})]
+
+
+def update_limits(
+    api: APIClient,
+    container_id: str,
+    *,
+    resources: Resources | None,
+    restart_policy: str | None,
+    timeout: float,
+) -> None:
+    """Change a running container's CPU, memory and pids limits and restart policy in
+    place (``POST /containers/{id}/update``; the SDK's ``update_container`` has no field
+    for nano CPUs or pids)."""
+    body: dict[str, Any] = {}
+    if resources is not None:
+        memory = resources.memory_mb * 1024 * 1024
+        body.update(
+            NanoCpus=int(resources.cpus * 1e9),
+            Memory=memory,
+            MemorySwap=memory,
+            PidsLimit=resources.pids,
+        )
+    if restart_policy is not None:
+        body["RestartPolicy"] = {"Name": restart_policy, "MaximumRetryCount": 0}
+    response = api.post(
+        f"{api.base_url}/v{api.api_version}/containers/{container_id}/update",
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=timeout,
+    )
+    try:
+        response.raise_for_status()
+    except requests.exceptions.HTTPError as exc:
+        docker.errors.create_api_error_from_http_exception(exc)  # raises APIError
 
 
 def release(stream: Iterator[bytes]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -22,35 +22,65 @@ import docker.errors
 from docker import APIClient
 
 from .. import labels as L
+from ..changes import KEPT_REVISIONS, RESOURCE_CHANGES, Plan, plan_change, plan_rollback
 from ..config import DockerConfig
 from ..errors import (
     AgentConflict,
     AgentNotFound,
+    ChangeInFlight,
     ImageNotFound,
     InvalidSpec,
     OrchestratorError,
+    RevisionMismatch,
     SpawnFailed,
 )
 from ..images import parse_reference
 from ..models import (
     Agent,
+    AgentChange,
     AgentSpec,
+    AgentStats,
+    AgentStatus,
+    ChangeResult,
     LogOptions,
+    ResourceRequest,
     Resources,
+    Revision,
+    RevisionList,
     StoppedBy,
+    StoredSpec,
     SweepReport,
     is_agent_id,
 )
-from ..skeleton import AgentBackend
+from ..policy import OwnerCeilings, SpawnPolicy
+from ..skeleton import AgentBackend, expires_in
 from ..types import T
 from ..watch import Observation, Snapshot
-from .api import Container, explain, list_containers, open_client, release, translate
+from .api import (
+    Container,
+    explain,
+    list_containers,
+    open_client,
+    release,
+    translate,
+    update_limits,
+)
 from .graceful import stop_container
 from .leases import deadline_of, read_leases, write_lease
 from .networks import find_or_create, network_name, remove_idle_networks
-from .objects import LogRotation, build_container, volume_name
+from .objects import LogRotation, build_container, container_name, volume_name
 from .orphans import remove_orphans, remove_volumes
 from .pulls import Pulls
+from .replace import (
+    finish,
+    newest_per_agent,
+    reapply_in_place,
+    repair,
+    secret_values,
+    temporary_name,
+)
+from .revisions import LIVE, REPLACE, AgentRevisions, Record, claim, forget, read_records
+from .stats import sample_stats
 from .status import container_status
 from .watch import StopIntents, token_now, watch_engine
 from .workspace import prepare_with_helper, prepare_workspace
@@ -62,6 +92,9 @@ _RUNNING = frozenset({"running"})
 _SWEEP_STOPS = 8  # expired agents one sweep stops at once
 _STOPPED_STATES = frozenset({"exited", "dead"})
 _EXITED_STATES = frozenset({"exited", "dead", "restarting"})  # where an exit code means something
+# What Docker changes on a running container without restarting it.
+_IN_PLACE = RESOURCE_CHANGES | {"restart_policy"}
+Planner = Callable[[StoredSpec, AgentRevisions], Plan]
 
 
 class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
@@ -121,8 +154,15 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         self._hints[found.agent_id] = found.id
         return found
 
-    def _view(self, container: Container, leases: Mapping[str, datetime]) -> Agent:
-        """The public view of what the engine said, with the deadlines of ``leases``."""
+    def _view(
+        self,
+        container: Container,
+        leases: Mapping[str, datetime],
+        records: Mapping[str, Sequence[Record]],
+    ) -> Agent:
+        """The public view of what the engine said, with the deadlines of ``leases`` and
+        the changes made in place that ``records`` hold."""
+        revs = AgentRevisions(L.revision_of(container.labels), records.get(container.agent_id, []))
         facts = container.exit_code != 0  # the engine's error and OOM flag explain a failure
         status, detail = container_status(
             container.state,
@@ -130,6 +170,9 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             oom_killed=facts and container.oom_killed,
             error=container.error if facts else "",
         )
+        if container.state == "created" and L.REVISION in container.labels:
+            # Replaced while it was stopped: made, never started, and stopped it stays.
+            status, detail = AgentStatus.STOPPED, "changed while stopped; start it to run it"
         return L.agent_from_labels(
             container.labels,
             status=status,
@@ -138,6 +181,8 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             expires_at=deadline_of(container.labels, leases),
             address=container.address(),
             exit_code=container.exit_code if container.state in _EXITED_STATES else None,
+            revision=revs.number,
+            spec_text=revs.spec_text(container.labels[L.SPEC]),
         )
 
     # -- the skeleton's hooks -------------------------------------------------------------
@@ -146,7 +191,9 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         return translate(exc)
 
     def _query(self, terms: Mapping[str, str]) -> list[Container]:
-        found = list_containers(self._client(), terms, timeout=self._config.engine_timeout)
+        found = newest_per_agent(
+            list_containers(self._client(), terms, timeout=self._config.engine_timeout)
+        )
         if len(self._hints) > _MAX_HINTS:
             self._hints.clear()
         for container in found:
@@ -165,9 +212,9 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
     def _labels(self, obj: Container) -> Mapping[str, str]:
         return obj.labels
 
-    def _current_view(self, obj: Container) -> Agent:
+    def _current_view(self, obj: Container, records: Sequence[Record] | None = None) -> Agent:
         """Inspects only when a list entry cannot tell why it stopped; reads leases only for
-        an agent that has a TTL."""
+        an agent that has a TTL, and its revision records unless given."""
         if not obj.inspected and obj.state in _STOPPED_STATES and obj.exit_code != 0:
             try:
                 obj = Container.from_inspect(self._client().inspect_container(obj.id))
@@ -176,7 +223,12 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         leases = {}
         if L.EXPIRES_AT in obj.labels:
             leases = read_leases(self._client(), self._instance, obj.agent_id)
-        return self._view(obj, leases)
+        found: Mapping[str, Sequence[Record]] = (
+            read_records(self._client(), self._instance, obj.agent_id)
+            if records is None
+            else {obj.agent_id: records}
+        )
+        return self._view(obj, leases, found)
 
     def _deadline(self, obj: Container) -> datetime | None:
         if L.EXPIRES_AT not in obj.labels:
@@ -216,7 +268,8 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             )
             with_ttl = any(L.EXPIRES_AT in c.labels for c in found)
             leases = read_leases(self._client(), self._instance) if with_ttl else {}
-            return [self._view(c, leases) for c in found]
+            records = read_records(self._client(), self._instance)
+            return [self._view(c, leases, records) for c in found]
 
         return await self._run(work)
 
@@ -294,9 +347,26 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         def work() -> tuple[list[Container], SweepReport]:
             moment = now or datetime.now(UTC)
             api = self._client()
+            every = list_containers(
+                api, L.selector(instance=self._instance), timeout=self._config.engine_timeout
+            )
+            report = SweepReport()
+            # Replacements a killed service left half done: finished or undone first, so
+            # that what follows sees one container per agent.
+            records = read_records(api, self._instance)
+            grace = self._config.orphan_grace_seconds
+            repair(api, every, records, name_of=self._container_name, now=moment, grace=grace)
+            # ... and changes in place recorded but not made (recent ones: a few inspects).
+            reapply_in_place(
+                api,
+                every,
+                records,
+                now=moment,
+                window=max(2 * grace, 60.0),
+                timeout=self._config.engine_timeout,
+            )
             containers = self._query(L.selector(instance=self._instance))
             leases = read_leases(api, self._instance)
-            report = SweepReport()
             expired = [
                 c
                 for c in containers
@@ -352,7 +422,18 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             inspect=self._observe,
             run=self._run,
             intents=self._intents,
+            survivor=self._survivor,
         )
+
+    async def _survivor(self, agent_id: str) -> tuple[Agent, Container] | None:
+        """The agent's container left after one of its containers was destroyed (a
+        replacement), with its view; None when the agent is gone."""
+
+        def work() -> tuple[Agent, Container] | None:
+            found = self._query(L.selector(instance=self._instance, agent_id=agent_id))
+            return None if not found else (self._current_view(found[0]), found[0])
+
+        return await self._run(work)
 
     async def _observe(self, container_id: str) -> tuple[Agent, Container] | None:
         """One agent's view and its inspected container; None unless it is ours."""
@@ -410,21 +491,320 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             # Closing the response unblocks the worker thread still reading it.
             await loop.run_in_executor(None, release, stream)
 
+    # -- changes --------------------------------------------------------------------------
+
+    def _container_name(self, container: Container) -> str:
+        return container_name(
+            self._config.resource_prefix, container.labels[L.OWNER], container.labels[L.NAME]
+        )
+
+    def _revisions_of(self, container: Container) -> AgentRevisions:
+        found = read_records(self._client(), self._instance, container.agent_id)
+        return AgentRevisions(L.revision_of(container.labels), found.get(container.agent_id, []))
+
+    async def update(
+        self,
+        ref: str,
+        change: AgentChange,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        return await self._change(
+            ref,
+            owner,
+            expected_revision,
+            ceilings,
+            lambda spec, _: plan_change(spec, change, policy),
+        )
+
+    async def rollback(
+        self,
+        ref: str,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        to: int | None = None,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        def planner(spec: StoredSpec, revs: AgentRevisions) -> Plan:
+            kept = [r for r in revs.records if revs.committed(r)]
+            if to is None:
+                target = next((r for r in kept if r.number < revs.number), None)
+                if target is None:
+                    raise InvalidSpec("the agent has no earlier revision to roll back to")
+            else:
+                target = next((r for r in kept if r.number == to), None)
+                if target is None:
+                    raise AgentNotFound(f"revision {to} of this agent is not kept")
+            return plan_rollback(spec, target.spec, policy)
+
+        return await self._change(ref, owner, expected_revision, ceilings, planner)
+
+    async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
+        def work() -> RevisionList:
+            container = self._find(ref, owner)
+            revs = self._revisions_of(container)
+            items = [r.public() for r in revs.records if revs.committed(r)]
+            if not items:  # never changed: its spawn is its only revision
+                items = [
+                    Revision(
+                        number=revs.number,
+                        created_at=L.parse_moment(container.labels[L.CREATED_AT]),
+                        changes=[],
+                        restarted=False,
+                        spec=StoredSpec.model_validate_json(container.labels[L.SPEC]),
+                    )
+                ]
+            return RevisionList(items=items, kept=KEPT_REVISIONS)
+
+        return await self._run(work)
+
+    async def stats(self, ref: str, *, owner: str | None = None) -> AgentStats:
+        def work() -> AgentStats:
+            container = self._find(ref, owner)
+            if container.state != "running":
+                return sample_stats({}, running=False)
+            # stream=False: the engine answers one sample with the one before it (for CPU).
+            return sample_stats(self._client().stats(container.id, stream=False), running=True)
+
+        return await self._run_on_agent(work)
+
+    async def _change(
+        self,
+        ref: str,
+        owner: str | None,
+        expected: int | None,
+        ceilings: OwnerCeilings | None,
+        planner: Planner,
+    ) -> ChangeResult:
+        """The flow of a change and of a rollback: plan, claim the next revision, then
+        change in place or replace (see ``replace``)."""
+
+        def prepare() -> tuple[Container, AgentRevisions, StoredSpec, Plan]:
+            container = self._find(ref, owner)
+            revs = self._revisions_of(container)
+            if revs.pending is not None:
+                raise ChangeInFlight("another change of this agent is under way: retry shortly")
+            if expected is not None and expected != revs.number:
+                raise RevisionMismatch(
+                    f"the agent is at revision {revs.number}, not {expected}: read it again"
+                )
+            current = StoredSpec.model_validate_json(revs.spec_text(container.labels[L.SPEC]))
+            plan = planner(current, revs)
+            resized = any(c in RESOURCE_CHANGES for c in plan.changes)
+            if ceilings is not None and ceilings.active and resized:
+                agent_owner = container.labels[L.OWNER]
+                terms = L.selector(instance=self._instance, owner=agent_owner)
+                others = [c for c in self._query(terms) if c.agent_id != container.agent_id]
+                records = read_records(self._client(), self._instance)
+                held = [self._view(c, {}, records).resources for c in others]
+                ceilings.check(agent_owner, held, plan.spec.resources)
+            return container, revs, current, plan
+
+        container, revs, current, plan = await self._run(prepare)
+        if not plan.changes:
+            agent = await self._run(self._current_view, container)
+            return ChangeResult(agent=agent, revision=revs.number, restarted=False, changes=[])
+        has_ttl = L.EXPIRES_AT in container.labels
+        live = plan.only(_IN_PLACE | ({"ttl_seconds"} if has_ttl else frozenset()))
+        if "image" in plan.changes:
+            await self._ensure_image(plan.spec.image, container.labels[L.OWNER])
+        running = container.state in ("running", "restarting")
+        records = await self._run(self._claim, container, revs, current, plan, live, running)
+        record = records[0]
+        if live:
+            agent = await self._run_on_agent(
+                lambda: self._change_in_place(container, plan, records)
+            )
+            return ChangeResult(
+                agent=agent, revision=record.number, restarted=False, changes=list(plan.changes)
+            )
+        agent = await self._replace(container, current, plan, records, running)
+        return ChangeResult(
+            agent=agent, revision=record.number, restarted=running, changes=list(plan.changes)
+        )
+
+    def _claim(
+        self,
+        container: Container,
+        revs: AgentRevisions,
+        current: StoredSpec,
+        plan: Plan,
+        live: bool,
+        running: bool,
+    ) -> Sequence[Record]:
+        """The records after claiming the next revision, newest (the claim) first."""
+        api, labels = self._client(), container.labels
+        held = list(revs.records)
+        common = {
+            "prefix": self._config.resource_prefix,
+            "instance": self._instance,
+            "agent_id": container.agent_id,
+            "owner": labels[L.OWNER],
+        }
+        if not revs.records:  # the revision before: kept so that a rollback can return to it
+            base = claim(
+                api,
+                **common,
+                number=revs.number,
+                spec=current,
+                changes=(),
+                mode=REPLACE,
+                was_running=running,
+                now=L.parse_moment(labels[L.CREATED_AT]),
+            )
+            held = [base] if base is not None else []
+        number = revs.number + 1
+        record = claim(
+            api,
+            **common,
+            number=number,
+            spec=plan.spec,
+            changes=plan.changes,
+            mode=LIVE if live else REPLACE,
+            was_running=running,
+            now=datetime.now(UTC),
+        )
+        if record is None:
+            raise RevisionMismatch(f"another change made revision {number} first: read it again")
+        return [record, *held]
+
+    def _change_in_place(
+        self, container: Container, plan: Plan, records: Sequence[Record]
+    ) -> Agent:
+        api, record = self._client(), records[0]
+        try:
+            if any(change in _IN_PLACE for change in plan.changes):
+                update_limits(
+                    api,
+                    container.id,
+                    resources=plan.spec.resources,
+                    restart_policy=plan.spec.restart_policy,
+                    timeout=self._config.engine_timeout,
+                )
+            if "ttl_seconds" in plan.changes and plan.spec.ttl_seconds:
+                self._write_deadline(container, expires_in(plan.spec.ttl_seconds))
+        except BaseException as exc:
+            forget(api, [record])
+            if isinstance(exc, docker.errors.APIError) and not isinstance(
+                exc, docker.errors.NotFound
+            ):
+                raise InvalidSpec(f"the engine refused the change: {explain(exc)}") from exc
+            raise
+        forget(api, records[KEPT_REVISIONS:])
+        return self._current_view(self._refresh(container.id), records[:KEPT_REVISIONS])
+
+    async def _replace(
+        self,
+        old: Container,
+        current: StoredSpec,
+        plan: Plan,
+        records: Sequence[Record],
+        running: bool,
+    ) -> Agent:
+        api, record = self._client(), records[0]
+        try:
+            kept = await self._run_on_agent(
+                lambda: secret_values(api, old.id, set(current.secret_names) - set(plan.secrets))
+            )
+            if running:
+                await self._stop(old, self._config.stop_timeout, StoppedBy.CALL)
+        except BaseException:
+            await self._run(forget, api, [record])
+            raise
+
+        def swap() -> Agent:
+            try:
+                new_id = self._create_replacement(old, plan, record, kept)
+            except BaseException:
+                with contextlib.suppress(docker.errors.APIError):
+                    if running:
+                        api.start(old.id)
+                forget(api, [record])
+                raise
+            try:
+                finish(api, old=[old.id], new=new_id, name=self._container_name(old), start=running)
+            except docker.errors.APIError as exc:
+                raise SpawnFailed(
+                    f"revision {record.number} was made but the agent could not start: "
+                    f"{explain(exc)}; roll back or change it again"
+                ) from exc
+            forget(api, records[KEPT_REVISIONS:])
+            return self._current_view(self._refresh(new_id), records[:KEPT_REVISIONS])
+
+        return await self._run(swap)
+
+    def _create_replacement(
+        self, old: Container, plan: Plan, record: Record, kept: Mapping[str, str]
+    ) -> str:
+        """Step 3 of ``replace``: the new container, created under its temporary name."""
+        labels, spec = old.labels, plan.spec
+        owner, agent_id = labels[L.OWNER], old.agent_id
+        secrets = {**kept, **{k: v.get_secret_value() for k, v in plan.secrets.items()}}
+        asked = AgentSpec.model_validate(
+            {
+                **spec.model_dump(exclude={"secret_names", "resources"}),
+                "secrets": {name: secrets[name] for name in spec.secret_names if name in secrets},
+                "resources": ResourceRequest(**spec.resources.model_dump()),
+            }
+        )
+        deadline = None
+        if spec.ttl_seconds:
+            deadline = (
+                expires_in(spec.ttl_seconds)
+                if "ttl_seconds" in plan.changes or L.EXPIRES_AT not in labels
+                else L.parse_moment(labels[L.EXPIRES_AT])
+            )
+        new_labels = L.system_labels(
+            instance=self._instance,
+            agent_id=agent_id,
+            owner=owner,
+            created_at=L.parse_moment(labels[L.CREATED_AT]),
+            spec=spec,
+            idempotency=labels.get(L.IDEMPOTENCY_KEY),
+            expires_at=deadline,
+            revision=record.number,
+        )
+        network = self._ensure_network(owner) if spec.network != "none" else "none"
+        kwargs = self._describe(asked, new_labels, owner, spec.resources, network)
+        kwargs["name"] = temporary_name(kwargs["name"], record.number)
+        try:
+            new_id: str = self._client().create_container(**kwargs)["Id"]
+        except docker.errors.NotFound as exc:
+            if not _lost_network(exc):
+                raise
+            self._forget_network(owner)
+            kwargs["networking_config"] = {
+                "EndpointsConfig": {self._ensure_network(owner): {"Aliases": [spec.name]}}
+            }
+            kwargs["host_config"]["NetworkMode"] = self._ensure_network(owner)
+            new_id = self._client().create_container(**kwargs)["Id"]
+        if deadline is not None and "ttl_seconds" in plan.changes:
+            self._write_deadline(old, deadline)
+        return new_id
+
     # -- spawn ----------------------------------------------------------------------------
 
     async def _prepare(self, spec: AgentSpec, owner: str) -> None:
+        await self._ensure_image(spec.image, owner)
+
+    async def _ensure_image(self, image: str, owner: str) -> None:
         """The image is on the engine, pulled (on the pull pool, under its deadline) if not."""
-        if await self._run(self._image_present, spec.image):
+        if await self._run(self._image_present, image):
             return
         if not self._config.pull_missing_images:
-            raise ImageNotFound(f"image {spec.image!r} is not present on the engine")
+            raise ImageNotFound(f"image {image!r} is not present on the engine")
         try:
-            await self._pulls.pull(spec.image, owner=owner)
+            await self._pulls.pull(image, owner=owner)
         except OrchestratorError:
             raise
         except Exception as exc:
             raise translate(exc) from exc
-        await self._run(lambda: _check_named(self._client().inspect_image(spec.image), spec.image))
+        await self._run(lambda: _check_named(self._client().inspect_image(image), image))
 
     def _resume(self, obj: Container, spec: AgentSpec) -> Container | None:
         if obj.state != "created":
@@ -480,6 +860,32 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
                 raise InvalidSpec(f"image {image!r} is not usable: {explain(exc)}") from exc
             raise
 
+    def _describe(
+        self,
+        spec: AgentSpec,
+        labels: dict[str, str],
+        owner: str,
+        resources: Resources,
+        network_id: str,
+    ) -> dict[str, Any]:
+        """The keyword arguments of the agent's ``create_container`` (see ``objects``)."""
+        config = self._config
+        return build_container(
+            spec,
+            labels=labels,
+            owner=owner,
+            resources=resources,
+            prefix=config.resource_prefix,
+            network=network_id,
+            volume=volume_name(config.resource_prefix, labels[L.ID]) if spec.workspace else None,
+            workspace_path=config.workspace_path,
+            read_only_rootfs=config.read_only_rootfs,
+            user=config.agent_user,
+            log=LogRotation(
+                config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
+            ),
+        ).kwargs()
+
     def _create(
         self, spec: AgentSpec, owner: str, resources: Resources, labels: dict[str, str]
     ) -> Container:
@@ -488,21 +894,7 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         volume = volume_name(config.resource_prefix, agent_id) if spec.workspace else None
 
         def describe(network_id: str) -> dict[str, Any]:
-            return build_container(
-                spec,
-                labels=labels,
-                owner=owner,
-                resources=resources,
-                prefix=config.resource_prefix,
-                network=network_id,
-                volume=volume,
-                workspace_path=config.workspace_path,
-                read_only_rootfs=config.read_only_rootfs,
-                user=config.agent_user,
-                log=LogRotation(
-                    config.agent_log_driver, config.agent_log_max_size, config.agent_log_max_files
-                ),
-            ).kwargs()
+            return self._describe(spec, labels, owner, resources, network_id)
 
         prepare: Callable[[str], None] | None = None
         if volume is not None and config.agent_user and not config.read_only_rootfs:

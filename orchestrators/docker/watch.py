@@ -16,6 +16,10 @@ next event of its container (at most ``_STOP_LOOKAHEAD`` seconds):
 - a ``stop`` event follows: ``call`` (another replica; only the service holds the socket);
 - nothing follows: a kill outside the API, reported as ``failed`` (``killed``) with its code.
 
+A change that replaces an agent's container (``replace``) destroys the old container while
+the new one carries the agent on: a ``destroy`` is an agent's deletion only when no other
+container of the agent is left (``survivor``); else it is that container's observation.
+
 History: the engine keeps its last 256 events (of every container, ours or not). A resume
 from a token whose history may be longer than that raises ``WatchExpired``.
 """
@@ -117,6 +121,7 @@ async def watch_engine(
     inspect: Inspector,
     run: Callable[..., Awaitable[Any]],
     intents: StopIntents,
+    survivor: Inspector | None = None,
 ) -> AsyncIterator[Observation]:
     """The observations of this instance's agents from ``since`` on (see the module)."""
     try:
@@ -181,6 +186,10 @@ async def watch_engine(
             if death is not None:
                 yield _killed(death.observation)
             if action == "destroy":
+                left = await survivor(attrs[L.ID]) if survivor is not None else None
+                if left is not None:  # replaced by a change: the agent goes on
+                    yield Observation.of(left[0], at=at, token=str(nanos))
+                    continue
                 yield Observation(
                     agent_id=attrs[L.ID],
                     name=attrs.get(L.NAME, ""),

@@ -245,16 +245,21 @@ class _Stream:
 
     def _follow(self) -> None:
         """One watch request, until the server ends it (then the caller opens another)."""
-        response = self._kube.stream(
-            self._lister,
-            self._namespace,
-            label_selector=self._selector,
-            watch=True,
-            resource_version=self._version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_SECONDS,
-            _request_timeout=(self._kube.timeout[0], WATCH_SECONDS + self._kube.timeout[1]),
-        )
+        try:
+            response = self._kube.stream(
+                self._lister,
+                self._namespace,
+                label_selector=self._selector,
+                watch=True,
+                resource_version=self._version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=WATCH_SECONDS,
+                _request_timeout=(self._kube.timeout[0], WATCH_SECONDS + self._kube.timeout[1]),
+            )
+        except ApiException as exc:
+            if exc.status == _GONE:  # reopened from a version the server no longer has
+                raise WatchExpired("the API server no longer has that history") from exc
+            raise
         with self._lock:
             self._response = response
         if self._stopped.is_set():

@@ -46,9 +46,13 @@ def test_the_curl_examples_work_as_written(
     assert '"name":"researcher"' in output
     assert '"secret_names":["OPENAI_API_KEY"]' in output
     assert "sk-demo" not in output
+    assert "sk-rotated" not in output
+    assert '"restarted":false' in output  # the resize
+    assert '"changes":["env.LOG_LEVEL","secrets.OPENAI_API_KEY"]' in output
+    assert '"cpu_percent"' in output
     assert output.count("researching") >= 3  # logs, tail and follow
     assert '"status":"stopped"' in output
     assert re.search(r"[}\n]204\n", output)
-    assert '{"status":"ok"}{"status":"ready"}' in output
+    assert re.search(r'\{"status":"ok"[^}]*\}\{"status":"ready","watch":"live"\}', output)
     assert "agent_api_requests_total" in output
     assert "problem" not in output

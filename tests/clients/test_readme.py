@@ -64,7 +64,13 @@ def test_the_python_examples_print_what_they_say(api: Api, busybox: str) -> None
     lines = sync.splitlines()
     assert lines[0] == "aptest-researcher running ['OPENAI_API_KEY']"
     assert re.fullmatch(r"aptest-researcher [0-9a-f]{12}", lines[1])
-    assert lines[2:] == ["stopped", "running", "['researching']", "404 agent_not_found"]
+    assert lines[2:] == [
+        "False",
+        "stopped",
+        "running",
+        "['researching']",
+        "404 agent_not_found",
+    ]
     assert "sk-demo" not in api.server.logs()
 
     asynchronous = _as_test(_block("python", "AsyncAgentClient()"), busybox)
@@ -91,6 +97,8 @@ def test_the_agentctl_examples_work_as_written(api: Api, busybox: str) -> None:
     )
     assert '"secret_names": [\n      "OPENAI_API_KEY"\n    ]' in output
     assert "researching" in output
+    assert "revision 2, changed in place (resources.memory_mb)" in output
+    assert re.search(r"^aptest-researcher +[0-9a-f]{12} .* 256\.0MiB", output, re.MULTILINE)
     assert "Error: no agent 'aptest-researcher' (agent_not_found, HTTP 404)" in output
     assert "already gone: exit code 1" in output
     assert "sk-demo" not in output

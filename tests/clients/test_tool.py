@@ -52,6 +52,8 @@ async def test_it_speaks_nanobots_tool_interface() -> None:
         "restart",
         "delete",
         "logs",
+        "update",
+        "stats",
         "wait",
     )
     for spec in parameters["properties"].values():

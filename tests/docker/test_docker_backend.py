@@ -242,8 +242,10 @@ async def test_list_costs_the_same_engine_calls_for_any_fleet_size(
         await backend.spawn(spec(f"aptest-n{index}", busybox), owner="alice", resources=SMALL)
     with_six = await calls_for_list()
 
-    assert len(with_one) == len(with_six) == 1
+    # The containers, and the revision records (changes made in place): one query each.
+    assert len(with_one) == len(with_six) == 2
     assert "/containers/json" in with_six[0]
+    assert "/volumes" in with_six[1]
 
 
 async def test_a_spawn_with_a_key_and_a_quota_lists_the_owners_agents_once(

@@ -19,8 +19,9 @@ from testenv.kube_env import KubeTestEnv
 from testenv.kube_fixture import fresh_namespace, leftovers, wait_until
 from testenv.server import ServerProcess
 
-from ..api.helpers import assert_problem, body
+from ..api.helpers import EventStream, assert_problem, body
 from ..conftest import Api, Keys, server_env
+from .helpers import kubelet, pod_names
 
 pytestmark = pytest.mark.kubernetes
 
@@ -285,3 +286,46 @@ def test_a_restarted_service_and_a_second_one_see_the_same_agents(
         assert kapi.alice.get("/v1/agents/aptest-keep-0").json()["status"] == "stopped"
     finally:
         second.stop()
+
+
+def test_an_agents_life_as_events_with_the_kubernetes_reasons(
+    kapi: Api, kube_service: tuple[ServerProcess, str], kube_env: KubeTestEnv
+) -> None:
+    """``GET /v1/events`` on Kubernetes: created and started, an OOM kill (failed,
+    oom_killed, 137, which a ``wait`` for the exit answers), a stop by a call, the
+    deletion; only to the agent's owner; and a resume from an event's id replays what came
+    after it."""
+    _, namespace = kube_service
+    alice, bob = EventStream(kapi.alice), EventStream(kapi.bob)
+    try:
+        ref = str(spawn(kapi, "aptest-events")["id"])
+        created = alice.wait_for(type="created", agent=ref)
+        assert created["agent"] == {"id": ref, "name": "aptest-events", "owner": "alice"}
+        started = alice.wait_for(type="started", agent=ref, status="running")
+
+        (pod,) = pod_names(kube_env.api_client(), namespace, ref)
+        kubelet(kube_env).oom_kill(namespace, pod)
+        # A caller waiting for the outcome gets the agent with its exit code.
+        waited = kapi.alice.get(f"/v1/agents/{ref}/wait", params={"until": "exited", "timeout": 30})
+        assert waited.status_code == 200, waited.text
+        assert (waited.json()["status"], waited.json()["exit_code"]) == ("failed", 137)
+        failed = alice.wait_for(type="failed", agent=ref, reason="oom_killed")
+        assert failed["exit_code"] == 137
+        assert failed["status"] == "failed"
+
+        kapi.alice.post(f"/v1/agents/{ref}/stop", params={"timeout": 1})
+        alice.wait_for(type="stopped", agent=ref, by="call")
+        assert kapi.alice.delete(f"/v1/agents/{ref}").status_code == 204
+        alice.wait_for(type="deleted", agent=ref)
+        assert not [e for e in bob.events if e["agent"] and e["agent"]["id"] == ref]
+    finally:
+        alice.close()
+        bob.close()
+
+    resumed = EventStream(kapi.alice, last_id=started["id"])
+    try:
+        resumed.wait_for(type="failed", agent=ref, reason="oom_killed")
+        resumed.wait_for(type="deleted", agent=ref)
+        assert not [e for e in resumed.events if e["type"] == "created"]
+    finally:
+        resumed.close()

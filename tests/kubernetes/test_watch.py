@@ -12,6 +12,7 @@ from kubernetes import client
 
 from orchestrators.errors import WatchExpired
 from orchestrators.kubernetes import KubernetesOrchestrator
+from orchestrators.kubernetes import watch as kube_watch
 from orchestrators.models import AgentStatus, FailureReason, StoppedBy
 from orchestrators.watch import Observation
 from testenv.backends import SMALL
@@ -194,3 +195,22 @@ async def test_the_role_is_enough_to_snapshot_and_watch(
     finally:
         await recorder.close()
         await backend.close()
+
+
+async def test_a_watch_the_server_ends_is_opened_again_from_where_it_was(
+    kube_backend: KubernetesOrchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API server ends every watch after its timeout (here one second instead of
+    minutes): the watch goes on from its last resource version, losing nothing."""
+    monkeypatch.setattr(kube_watch, "WATCH_SECONDS", 1)
+    recorder = Recorder(kube_backend.watch())
+    try:
+        await asyncio.sleep(2.5)  # the server has ended the first watches meanwhile
+        agent = await kube_backend.spawn(sleeper("aptest-rewatch"), owner="alice", resources=SMALL)
+        await recorder.until("the start", of(agent.id, AgentStatus.RUNNING))
+        await asyncio.sleep(1.5)
+        await kube_backend.stop(agent.id, owner="alice", timeout=1)
+        await recorder.until("the stop", of(agent.id, AgentStatus.STOPPED))
+        assert recorder.error is None
+    finally:
+        await recorder.close()

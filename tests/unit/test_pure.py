@@ -30,6 +30,7 @@ def test_packages_export_what_they_mean_to() -> None:
         name for name in dir(orchestrators) if not name.startswith("_")
     } - {
         "base",
+        "changes",
         "config",
         "errors",
         "images",
@@ -64,7 +65,9 @@ def test_packages_export_what_they_mean_to() -> None:
         "ConflictError",
         "ForbiddenError",
         "NotFoundError",
+        "NotSupportedError",
         "PolicyViolationError",
+        "PreconditionFailedError",
         "RateLimitedError",
         "ServerUnavailableError",
         "TransportError",
