@@ -5,6 +5,9 @@ watch lasts, so it never takes a thread of the engine pool); each container even
 followed by one inspect of the container, so an observation carries the agent's view at
 that moment. The resume token is the event's ``timeNano``.
 
+An OOM kill: the engine's ``oom`` event before the ``die`` (the inspect does not always
+say so).
+
 Who stopped an agent. Docker keeps no such fact, but its events tell a stop through the
 API (``kill``, ``die``, then ``stop``) from a kill behind the service's back (``kill``,
 ``die``, and no ``stop``). So a ``die`` that reads as a stop (code 137 or 143) waits for the
@@ -151,6 +154,7 @@ async def watch_engine(
 
     threading.Thread(target=pump, name="docker-events", daemon=True).start()
     deaths: dict[str, _Death] = {}
+    ooms: set[str] = set()  # containers the engine reported out of memory, until they die
     floor = int(since)
     try:
         while True:
@@ -176,6 +180,9 @@ async def watch_engine(
             attrs: Mapping[str, str] = actor.get("Attributes") or {}
             action = str(event.get("Action") or event.get("status") or "")
             if not L.is_managed(attrs) or action.startswith(_IGNORED):
+                continue
+            if action == "oom":  # its ``die`` follows; the inspect does not always say so
+                ooms.add(cid)
                 continue
             at = datetime.fromtimestamp(nanos / 1e9, UTC)
             death = deaths.pop(cid) if cid in deaths else None
@@ -204,6 +211,9 @@ async def watch_engine(
                 continue  # removed meanwhile: its destroy event follows
             agent, container = found
             if action == "die":
+                if cid in ooms:
+                    ooms.discard(cid)
+                    container = dataclasses.replace(container, oom_killed=True)
                 observation = _exit(agent, container, attrs, at=at, token=str(nanos))
                 by = intents.take(agent.id)
                 if observation.status is not AgentStatus.STOPPED:
