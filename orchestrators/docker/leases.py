@@ -20,7 +20,7 @@ from docker import APIClient
 
 from .. import labels as L
 
-__all__ = ["deadline_of", "read_leases", "write_lease"]
+__all__ = ["deadline_of", "lease_prefix", "read_leases", "write_lease"]
 
 
 def read_leases(api: APIClient, instance: str, agent_id: str | None = None) -> dict[str, datetime]:
@@ -61,7 +61,7 @@ def write_lease(
 ) -> None:
     """Record a new deadline, then drop the leases it supersedes."""
     stamp = L.format_moment(now)
-    name = f"{prefix}lease-{agent_id}-{int(now.timestamp() * 1_000_000)}"
+    name = f"{lease_prefix(prefix)}{agent_id}-{int(now.timestamp() * 1_000_000)}"
     api.create_volume(
         name,
         labels={
@@ -74,6 +74,11 @@ def write_lease(
         if volume["Name"] != name:
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 api.remove_volume(volume["Name"], force=True)
+
+
+def lease_prefix(prefix: str) -> str:
+    """How the names of the leases of the platform whose resource prefix is ``prefix`` begin."""
+    return f"{prefix}lease-"
 
 
 def _lease_terms(instance: str) -> list[str]:

@@ -66,7 +66,7 @@ from .api import (
     update_limits,
 )
 from .graceful import stop_container
-from .leases import deadline_of, read_leases, write_lease
+from .leases import deadline_of, lease_prefix, read_leases, write_lease
 from .networks import find_or_create, network_name, remove_idle_networks
 from .objects import LogRotation, build_container, container_name, volume_name
 from .orphans import remove_orphans, remove_volumes
@@ -81,8 +81,8 @@ from .replace import (
 )
 from .revisions import LIVE, REPLACE, AgentRevisions, Record, claim, forget, read_records
 from .stats import sample_stats
-from .status import container_status
-from .watch import StopIntents, token_now, watch_engine
+from .status import SIGKILL_EXIT, container_status
+from .watch import StopIntents, stops_on_record, token_now, watch_engine
 from .workspace import prepare_with_helper, prepare_workspace
 
 __all__ = ["DockerConfig", "DockerOrchestrator"]
@@ -159,16 +159,21 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         container: Container,
         leases: Mapping[str, datetime],
         records: Mapping[str, Sequence[Record]],
+        stops: frozenset[str] = frozenset(),
     ) -> Agent:
-        """The public view of what the engine said, with the deadlines of ``leases`` and
-        the changes made in place that ``records`` hold."""
+        """The public view of what the engine said, with the deadlines of ``leases``, the
+        changes made in place that ``records`` hold, and the containers the engine's
+        history shows as stopped on request (``stops``)."""
         revs = AgentRevisions(L.revision_of(container.labels), records.get(container.agent_id, []))
         facts = container.exit_code != 0  # the engine's error and OOM flag explain a failure
+        deadline = deadline_of(container.labels, leases)
         status, detail = container_status(
             container.state,
             container.exit_code,
             oom_killed=facts and container.oom_killed,
             error=container.error if facts else "",
+            stop_asked=container.id in stops
+            or (deadline is not None and deadline <= datetime.now(UTC)),
         )
         if container.state == "created" and L.REVISION in container.labels:
             # Replaced while it was stopped: made, never started, and stopped it stays.
@@ -178,7 +183,7 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             status=status,
             detail=detail,
             orchestrator=self.name,
-            expires_at=deadline_of(container.labels, leases),
+            expires_at=deadline,
             address=container.address(),
             exit_code=container.exit_code if container.state in _EXITED_STATES else None,
             revision=revs.number,
@@ -228,7 +233,14 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             if records is None
             else {obj.agent_id: records}
         )
-        return self._view(obj, leases, found)
+        return self._view(obj, leases, found, self._stops([obj]))
+
+    def _stops(self, containers: Sequence[Container]) -> frozenset[str]:
+        """The engine's record of stops, asked only when one of ``containers`` died of
+        SIGKILL (a stop whose grace ran out, or a kill behind the service's back)."""
+        if not any(_killed(c) for c in containers):
+            return frozenset()
+        return stops_on_record(self._client(), self._instance)
 
     def _deadline(self, obj: Container) -> datetime | None:
         if L.EXPIRES_AT not in obj.labels:
@@ -269,7 +281,12 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             with_ttl = any(L.EXPIRES_AT in c.labels for c in found)
             leases = read_leases(self._client(), self._instance) if with_ttl else {}
             records = read_records(self._client(), self._instance)
-            return [self._view(c, leases, records) for c in found]
+            stops = self._stops(found)
+            # A kill is told from an out-of-memory kill only by an inspect (rare: kills only).
+            found = [
+                (self._inspect(c.id) or c) if _killed(c) and c.id not in stops else c for c in found
+            ]
+            return [self._view(c, leases, records, stops) for c in found]
 
         return await self._run(work)
 
@@ -423,6 +440,7 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             run=self._run,
             intents=self._intents,
             survivor=self._survivor,
+            lease_prefix=lease_prefix(self._config.resource_prefix),
         )
 
     async def _survivor(self, agent_id: str) -> tuple[Agent, Container] | None:
@@ -1015,3 +1033,12 @@ def _check_named(info: Mapping[str, Any], image: str) -> None:
 def _lost_network(exc: docker.errors.APIError) -> bool:
     explanation = str(exc.explanation or "")
     return "network" in explanation and "not found" in explanation
+
+
+def _killed(container: Container) -> bool:
+    """It exited of SIGKILL: a stop after its grace, a kill, or the OOM killer."""
+    return (
+        container.state == "exited"
+        and container.exit_code == SIGKILL_EXIT
+        and not (container.inspected and container.oom_killed)
+    )

@@ -5,19 +5,23 @@ watch lasts, so it never takes a thread of the engine pool); each container even
 followed by one inspect of the container, so an observation carries the agent's view at
 that moment. The resume token is the event's ``timeNano``.
 
-An OOM kill: the engine's ``oom`` event before the ``die`` (the inspect does not always
-say so).
-
-Who stopped an agent. Docker keeps no such fact, but its events tell a stop through the
-API (``kill``, ``die``, then ``stop``) from a kill behind the service's back (``kill``,
-``die``, and no ``stop``). So a ``die`` that reads as a stop (code 137 or 143) waits for the
-next event of its container (at most ``_STOP_LOOKAHEAD`` seconds):
+Who stopped an agent, and whether it was stopped at all. Docker keeps no such fact, but its
+events tell a stop through the API from a kill behind the service's back: a stop whose
+grace ran out ends with the engine's ``stop`` event (``kill``, ``die``, ``stop``), a
+``docker kill`` does not (``kill``, ``die``). The rule is ``status.container_status``'s,
+shared with the view: an exit by SIGTERM (143) is a stop; by SIGKILL (137), a stop only
+when one was asked. So a ``die`` with code 137 waits for the next event of its container
+(at most ``_STOP_LOOKAHEAD`` seconds), unless the stop is known at once:
 
 - this process noted that it is stopping the agent (``StopIntents``, in memory): by that
-  (``call`` or ``ttl``), at once;
+  (``call`` or ``ttl``);
 - its deadline has passed: ``ttl`` (another replica's sweep);
 - a ``stop`` event follows: ``call`` (another replica; only the service holds the socket);
-- nothing follows: a kill outside the API, reported as ``failed`` (``killed``) with its code.
+- nothing follows: a kill outside the API, ``failed`` (``killed``) with its code.
+
+A ``die`` with code 143 is a stop by this process's intent, the TTL, or else a call.
+The observation's ``agent`` always carries the status the observation says, so the read
+model and the events agree.
 
 A change that replaces an agent's container (``replace``) destroys the old container while
 the new one carries the agent on: a ``destroy`` is an agent's deletion only when no other
@@ -31,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -43,19 +46,29 @@ from docker import APIClient
 
 from .. import labels as L
 from ..errors import OrchestratorUnavailable, WatchExpired
-from ..models import Agent, AgentStatus, FailureReason, Health, StoppedBy
+from ..models import Agent, AgentStatus, Health, StoppedBy, is_agent_id
 from ..watch import Observation
 from .api import Container, label_filter, release
-from .status import container_status
+from .status import SIGKILL_EXIT, container_status, failure_reason
 
-__all__ = ["StopIntents", "engine_history_lost", "token_now", "watch_engine"]
+__all__ = ["StopIntents", "engine_history_lost", "stops_on_record", "token_now", "watch_engine"]
 
 ENGINE_HISTORY = 256  # events the engine keeps (daemon/events: eventsLimit)
 _STOP_LOOKAHEAD = 2.0  # seconds a stop-like exit waits for the engine's ``stop`` event
-_STOP_CODES = frozenset({137, 143})
 # Actions that say nothing about the agent's state.
-# A ``kill`` is followed by the ``die`` that tells the outcome.
-_IGNORED = ("exec_", "attach", "resize", "top", "export", "commit", "copy", "archive-path", "kill")
+# A ``kill`` or an ``oom`` is followed by the ``die`` that tells the outcome.
+_IGNORED = (
+    "exec_",
+    "attach",
+    "resize",
+    "top",
+    "export",
+    "commit",
+    "copy",
+    "archive-path",
+    "kill",
+    "oom",
+)
 _HEALTH = "health_status: "
 _END = object()
 
@@ -108,11 +121,29 @@ def engine_history_lost(api: APIClient, token: str) -> bool:
     return count >= ENGINE_HISTORY
 
 
+def stops_on_record(api: APIClient, instance: str) -> frozenset[str]:
+    """The containers whose last exit the engine's history shows as a stop: a ``stop``
+    event after their last ``die`` (one call over the engine's last ``ENGINE_HISTORY``
+    events). What fell out of that history, or an engine restart erased, is not there."""
+    terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: instance}
+    filters = {"type": ["container"], "event": ["die", "stop"], "label": label_filter(terms)}
+    stream = api.events(since="1", until=_seconds(token_now(0)), filters=filters, decode=True)
+    last: dict[str, str] = {}
+    try:
+        for event in stream:
+            cid = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+            last[cid] = str(event.get("Action") or event.get("status") or "")
+    finally:
+        release(stream)
+    return frozenset(cid for cid, action in last.items() if action == "stop")
+
+
 @dataclass(slots=True)
 class _Death:
-    """A ``die`` waiting to learn whether a ``stop`` event follows."""
+    """A ``die`` by SIGKILL waiting to learn whether a ``stop`` event follows."""
 
-    observation: Observation
+    killed: Observation  # what it is if nothing follows
+    stopped: Observation  # what it is if a ``stop`` follows
     until: float
 
 
@@ -125,6 +156,7 @@ async def watch_engine(
     run: Callable[..., Awaitable[Any]],
     intents: StopIntents,
     survivor: Inspector | None = None,
+    lease_prefix: str | None = None,
 ) -> AsyncIterator[Observation]:
     """The observations of this instance's agents from ``since`` on (see the module)."""
     try:
@@ -136,6 +168,14 @@ async def watch_engine(
     terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: instance}
     filters = {"type": ["container"], "label": label_filter(terms)}
     stream = await run(lambda: client().events(since=_seconds(since), filters=filters, decode=True))
+    streams = [stream]
+    if lease_prefix is not None and survivor is not None:
+        # A TTL renewal changes no container, only writes a lease volume (whose events
+        # carry no labels: matched by name).
+        leases = {"type": ["volume"], "event": ["create"]}
+        streams.append(
+            await run(lambda: client().events(since=_seconds(since), filters=leases, decode=True))
+        )
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
 
@@ -143,7 +183,7 @@ async def watch_engine(
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    def pump() -> None:
+    def pump(stream: Any) -> None:
         try:
             for event in stream:
                 put(event)
@@ -152,9 +192,9 @@ async def watch_engine(
         else:
             put(_END)
 
-    threading.Thread(target=pump, name="docker-events", daemon=True).start()
+    for each in streams:
+        threading.Thread(target=pump, args=(each,), name="docker-events", daemon=True).start()
     deaths: dict[str, _Death] = {}
-    ooms: set[str] = set()  # containers the engine reported out of memory, until they die
     floor = int(since)
     try:
         while True:
@@ -165,11 +205,11 @@ async def watch_engine(
                 item = await asyncio.wait_for(queue.get(), timeout)
             except TimeoutError:
                 for cid in [c for c, d in deaths.items() if d.until <= loop.time()]:
-                    yield _killed(deaths.pop(cid).observation)
+                    yield deaths.pop(cid).killed
                 continue
             if item is _END or isinstance(item, Exception):
                 for pending in deaths.values():
-                    yield _killed(pending.observation)
+                    yield pending.killed
                 raise OrchestratorUnavailable("the Docker engine's event stream ended")
             event: Mapping[str, Any] = item  # type: ignore[assignment]
             nanos = int(event.get("timeNano") or 0)
@@ -179,19 +219,24 @@ async def watch_engine(
             cid = str(actor.get("ID") or event.get("id") or "")
             attrs: Mapping[str, str] = actor.get("Attributes") or {}
             action = str(event.get("Action") or event.get("status") or "")
-            if not L.is_managed(attrs) or action.startswith(_IGNORED):
+            if event.get("Type") == "volume":
+                renewed = _leased(cid, lease_prefix)
+                left = await survivor(renewed) if renewed and survivor is not None else None
+                if left is not None:
+                    yield Observation.of(
+                        left[0], at=datetime.fromtimestamp(nanos / 1e9, UTC), token=str(nanos)
+                    )
                 continue
-            if action == "oom":  # its ``die`` follows; the inspect does not always say so
-                ooms.add(cid)
+            if not L.is_managed(attrs) or action.startswith(_IGNORED):
                 continue
             at = datetime.fromtimestamp(nanos / 1e9, UTC)
             death = deaths.pop(cid) if cid in deaths else None
             if action == "stop":
                 if death is not None:  # else the ``die`` was told already
-                    yield _stopped(death.observation, StoppedBy.CALL)
+                    yield death.stopped
                 continue
             if death is not None:
-                yield _killed(death.observation)
+                yield death.killed
             if action == "destroy":
                 left = await survivor(attrs[L.ID]) if survivor is not None else None
                 if left is not None:  # replaced by a change: the agent goes on
@@ -211,47 +256,53 @@ async def watch_engine(
                 continue  # removed meanwhile: its destroy event follows
             agent, container = found
             if action == "die":
-                if cid in ooms:
-                    ooms.discard(cid)
-                    container = dataclasses.replace(container, oom_killed=True)
-                observation = _exit(agent, container, attrs, at=at, token=str(nanos))
+                code = int(attrs.get("exitCode") or 0)
                 by = intents.take(agent.id)
-                if observation.status is not AgentStatus.STOPPED:
-                    yield observation
-                elif by is not None:
-                    yield _stopped(observation, by)
-                elif agent.expires_at is not None and agent.expires_at <= at:
-                    yield _stopped(observation, StoppedBy.TTL)
+                if by is None and agent.expires_at is not None and agent.expires_at <= at:
+                    by = StoppedBy.TTL
+                if code != SIGKILL_EXIT or by is not None:
+                    yield _exit(agent, container, code, at=at, token=str(nanos), by=by)
                 else:
-                    deaths[cid] = _Death(observation, loop.time() + _STOP_LOOKAHEAD)
+                    deaths[cid] = _Death(
+                        _exit(agent, container, code, at=at, token=str(nanos), by=None),
+                        _exit(agent, container, code, at=at, token=str(nanos), by=StoppedBy.CALL),
+                        loop.time() + _STOP_LOOKAHEAD,
+                    )
                 continue
+            failed = agent.status is AgentStatus.FAILED and container.state == "exited"
             yield Observation.of(
                 agent,
                 at=at,
                 token=str(nanos),
                 restarts=container.restarts,
                 health=_health(action, container.health),
+                reason=failure_reason(
+                    container.exit_code, oom_killed=container.oom_killed, error=container.error
+                )
+                if failed
+                else None,
             )
     finally:
-        release(stream)  # closing a response does not block; it ends the pump thread
+        for each in streams:
+            release(each)  # closing a response does not block; it ends the pump thread
 
 
 def _exit(
-    agent: Agent, container: Container, attrs: Mapping[str, str], *, at: datetime, token: str
+    agent: Agent,
+    container: Container,
+    code: int,
+    *,
+    at: datetime,
+    token: str,
+    by: StoppedBy | None,
 ) -> Observation:
-    """What a ``die`` event says: the exit itself, whatever the container does next."""
-    code = int(attrs.get("exitCode") or 0)
+    """What a ``die`` event says: the exit itself, whatever the container does next; ``by``
+    is who asked for the stop, None when nobody did."""
+    oom = code != 0 and container.oom_killed
     status, detail = container_status(
-        "exited", code, oom_killed=code != 0 and container.oom_killed, error=container.error
+        "exited", code, oom_killed=oom, error=container.error, stop_asked=by is not None
     )
-    reason = None
-    if status is AgentStatus.FAILED:
-        if container.oom_killed:
-            reason = FailureReason.OOM_KILLED
-        elif container.error:
-            reason = FailureReason.ERROR
-        else:
-            reason = FailureReason.EXIT_CODE
+    failed = status is AgentStatus.FAILED
     return Observation(
         agent_id=agent.id,
         name=agent.name,
@@ -259,25 +310,20 @@ def _exit(
         status=status,
         at=at,
         token=token,
-        agent=agent,
+        agent=agent.model_copy(update={"status": status, "detail": detail, "exit_code": code}),
         detail=detail,
         exit_code=code,
-        reason=reason,
+        reason=failure_reason(code, oom_killed=oom, error=container.error) if failed else None,
+        stopped_by=(by or StoppedBy.CALL) if status is AgentStatus.STOPPED else None,
     )
 
 
-def _stopped(observation: Observation, by: StoppedBy) -> Observation:
-    return dataclasses.replace(observation, stopped_by=by)
-
-
-def _killed(observation: Observation) -> Observation:
-    """A stop-like exit with no stop through the API: killed behind the service's back."""
-    return dataclasses.replace(
-        observation,
-        status=AgentStatus.FAILED,
-        reason=FailureReason.KILLED,
-        detail=f"killed outside the API (exit code {observation.exit_code})",
-    )
+def _leased(volume: str, prefix: str | None) -> str | None:
+    """The agent whose TTL lease ``volume`` is (``<prefix><agent id>-<micros>``), else None."""
+    if prefix is None or not volume.startswith(prefix):
+        return None
+    agent_id, _, micros = volume[len(prefix) :].rpartition("-")
+    return agent_id if is_agent_id(agent_id) and micros.isdigit() else None
 
 
 def _health(action: str, inspected: str) -> Health | None:

@@ -118,7 +118,7 @@ def test_idempotency_hashes_are_per_owner_and_label_sized() -> None:
         ("restarting", 1, False, AgentStatus.RESTARTING),
         ("paused", None, False, AgentStatus.STOPPED),
         ("exited", 0, False, AgentStatus.EXITED),
-        ("exited", 137, False, AgentStatus.STOPPED),
+        ("exited", 137, False, AgentStatus.FAILED),  # a kill nobody asked for
         ("exited", 143, False, AgentStatus.STOPPED),
         ("exited", 137, True, AgentStatus.FAILED),
         ("exited", 2, False, AgentStatus.FAILED),
@@ -130,6 +130,16 @@ def test_engine_states_map_onto_the_contract(
     state: str, code: int | None, oom: bool, expected: AgentStatus
 ) -> None:
     assert container_status(state, code, oom_killed=oom)[0] is expected
+
+
+def test_a_sigkill_is_a_stop_only_when_a_stop_was_asked() -> None:
+    assert container_status("exited", 137, stop_asked=True)[0] is AgentStatus.STOPPED
+    status, detail = container_status("exited", 137, stop_asked=False)
+    assert status is AgentStatus.FAILED
+    assert "killed outside the API" in (detail or "")
+    assert container_status("exited", 137, oom_killed=True, stop_asked=True)[0] is (
+        AgentStatus.FAILED
+    )
 
 
 def test_a_container_is_read_from_a_list_entry_or_an_inspect() -> None:
