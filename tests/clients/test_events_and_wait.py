@@ -99,7 +99,9 @@ async def test_the_tool_waits_and_tells_the_exit_code(api: Api, busybox: str) ->
     waited = await tool.run(action="wait", name="cl-ev-tool", timeout=60)
     assert not waited.is_error, waited.text
     assert "exited with code 3" in waited.text
-    running = await tool.run(action="spawn", name="cl-ev-long", image=busybox)
+    running = await tool.run(
+        action="spawn", name="cl-ev-long", image=busybox, command=["sleep", "60"]
+    )
     assert not running.is_error
     late = await tool.run(action="wait", name="cl-ev-long", timeout=1)
     assert not late.is_error
