@@ -193,6 +193,7 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
             orchestrator=self.name,
             expires_at=self._deadline(deployment),
             exit_code=reading.exit_code,
+            started_at=reading.started_at,
         )
 
     def _patch(self, deployment: JSON, body: JSON) -> JSON:
