@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from . import changes
+from . import changes, kube_changes
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
 from .kubernetes import kubernetes_list_comparisons, kubernetes_targets
 from .noisy import NoisyConfig, quick_noisy, run_noisy
@@ -25,6 +25,7 @@ __all__ = ["main", "parse_args", "write_outputs"]
 NOISY = "noisy-neighbour"
 KUBERNETES = "kubernetes"
 CHANGES = "changes"
+KUBE_CHANGES = "kube-changes"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -61,9 +62,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY, KUBERNETES, CHANGES],
-        help="run one scenario: noisy-neighbour and changes update their section of the "
-        "report (keeping the rest); kubernetes prints the Kubernetes list figures at --sizes",
+        choices=[NOISY, KUBERNETES, CHANGES, KUBE_CHANGES],
+        help="run one scenario: noisy-neighbour, changes and kube-changes update their "
+        "section of the report (keeping the rest); kubernetes prints the Kubernetes list "
+        "figures at --sizes",
     )
     parser.add_argument(
         "--phase-seconds", type=float, help="noisy-neighbour: seconds of each attack phase"
@@ -98,8 +100,12 @@ def write_outputs(results: RunResults, config: BenchConfig) -> tuple[Path, Path 
     config.output.parent.mkdir(parents=True, exist_ok=True)
     old = config.output.read_text() if config.output.exists() else ""
     report = render_report(results, config, plot) + "\n"
+    # The sections other commands write are kept across a full run.
     report = carry_section(old, report)
-    config.output.write_text(carry_section(old, report, changes.BEGIN, changes.END))
+    report = carry_section(old, report, changes.BEGIN, changes.END)
+    config.output.write_text(
+        carry_section(old, report, kube_changes.KUBE_CHANGES_BEGIN, kube_changes.KUBE_CHANGES_END)
+    )
     return config.output, plot
 
 
@@ -153,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         KUBERNETES: lambda: run_kubernetes_only(config),
         NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
         CHANGES: lambda: run_changes_only(config, sys.argv[1:] if argv is None else argv),
+        # A change on Kubernetes against its raw API calls (its own control plane, removed).
+        KUBE_CHANGES: lambda: kube_changes.main(["--output", str(config.output)]),
     }
     try:
         if config.only in scenarios:

@@ -8,16 +8,25 @@ can change in place and what needs a new process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import SecretStr
 
-from .errors import InvalidSpec
-from .models import AgentChange, AgentSpec, ResourceRequest, StoredSpec
+from .errors import AgentNotFound, InvalidSpec
+from .models import AgentChange, AgentSpec, ResourceRequest, Revision, StoredSpec
 from .policy import SpawnPolicy
 
-__all__ = ["KEPT_REVISIONS", "RESOURCE_CHANGES", "Plan", "plan_change", "plan_rollback"]
+__all__ = [
+    "KEPT_REVISIONS",
+    "RESOURCE_CHANGES",
+    "Plan",
+    "plan_change",
+    "plan_rollback",
+    "rollback_target",
+    "spawned_revision",
+]
 
 #: How many revisions of an agent are kept (the newest); older ones are forgotten.
 KEPT_REVISIONS = 10
@@ -135,3 +144,23 @@ def plan_rollback(current: StoredSpec, target: StoredSpec, policy: SpawnPolicy) 
         )
     after = _checked(current, target, {}, policy)
     return Plan(spec=after, changes=differences(current, after))
+
+
+def spawned_revision(number: int, created_at: datetime, spec: StoredSpec) -> Revision:
+    """The only revision of an agent never changed: its spawn."""
+    return Revision(number=number, created_at=created_at, changes=[], restarted=False, spec=spec)
+
+
+def rollback_target(kept: Sequence[Revision], current: int, to: int | None) -> Revision:
+    """The revision a rollback goes back to among the ``kept`` ones: ``to``, or the newest
+    before ``current``. No earlier one is ``InvalidSpec``; a ``to`` not kept (any more) is
+    ``AgentNotFound``."""
+    if to is None:
+        earlier = [r for r in kept if r.number < current]
+        if not earlier:
+            raise InvalidSpec("the agent has no earlier revision to roll back to")
+        return max(earlier, key=lambda r: r.number)
+    for revision in kept:
+        if revision.number == to:
+            return revision
+    raise AgentNotFound(f"revision {to} of this agent is not kept")

@@ -195,6 +195,22 @@ class KubernetesConfig(EngineConfig):
         pattern=r"^[1-9][0-9]{0,6}(Mi|Gi)$",
         description="ephemeral-storage limit of agent pods (evicted past it)",
     )
+    kube_workspace_access_mode: Literal["auto", "ReadWriteOncePod", "ReadWriteOnce"] = Field(
+        default="auto",
+        description="access mode of workspace claims; auto: ReadWriteOncePod where the "
+        "cluster has it (Kubernetes >= 1.27), else ReadWriteOnce",
+    )
+    kube_runtime_class: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+        description="runtimeClassName of agent pods (e.g. kata-vm-isolation on AKS Pod "
+        "Sandboxing); unset: the cluster's default runtime",
+    )
+    kube_user_namespaces: bool = Field(
+        default=False,
+        description="agent pods in a user namespace of their own (hostUsers: false); needs "
+        "a cluster and nodes that support it",
+    )
 
     @field_validator("kube_tolerations")
     @classmethod

@@ -20,6 +20,7 @@ __all__ = [
     "ANNOTATION_KEYS",
     "CHANGES",
     "CHANGE_MODE",
+    "CHANGING",
     "CLAIM",
     "CREATED_AT",
     "EXPIRES_AT",
@@ -33,6 +34,7 @@ __all__ = [
     "NAME",
     "OWNER",
     "REVISION",
+    "REVISIONS",
     "SPAWNING",
     "SPEC",
     "STARTED_AT",
@@ -83,6 +85,10 @@ STOPPED_BY = _PREFIX + "stopped-by"
 # its number, what changed, how ("live" in place or "replace" with a new process), whether
 # the agent was running, and the token of the writer that claimed the number.
 REVISION = _PREFIX + "revision"
+# Kubernetes: the bounded history of an agent's revisions, JSON, on its Deployment, and the
+# mark of a change under way (the time it claimed its revision).
+REVISIONS = _PREFIX + "revisions"
+CHANGING = _PREFIX + "changing"
 CHANGES = _PREFIX + "changes"
 CHANGE_MODE = _PREFIX + "change"
 WAS_RUNNING = _PREFIX + "was-running"
@@ -102,7 +108,7 @@ class Kind(StrEnum):
     NETWORK_POLICY = "network-policy"  # Kubernetes: the agent's NetworkPolicy
 
 
-ANNOTATION_KEYS = frozenset({SPEC})
+ANNOTATION_KEYS = frozenset({SPEC, REVISIONS})
 
 # Kubernetes label values allow neither ':' nor '+', so the timestamp is written compactly.
 _CREATED_AT_FORMAT = "%Y%m%dT%H%M%S.%fZ"

@@ -15,7 +15,12 @@ router = APIRouter(tags=["health"])
 metrics_router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health, summary="The process answers")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    response_model_exclude_none=True,  # {"status": "ok"}: liveness says nothing of the watch
+    summary="The process answers",
+)
 async def healthz() -> Health:
     return Health(status="ok")
 

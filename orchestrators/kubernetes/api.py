@@ -29,7 +29,15 @@ from kubernetes.config.config_exception import ConfigException
 from ..errors import EngineError, OrchestratorError, OrchestratorUnavailable
 from ..types import JSON
 
-__all__ = ["ApiAccess", "KubeApi", "api_message", "label_selector", "release", "translate"]
+__all__ = [
+    "ApiAccess",
+    "KubeApi",
+    "api_message",
+    "label_selector",
+    "parse_version",
+    "release",
+    "translate",
+]
 
 MERGE_PATCH = "application/merge-patch+json"
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
@@ -138,6 +146,8 @@ class KubeApi:
         self._core: client.CoreV1Api | None = None
         self._apps: client.AppsV1Api | None = None
         self._networking: client.NetworkingV1Api | None = None
+        self._version: client.VersionApi | None = None
+        self._custom: client.CustomObjectsApi | None = None
         self.timeout = (float(access.timeout), float(access.timeout))
 
     def _connect(self) -> None:
@@ -147,6 +157,8 @@ class KubeApi:
                 self._core = client.CoreV1Api(api)
                 self._apps = client.AppsV1Api(api)
                 self._networking = client.NetworkingV1Api(api)
+                self._version = client.VersionApi(api)
+                self._custom = client.CustomObjectsApi(api)
                 self._api = api
 
     @property
@@ -167,11 +179,25 @@ class KubeApi:
         assert self._networking is not None
         return self._networking
 
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        self._connect()
+        assert self._custom is not None
+        return self._custom
+
+    def server_version(self) -> tuple[int, int] | None:
+        """The API server's (major, minor) version (``/version``, readable by anyone who is
+        authenticated); None when it does not say in numbers."""
+        self._connect()
+        assert self._version is not None
+        return parse_version(self.call(self._version.get_code, idempotent=True))
+
     def close(self) -> None:
         with self._lock:
             if self._api is not None:
                 self._api.rest_client.close()
                 self._api = self._core = self._apps = self._networking = None
+                self._version = self._custom = None
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -227,6 +253,16 @@ class KubeApi:
                 return False
             raise
         return True
+
+
+def parse_version(info: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(major, minor) of a ``/version`` answer; managed clusters write a minor like ``27+``."""
+    try:
+        major = int(str(info.get("major", "")).rstrip("+"))
+        minor = int(str(info.get("minor", "")).rstrip("+"))
+    except ValueError:
+        return None
+    return major, minor
 
 
 def label_selector(terms: Mapping[str, str]) -> str:

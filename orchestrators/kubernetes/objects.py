@@ -7,16 +7,23 @@ This is the only place an agent's Kubernetes objects are described, as plain man
   name so that the API server's "already exists" makes names unique per owner atomically;
 - a Secret with the agent's secret values, referenced from the pod (``secretKeyRef``),
   never written into the Deployment;
-- a PersistentVolumeClaim for the workspace;
+- a PersistentVolumeClaim for the workspace, never mounted by two pods at once: its access
+  mode is ``ReadWriteOncePod`` where the cluster has it (Kubernetes >= 1.27,
+  :func:`claim_access_mode`), else ``ReadWriteOnce``, which only keeps it on one node; the
+  Deployment's ``Recreate`` strategy then keeps a rollout from running two pods (two pods
+  on one node could share a ``ReadWriteOnce`` claim);
 - a NetworkPolicy: the baseline of ``network`` (``"default"``), or one that denies all
   traffic, for ``"network": "none"``.
 
 The pod always meets the Pod Security Standard "restricted": no privilege escalation, all
 capabilities dropped, the runtime's default seccomp profile, no service-account token,
 resource requests and limits, no host namespace, port or path; its workspace is owned by a
-non-root group (``fsGroup``) so that it is writable whatever the disk was made with. As on
-Docker (``orchestrators.docker.objects``), a request can ask for nothing else and no part of
-it is copied into a manifest as is.
+non-root group (``fsGroup``) so that it is writable whatever the disk was made with. The
+operator may add a ``runtimeClassName`` (a sandboxed runtime such as Kata) and
+``hostUsers: false`` (the pod in a user namespace of its own); a server that does not keep
+what was asked for is found by :func:`dropped_pod_fields`. As on Docker
+(``orchestrators.docker.objects``), a request can ask for nothing else and no part of it is
+copied into a manifest as is.
 """
 
 from __future__ import annotations
@@ -28,14 +35,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import SecretStr
+
 from .. import labels as L
 from ..config import KubernetesConfig
-from ..models import AgentSpec, Resources
+from ..models import AgentSpec, Resources, StoredSpec
 from ..timestamps import parse_rfc3339
 from ..types import JSON
 
 __all__ = [
     "CONTAINER",
+    "READ_WRITE_ONCE",
+    "READ_WRITE_ONCE_POD",
     "RESTARTED_AT",
     "SPAWNING",
     "STARTED_AT",
@@ -46,9 +57,12 @@ __all__ = [
     "build_deployment",
     "build_network_policy",
     "build_secret",
+    "claim_access_mode",
     "claim_name",
     "deadline_patch",
     "deployment_name",
+    "dropped_pod_fields",
+    "encode_secrets",
     "is_label_value",
     "network_policy",
     "network_policy_name",
@@ -73,9 +87,14 @@ STOPPED_BY = L.STOPPED_BY
 _TMP_SIZE = "64Mi"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _OUR_KEYS = (L.SYSTEM_PREFIX, L.USER_PREFIX)
-# Keys the pod template leaves out: a label that changes (the deadline) must not change
-# the template, or every renewal would roll out a new pod.
-_NOT_ON_PODS = frozenset({L.EXPIRES_AT})
+# Keys the pod template leaves out: a label that changes (the deadline, the revision, user
+# labels) must not change the template, or every renewal or relabel would roll out a pod.
+_NOT_ON_PODS = frozenset({L.EXPIRES_AT, L.REVISION})
+READ_WRITE_ONCE_POD = "ReadWriteOncePod"
+READ_WRITE_ONCE = "ReadWriteOnce"
+# On by default from this version (beta in 1.27, GA in 1.29); 1.22 to 1.26 had it behind a
+# feature gate that a managed cluster does not turn on.
+_ONCE_POD_SINCE = (1, 27)
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -160,17 +179,21 @@ def _quantities(resources: Resources) -> dict[str, str]:
     }
 
 
-def _env(spec: AgentSpec, secret: str) -> list[dict[str, Any]]:
+def _secret_names(spec: AgentSpec | StoredSpec) -> list[str]:
+    return sorted(spec.secrets) if isinstance(spec, AgentSpec) else list(spec.secret_names)
+
+
+def _env(spec: AgentSpec | StoredSpec, secret: str) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
     env += [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-        for key in sorted(spec.secrets)
+        for key in _secret_names(spec)
     ]
     return env
 
 
 def build_deployment(
-    spec: AgentSpec,
+    spec: AgentSpec | StoredSpec,
     *,
     labels: Mapping[str, str],
     name: str,
@@ -179,10 +202,15 @@ def build_deployment(
     settings: KubernetesConfig,
 ) -> Manifest:
     """The agent's Deployment, created with zero replicas and the ``SPAWNING`` mark: the
-    spawn scales it to one once the objects it refers to exist."""
+    spawn scales it to one once the objects it refers to exist. A change builds it again
+    from the stored spec (secret names only) and sends what differs."""
     fitting, annotations = split_metadata(labels)
     agent_id = labels[L.ID]
-    pod_labels = {k: v for k, v in fitting.items() if k not in _NOT_ON_PODS}
+    pod_labels = {
+        k: v
+        for k, v in fitting.items()
+        if k not in _NOT_ON_PODS and not k.startswith(L.USER_PREFIX)
+    }
     quantities = _quantities(resources)
     requests = {**quantities, "ephemeral-storage": settings.kube_ephemeral_storage_request}
     limits = {**quantities, "ephemeral-storage": settings.kube_ephemeral_storage_limit}
@@ -228,6 +256,10 @@ def build_deployment(
         pod["nodeSelector"] = dict(settings.kube_node_selector)
     if settings.kube_tolerations:
         pod["tolerations"] = [dict(t) for t in settings.kube_tolerations]
+    if settings.kube_runtime_class:
+        pod["runtimeClassName"] = settings.kube_runtime_class
+    if settings.kube_user_namespaces:
+        pod["hostUsers"] = False
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -239,13 +271,22 @@ def build_deployment(
         "spec": {
             "replicas": 0,
             "revisionHistoryLimit": 0,
-            # One pod at a time: the workspace claim is ReadWriteOnce, and a restart is a
-            # stop then a start, as on Docker.
+            # One pod at a time, also during a rollout: the old pod is gone before the new
+            # one starts, so the workspace claim is never mounted twice (ReadWriteOnce alone
+            # allows two pods on one node), and a restart is a stop then a start, as on Docker.
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector_labels(labels)},
             "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
+
+
+def dropped_pod_fields(sent: Manifest, stored: Manifest) -> list[str]:
+    """The operator's optional pod fields that ``sent`` asked for and the API server did not
+    keep in ``stored``: a server older than the field drops it without a word."""
+    asked = sent["spec"]["template"]["spec"]
+    kept = ((stored.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return [key for key in ("runtimeClassName", "hostUsers") if key in asked and key not in kept]
 
 
 def _pod_security(settings: KubernetesConfig) -> dict[str, Any]:
@@ -296,8 +337,20 @@ def owned_metadata(
     }
 
 
+def encode_secrets(values: Mapping[str, SecretStr]) -> dict[str, str]:
+    """Secret values as a Secret's ``data`` (base64), by name."""
+    return {
+        key: base64.b64encode(value.get_secret_value().encode()).decode()
+        for key, value in sorted(values.items())
+    }
+
+
 def build_secret(
-    spec: AgentSpec, *, prefix: str, deployment: Manifest, labels: Mapping[str, str]
+    values: Mapping[str, SecretStr],
+    *,
+    prefix: str,
+    deployment: Manifest,
+    labels: Mapping[str, str],
 ) -> Manifest:
     """The agent's secret values, owned by its Deployment."""
     return {
@@ -307,11 +360,18 @@ def build_secret(
         "metadata": owned_metadata(
             secret_name(prefix, labels[L.ID]), deployment, labels, L.Kind.SECRET
         ),
-        "data": {
-            key: base64.b64encode(value.get_secret_value().encode()).decode()
-            for key, value in sorted(spec.secrets.items())
-        },
+        "data": encode_secrets(values),
     }
+
+
+def claim_access_mode(setting: str, server_version: tuple[int, int] | None) -> str:
+    """The access mode of workspace claims: the operator's, or for ``"auto"`` the strictest
+    the server has (``None``: its version is unknown, so the one every server has)."""
+    if setting != "auto":
+        return setting
+    if server_version is not None and server_version >= _ONCE_POD_SINCE:
+        return READ_WRITE_ONCE_POD
+    return READ_WRITE_ONCE
 
 
 def build_claim(
@@ -321,10 +381,11 @@ def build_claim(
     labels: Mapping[str, str],
     size: str,
     storage_class: str | None,
+    access_mode: str = READ_WRITE_ONCE,
 ) -> Manifest:
     """The workspace claim, owned by the Deployment; it survives stop and start."""
     spec: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
+        "accessModes": [access_mode],
         "resources": {"requests": {"storage": size}},
     }
     if storage_class:

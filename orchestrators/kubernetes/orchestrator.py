@@ -10,7 +10,8 @@ and is also deleted explicitly. Everything is read back from labels and annotati
 policy engine enforces NetworkPolicies: without one the API would report an isolation that
 does not exist.
 
-The service never reads a Secret: the Role grants create and delete only. Secrets left by
+The service never reads a Secret: the Role grants create, patch (a rotation sets and
+removes values by name) and delete only. Secrets left by
 an interrupted spawn go with their Deployment (the garbage collector follows the owner
 reference); the sweep lists Deployments, claims and policies, never Secrets.
 
@@ -22,6 +23,14 @@ whatever the number of agents.
 The lookup, spawn and TTL flow is ``orchestrators.skeleton``'s; this module supplies its
 hooks. What is sent is built in ``objects`` and ``network``, the calls and the translation of
 errors are in ``api``, the status table in ``status``, the sweep of leftovers in ``orphans``.
+
+The workspace claim is never mounted by two pods: ``ReadWriteOncePod`` where the server
+has it, and always the ``Recreate`` strategy (see ``objects``).
+
+A change (``update``, ``rollback``) is one conditional patch of the Deployment (see
+``changes``): labels, the restart policy and the TTL change live; anything in the pod
+template (image, command, env, resources, secrets) rolls out a new pod, since a running pod
+cannot be resized before Kubernetes 1.33. Usage comes from ``metrics.k8s.io`` (``usage``).
 
 Lifecycle: stop scales to zero and waits until no pod is left; start scales to one and
 waits (``spawn_wait_seconds``) for the pod to be ready; restart rolls out a new pod (what
@@ -36,6 +45,7 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,29 +53,51 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import labels as L
+from ..changes import KEPT_REVISIONS, Plan, plan_change, plan_rollback, rollback_target
 from ..config import KubernetesConfig
 from ..errors import (
     AgentConflict,
     AgentNotFound,
+    ChangeInFlight,
     ImageNotFound,
+    InvalidSpec,
+    NotSupported,
     OrchestratorError,
     PolicyViolation,
+    RevisionMismatch,
     SpawnFailed,
 )
 from ..models import (
     Agent,
+    AgentChange,
     AgentSpec,
+    AgentStats,
     AgentStatus,
+    ChangeResult,
     LogOptions,
     Resources,
+    Revision,
+    RevisionList,
     StoppedBy,
     StoredSpec,
     SweepReport,
 )
-from ..skeleton import AgentBackend
+from ..policy import OwnerCeilings, SpawnPolicy
+from ..skeleton import AgentBackend, expires_in, resources_of
 from ..types import JSON
 from ..watch import Observation, Snapshot
-from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, release, translate
+from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, label_selector, release, translate
+from .changes import (
+    CHANGING,
+    change_patch,
+    claim_patch,
+    history_of,
+    pod_revision,
+    recorded,
+    release_patch,
+    secret_data_patch,
+    undo_patch,
+)
 from .network import baseline_policy_name, build_baseline_policy
 from .objects import (
     CONTAINER,
@@ -75,10 +107,12 @@ from .objects import (
     build_deployment,
     build_network_policy,
     build_secret,
+    claim_access_mode,
     claim_name,
     created_at,
     deadline_patch,
     deployment_name,
+    dropped_pod_fields,
     is_label_value,
     network_policy_name,
     read_metadata,
@@ -96,11 +130,13 @@ from .status import (
     pod_failure,
     unfinished_pods,
 )
+from .usage import METRICS_GROUP, METRICS_VERSION, usage_of
 from .watch import KubeWatch
 
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
 Settled = Callable[[JSON, list[JSON]], bool]
+Planner = Callable[[StoredSpec, list[Revision]], Plan]
 _IDENTITY = (L.OWNER, L.NAME, L.ID)
 _CHUNK = 65536
 
@@ -109,10 +145,33 @@ def _name_of(obj: Mapping[str, Any]) -> str:
     return str(obj["metadata"]["name"])
 
 
-def _stamp(pod: Mapping[str, Any]) -> str | None:
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(RESTARTED_AT)
+def _annotation(obj: Mapping[str, Any], key: str) -> str | None:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(key)
     return str(value) if value is not None else None
+
+
+def _stamp(pod: Mapping[str, Any]) -> str | None:
+    return _annotation(pod, RESTARTED_AT)
+
+
+_CHANGE_ATTEMPTS = 5
+
+
+class _Moved(Exception):
+    """The Deployment is no longer the version a change was planned from."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """A change the API server accepted; ``rolled``: a new pod is rolling out."""
+
+    agent_id: str
+    revision: int
+    rolled: bool
+    changes: tuple[str, ...]
+    image: str
+    undo: JSON | None = None  # what puts the Deployment back if the new image cannot be pulled
 
 
 class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
@@ -133,6 +192,7 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
                 pool_size=config.engine_threads + 2 * config.max_log_streams,
             )
         )
+        self._access_mode: str | None = None  # of workspace claims, decided on first use
 
         self._watcher = KubeWatch(
             self._kube, self._ns, L.selector(instance=self._instance), self._read
@@ -194,6 +254,7 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
             expires_at=self._deadline(deployment),
             exit_code=reading.exit_code,
             started_at=reading.started_at,
+            revision=L.revision_of(self._labels(deployment)),
         )
 
     def _patch(self, deployment: JSON, body: JSON) -> JSON:
@@ -210,6 +271,15 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
             if exc.status == 404:
                 raise AgentNotFound("the agent was removed") from exc
             raise
+
+    def _claim_mode(self) -> str:
+        """The access mode of workspace claims; for ``"auto"`` the server's version decides,
+        asked once (a cluster upgrade is seen when the service restarts)."""
+        if self._access_mode is None:
+            setting = self._config.kube_workspace_access_mode
+            version = self._kube.server_version() if setting == "auto" else None
+            self._access_mode = claim_access_mode(setting, version)
+        return self._access_mode
 
     def _delete_pods(self, pods: list[JSON], grace: int) -> None:
         for pod in pods:
@@ -270,9 +340,12 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         if owner is not None and not is_label_value(owner):
             return []
         terms = L.selector(instance=self._instance, owner=owner, user_labels=labels)
-        # Both lists at once, each on an engine thread: a list waits for the slower, not both.
+        # User labels are on Deployments only (a relabel rolls out no pod): the pods are the
+        # owner's, joined to the Deployments that matched. Both lists at once, each on an
+        # engine thread: a list waits for the slower, not both.
+        pod_terms = L.selector(instance=self._instance, owner=owner)
         deployments, pods = await asyncio.gather(
-            self._run(self._query, terms), self._run(self._pods, terms)
+            self._run(self._query, terms), self._run(self._pods, pod_terms)
         )
 
         def views() -> list[Agent]:
@@ -359,6 +432,10 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
                     report.removed.append(_name_of(deployment))
                     continue
                 live.add(labels[L.ID])
+                if self._abandoned(deployment, moment):
+                    # A change cut off after its claim: the agent stays at its revision.
+                    with contextlib.suppress(_Moved, AgentNotFound):
+                        self._conditional(deployment, release_patch(deployment))
                 deadline = self._deadline(deployment)
                 if deadline is None or deadline > moment:
                     continue
@@ -479,6 +556,298 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
             # Shutting the socket down unblocks the worker thread still reading it.
             await loop.run_in_executor(None, release, stream)
 
+    # -- changes (see ``changes``) --------------------------------------------------------
+
+    async def update(
+        self,
+        ref: str,
+        change: AgentChange,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        def planner(current: StoredSpec, _: list[Revision]) -> Plan:
+            return plan_change(current, change, policy)
+
+        return await self._apply(ref, owner, expected_revision, ceilings, planner)
+
+    async def rollback(
+        self,
+        ref: str,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        to: int | None = None,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        def planner(current: StoredSpec, history: list[Revision]) -> Plan:
+            target = rollback_target(history, history[0].number, to)
+            return plan_rollback(current, target.spec, policy)
+
+        return await self._apply(ref, owner, expected_revision, ceilings, planner)
+
+    async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
+        def work() -> RevisionList:
+            schema = self._labels(self._find(ref, owner))
+            history = history_of(schema, L.parse_moment(schema[L.CREATED_AT]))
+            return RevisionList(items=history, kept=KEPT_REVISIONS)
+
+        return await self._run(work)
+
+    async def _apply(
+        self,
+        ref: str,
+        owner: str | None,
+        expected: int | None,
+        ceilings: OwnerCeilings | None,
+        planner: Planner,
+    ) -> ChangeResult:
+        applied = await self._run(self._change, ref, owner, expected, ceilings, planner)
+        if applied.rolled:
+            marker = str(applied.revision)
+
+            def rolled_out(_: JSON, pods: list[JSON]) -> bool:
+                new = [p for p in live_pods(pods) if _annotation(p, L.REVISION) == marker]
+                return any(is_ready(p) or pod_failure(p) is not None for p in new)
+
+            wait = max(self._config.stop_timeout, 1) + self._config.spawn_wait_seconds
+            state = await self._settle(applied.agent_id, rolled_out, wait)
+            new = [p for p in live_pods(state[1]) if _annotation(p, L.REVISION) == marker]
+            failure = next(filter(None, (pod_failure(p) for p in new)), None)
+            if failure is not None and failure.reason == IMAGE_PULL and applied.undo is not None:
+                # As a spawn of that image would be refused: the change is undone.
+                await self._run(self._patch, state[0], applied.undo)
+                raise ImageNotFound(
+                    f"image {applied.image!r} could not be pulled, the change was undone "
+                    f"({failure.cause}): {failure.message}"[:400]
+                )
+        else:
+            state = await self._run(self._state, applied.agent_id)
+        return ChangeResult(
+            agent=self._view(*state),
+            revision=applied.revision,
+            restarted=applied.rolled,
+            changes=list(applied.changes),
+        )
+
+    def _change(
+        self,
+        ref: str,
+        owner: str | None,
+        expected: int | None,
+        ceilings: OwnerCeilings | None,
+        planner: Planner,
+    ) -> _Applied:
+        """Plan from the Deployment as read and patch that version only. The controller's
+        status writes and a stop or start move its ``resourceVersion`` too: then the change
+        is planned again from what is there now, and refused only if the revision moved
+        past the one the caller expected."""
+        for _ in range(_CHANGE_ATTEMPTS):
+            deployment = self._find(ref, owner)
+            try:
+                return self._change_once(deployment, expected, ceilings, planner)
+            except _Moved:
+                continue
+        raise RevisionMismatch("the agent kept changing meanwhile: read it again and retry")
+
+    def _change_once(
+        self,
+        deployment: JSON,
+        expected: int | None,
+        ceilings: OwnerCeilings | None,
+        planner: Planner,
+    ) -> _Applied:
+        schema = self._labels(deployment)
+        revision = L.revision_of(schema)
+        if expected is not None and expected != revision:
+            raise RevisionMismatch(f"the agent is at revision {revision}, not {expected}")
+        now = datetime.now(UTC)
+        self._refuse_if_changing(deployment, now, expected)
+        created = L.parse_moment(schema[L.CREATED_AT])
+        history = history_of(schema, created)
+        current = StoredSpec.model_validate_json(schema[L.SPEC])
+        plan = planner(current, history)
+        agent_id, agent_owner = schema[L.ID], schema[L.OWNER]
+        if ceilings is not None and ceilings.active and plan.spec.resources != current.resources:
+            others = [
+                resources_of(self._labels(o))
+                for o in self._query(L.selector(instance=self._instance, owner=agent_owner))
+                if self._labels(o)[L.ID] != agent_id
+            ]
+            ceilings.check(agent_owner, others, plan.spec.resources)
+        removed = sorted(set(current.secret_names) - set(plan.spec.secret_names))
+        before = self._template(deployment, current, schema)
+        after = self._template(deployment, plan.spec, schema)
+        rolls = before != after or bool(plan.secrets)
+        restarted = rolls and bool(deployment["spec"].get("replicas"))
+        number = revision + 1
+        entry = Revision(
+            number=number,
+            created_at=now,
+            changes=list(plan.changes),
+            restarted=restarted,
+            spec=plan.spec,
+        )
+        deadline = self._deadline(deployment)
+        if "ttl_seconds" in plan.changes and plan.spec.ttl_seconds:
+            deadline = expires_in(plan.spec.ttl_seconds, now)
+        new_schema = L.system_labels(
+            instance=self._instance,
+            agent_id=agent_id,
+            owner=agent_owner,
+            created_at=created,
+            spec=plan.spec,
+            idempotency=schema.get(L.IDEMPOTENCY_KEY),
+            expires_at=deadline,
+            revision=number,
+        )
+        new_schema[L.REVISIONS] = recorded(history, entry)
+        template = pod_revision(after, number) if rolls else None
+        image = plan.spec.image
+        if not (plan.secrets or removed):
+            patched = self._conditional(deployment, change_patch(deployment, new_schema, template))
+            undo = None
+            if restarted and "image" in plan.changes:
+                undo = undo_patch(patched, schema, deployment["spec"]["template"])
+            return _Applied(agent_id, number, restarted, plan.changes, image, undo)
+        # The revision is claimed before the Secret changes, so that a writer that loses the
+        # race has changed nothing; while the claim holds, no other change starts.
+        stamp = now.isoformat()
+        deployment = self._conditional(deployment, claim_patch(deployment, stamp))
+        self._write_secrets(deployment, schema, plan, removed, bool(current.secret_names))
+        for _ in range(_CHANGE_ATTEMPTS):
+            try:
+                self._conditional(deployment, change_patch(deployment, new_schema, template))
+                # Not undone if its image cannot be pulled: the Secret's old values are gone.
+                return _Applied(agent_id, number, restarted, plan.changes, image)
+            except _Moved:
+                deployment, _pods = self._state(agent_id)
+                if _annotation(deployment, CHANGING) != stamp:
+                    break
+        raise RevisionMismatch("the agent was changed meanwhile: read it again and retry")
+
+    def _refuse_if_changing(self, deployment: JSON, now: datetime, expected: int | None) -> None:
+        """Another change is between its claim and its patch; a claim left by a service
+        that died there is abandoned and may be overwritten."""
+        if _annotation(deployment, CHANGING) is None or self._abandoned(deployment, now):
+            return
+        if expected is not None:
+            raise RevisionMismatch("the agent is being changed to another revision")
+        raise ChangeInFlight("another change of the agent is under way: retry once it is done")
+
+    def _abandoned(self, deployment: JSON, now: datetime) -> bool:
+        """A change's claim older than two calls' timeouts: its service died after it."""
+        started = _annotation(deployment, CHANGING)
+        if started is None:
+            return False
+        try:
+            age = (now - datetime.fromisoformat(started)).total_seconds()
+        except (ValueError, TypeError):
+            return True
+        return age > 2 * self._kube.timeout[1]
+
+    def _template(self, deployment: JSON, spec: StoredSpec, schema: Mapping[str, str]) -> JSON:
+        manifest = build_deployment(
+            spec,
+            labels=schema,
+            name=_name_of(deployment),
+            prefix=self._prefix,
+            resources=spec.resources,
+            settings=self._config,
+        )
+        template: JSON = manifest["spec"]["template"]
+        return template
+
+    def _conditional(self, deployment: JSON, body: JSON) -> JSON:
+        """A patch applied only to the version of ``deployment`` that was read."""
+        try:
+            return self._patch(deployment, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise _Moved from exc
+            if exc.status in (400, 422):
+                raise InvalidSpec(f"the cluster refused the change: {api_message(exc)}") from exc
+            raise
+
+    def _write_secrets(
+        self,
+        deployment: JSON,
+        schema: Mapping[str, str],
+        plan: Plan,
+        removed: Sequence[str],
+        exists: bool,
+    ) -> None:
+        """Set, replace and remove values in the agent's Secret, which is never read; a
+        refusal never quotes the server (its message could echo what was sent)."""
+        core = self._kube.core
+        name = secret_name(self._prefix, schema[L.ID])
+        body = secret_data_patch(plan.secrets, removed)
+
+        def patch() -> bool:
+            try:
+                self._kube.call(
+                    core.patch_namespaced_secret,
+                    name,
+                    self._ns,
+                    body,
+                    _content_type=MERGE_PATCH,
+                    idempotent=True,
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return True
+
+        try:
+            if exists and patch():
+                return
+            secret = build_secret(
+                plan.secrets, prefix=self._prefix, deployment=deployment, labels=schema
+            )
+            try:
+                self._kube.call(core.create_namespaced_secret, self._ns, secret, idempotent=False)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                patch()  # left by an earlier change: its values are replaced all the same
+        except ApiException as exc:
+            if exc.status in (400, 422):
+                raise InvalidSpec("the cluster refused the agent's secret values") from exc
+            raise
+
+    async def stats(self, ref: str, *, owner: str | None = None) -> AgentStats:
+        def work() -> AgentStats:
+            schema = self._labels(self._find(ref, owner))
+            terms = L.selector(instance=self._instance, agent_id=schema[L.ID])
+            try:
+                answer = self._kube.call(
+                    self._kube.custom.list_namespaced_custom_object,
+                    METRICS_GROUP,
+                    METRICS_VERSION,
+                    self._ns,
+                    "pods",
+                    label_selector=label_selector(terms),
+                    idempotent=True,
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    raise NotSupported(
+                        "this cluster serves no metrics API (metrics.k8s.io): the operator "
+                        "can install metrics-server to see what agents use"
+                    ) from exc
+                raise
+            return usage_of(
+                answer.get("items") or [],
+                memory_limit_bytes=resources_of(schema).memory_mb * 2**20,
+                read_at=datetime.now(UTC),
+            )
+
+        return await self._run(work)
+
     # -- spawn ----------------------------------------------------------------------------
 
     def _admit(self, spec: AgentSpec) -> None:
@@ -542,6 +911,15 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
             if exc.status in (400, 422):
                 raise SpawnFailed(f"the cluster refused the agent: {api_message(exc)}") from exc
             raise
+        dropped = dropped_pod_fields(manifest, deployment)
+        if dropped:
+            # The pod would run without the isolation the operator asked for.
+            with contextlib.suppress(Exception):
+                self._remove(deployment)
+            raise SpawnFailed(
+                f"the cluster does not support {' and '.join(dropped)}, which the operator's "
+                "settings ask for (AGENT_API_KUBE_RUNTIME_CLASS, AGENT_API_KUBE_USER_NAMESPACES)"
+            )
         try:
             return self._complete(deployment, spec)
         except BaseException:
@@ -555,7 +933,9 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         core, networking = self._kube.core, self._kube.networking
         owned: list[tuple[str, Callable[..., Any], JSON]] = []
         if spec.secrets:
-            secret = build_secret(spec, prefix=self._prefix, deployment=deployment, labels=labels)
+            secret = build_secret(
+                spec.secrets, prefix=self._prefix, deployment=deployment, labels=labels
+            )
             owned.append(("secret", core.create_namespaced_secret, secret))
         if spec.workspace:
             claim = build_claim(
@@ -564,6 +944,7 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
                 labels=labels,
                 size=self._config.kube_workspace_size,
                 storage_class=self._config.kube_storage_class,
+                access_mode=self._claim_mode(),
             )
             owned.append(("workspace claim", core.create_namespaced_persistent_volume_claim, claim))
         if spec.network == "none":

@@ -165,10 +165,8 @@ def live_pods(pods: Iterable[P]) -> list[P]:
 
 
 def restarts(pods: Iterable[JSONView]) -> int:
-    """How often the containers of the live pods were restarted, in all."""
-    return sum(
-        int(c.get("restartCount") or 0) for pod in live_pods(pods) for c in _container_statuses(pod)
-    )
+    """How often the containers of these pods were restarted, in all."""
+    return sum(int(c.get("restartCount") or 0) for pod in pods for c in _container_statuses(pod))
 
 
 def run_started(pods: Iterable[JSONView]) -> datetime | None:

@@ -47,7 +47,7 @@ from ..models import Agent, AgentStatus, StoppedBy
 from ..watch import Observation, Snapshot
 from .api import KubeApi, label_selector, release, translate
 from .objects import STOPPED_BY, read_metadata
-from .status import Reading, agent_status, restarts
+from .status import Reading, agent_status, is_ready, live_pods, restarts
 
 __all__ = ["AgentCache", "KubeWatch", "Position"]
 
@@ -114,12 +114,16 @@ class AgentCache:
         self._deployments: dict[str, JSON] = {}
         self._pods: dict[str, dict[str, JSON]] = {}
         self._seen: dict[str, tuple[object, ...]] = {}
+        self._ready: dict[str, str] = {}  # the agent's ready pod (its uid)
+        self._replaced: dict[str, int] = {}  # pods that took over, restarts of pods gone
 
     def fill(self, deployments: Iterable[JSON], pods: Iterable[JSON]) -> None:
         """Start from two lists; nothing is observed."""
         self._deployments.clear()
         self._pods.clear()
         self._seen.clear()
+        self._ready.clear()
+        self._replaced.clear()
         for pod in pods:
             self._put_pod(pod)
         for deployment in deployments:
@@ -141,13 +145,18 @@ class AgentCache:
             return None
         if kind == "pod":
             if change == "DELETED":
-                self._pods.get(agent_id, {}).pop(str(obj["metadata"]["name"]), None)
+                gone = self._pods.get(agent_id, {}).pop(str(obj["metadata"]["name"]), None)
+                if agent_id in self._deployments:  # its restarts stay counted: the count
+                    earlier = self._replaced.get(agent_id, 0)  # observed only rises
+                    self._replaced[agent_id] = earlier + restarts([gone or obj])
             else:
                 self._put_pod(obj)
         elif change == "DELETED":
             self._deployments.pop(agent_id, None)
             self._pods.pop(agent_id, None)
             self._answered.pop(agent_id, None)
+            self._ready.pop(agent_id, None)
+            self._replaced.pop(agent_id, None)
             if self._seen.pop(agent_id, None) is None:
                 return None
             schema = read_metadata(obj.get("metadata") or {})  # labels: name and owner
@@ -183,6 +192,28 @@ class AgentCache:
         reading = agent_status(deployment, pods)
         return self._view(deployment, reading), reading, pods
 
+    def _restarts(self, agent_id: str, deployment: JSON, pods: list[JSON]) -> int:
+        """The agent's restarts so far: never fewer than an earlier observation said."""
+        return restarts(pods) + self._replacements(agent_id, deployment, pods)
+
+    def _replacements(self, agent_id: str, deployment: JSON, pods: list[JSON]) -> int:
+        """How often a new pod took over from a ready one while the agent ran (a restart
+        call rolls out a new pod; an evicted pod is replaced), plus the container restarts
+        of the pods gone: restarts, as much as a container's own. A start after a stop is
+        not one."""
+        if not (deployment.get("spec") or {}).get("replicas"):
+            self._ready.pop(agent_id, None)
+            return self._replaced.get(agent_id, 0)
+        ready = [p for p in live_pods(pods) if is_ready(p)]
+        if ready:
+            newest = max(ready, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
+            uid = str(newest["metadata"].get("uid") or newest["metadata"]["name"])
+            previous = self._ready.get(agent_id)
+            if previous is not None and previous != uid:
+                self._replaced[agent_id] = self._replaced.get(agent_id, 0) + 1
+            self._ready[agent_id] = uid
+        return self._replaced.get(agent_id, 0)
+
     def _observe(
         self, agent_id: str, deployment: JSON, *, at: datetime | None = None, token: str = ""
     ) -> tuple[Observation, tuple[object, ...]]:
@@ -191,7 +222,7 @@ class AgentCache:
         if reading.status is AgentStatus.STOPPED:
             value = ((deployment.get("metadata") or {}).get("annotations") or {}).get(STOPPED_BY)
             stopped_by = StoppedBy(value) if value in set(StoppedBy) else StoppedBy.ENGINE
-        count = restarts(pods)
+        count = self._restarts(agent_id, deployment, pods)
         observation = Observation.of(
             agent,
             at=at or datetime.now(UTC),

@@ -350,3 +350,30 @@ def test_a_replacement_is_no_deletion_to_a_watcher(
     assert seen.json()["env"] == {"NEW": "1"}
     assert not [e for e in events.events if e["type"] == "deleted"]
     events.close()
+
+
+def test_a_change_meets_the_owners_ceilings_and_the_image_allowlist(
+    start_server: StartServer, keys: tuple[Keys, Path], busybox: str, second_image: str
+) -> None:
+    server = start_server(
+        AGENT_API_MAX_CPUS_PER_OWNER="1",
+        AGENT_API_ALLOWED_IMAGES=f'["{busybox}"]',
+    )
+    key = {"Authorization": f"Bearer {keys[0].alice}"}
+    with httpx.Client(base_url=server.url, headers=key, timeout=60) as alice:
+        for name in ("aptest-half-a", "aptest-half-b"):
+            made = alice.post("/v1/agents", json=body(name, busybox, resources={"cpus": 0.5}))
+            assert made.status_code == 201, made.text
+        assert_problem(
+            alice.patch("/v1/agents/aptest-half-a", json={"resources": {"cpus": 0.75}}),
+            403,
+            "agent_quota_exceeded",
+        )
+        assert_problem(
+            alice.patch("/v1/agents/aptest-half-a", json={"image": second_image}),
+            403,
+            "policy_violation",
+        )
+        fits = alice.patch("/v1/agents/aptest-half-a", json={"resources": {"cpus": 0.25}})
+        assert fits.status_code == 200, fits.text
+        assert fits.json()["revision"] == 2

@@ -15,7 +15,7 @@ from .helpers import assert_problem, body, serve
 
 def test_health_ready_metrics_and_openapi_need_no_key(api: Api) -> None:
     assert api.anonymous.get("/healthz").json() == {"status": "ok"}
-    assert api.anonymous.get("/readyz").json() == {"status": "ready"}
+    assert api.anonymous.get("/readyz").json() == {"status": "ready", "watch": "live"}
     api.admin.get("/v1/agents")
     metrics = api.anonymous.get("/metrics")
     assert metrics.status_code == 200

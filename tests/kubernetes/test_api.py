@@ -312,6 +312,9 @@ def test_an_agents_life_as_events_with_the_kubernetes_reasons(
         failed = alice.wait_for(type="failed", agent=ref, reason="oom_killed")
         assert failed["exit_code"] == 137
         assert failed["status"] == "failed"
+        # A restart rolls out a new pod: running again, and said so.
+        assert kapi.alice.post(f"/v1/agents/{ref}/restart").status_code == 200
+        alice.wait_for(after=failed, type="restarted", agent=ref, status="running")
 
         kapi.alice.post(f"/v1/agents/{ref}/stop", params={"timeout": 1})
         alice.wait_for(type="stopped", agent=ref, by="call")
@@ -329,3 +332,60 @@ def test_an_agents_life_as_events_with_the_kubernetes_reasons(
         assert not [e for e in resumed.events if e["type"] == "created"]
     finally:
         resumed.close()
+
+
+def test_patch_revisions_rollback_and_stats(kapi: Api) -> None:
+    agent = spawn(kapi, "aptest-patch", secrets={"TOKEN": "first-secret-value"})
+    path = f"/v1/agents/{agent['id']}"
+    etag = kapi.alice.get(path).headers["ETag"]
+
+    resized = kapi.alice.patch(
+        path, json={"resources": {"memory_mb": 96}}, headers={"If-Match": etag}
+    )
+    assert resized.status_code == 200, resized.text
+    assert resized.json()["restarted"] is True
+    assert resized.json()["agent"]["resources"]["memory_mb"] == 96
+    # The same If-Match again: the agent has moved on.
+    stale = kapi.alice.patch(path, json={"labels": {"x": "y"}}, headers={"If-Match": etag})
+    assert_problem(stale, 412, "revision_mismatch")
+
+    rotated = kapi.alice.patch(path, json={"secrets": {"TOKEN": "second-secret-value"}})
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["changes"] == ["secrets.TOKEN"]
+    revisions = kapi.alice.get(f"{path}/revisions")
+    assert [r["number"] for r in revisions.json()["items"]] == [3, 2, 1]
+    # A read right after a change sees it (the service's model notes the change's answer).
+    read = kapi.alice.get(path)
+    assert read.json()["revision"] == 3
+    assert read.headers["ETag"] == '"3"'
+    assert read.json()["resources"]["memory_mb"] == 96
+    for answer in (resized, rotated, revisions, kapi.alice.get(path)):
+        assert "secret-value" not in answer.text
+
+    back = kapi.alice.post(f"{path}/rollback", json={"revision": 1})
+    assert back.status_code == 200, back.text
+    assert back.json()["agent"]["resources"] == agent["resources"]
+    assert back.json()["revision"] == 4
+
+    # Another owner's agent is not there for bob, whatever he asks.
+    assert_problem(kapi.bob.patch(path, json={"labels": {"x": "y"}}), 404, "agent_not_found")
+    assert_problem(kapi.bob.post(f"{path}/rollback"), 404, "agent_not_found")
+    assert_problem(kapi.bob.get(f"{path}/revisions"), 404, "agent_not_found")
+    # This API server has no metrics API.
+    assert_problem(kapi.alice.get(f"{path}/stats"), 501, "not_supported")
+
+
+def test_a_relabel_is_live_and_lists_filter_on_the_new_labels(kapi: Api) -> None:
+    agent = spawn(kapi, "aptest-relabel-api", labels={"team": "a"})
+    path = f"/v1/agents/{agent['id']}"
+    changed = kapi.alice.patch(path, json={"labels": {"team": "b"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["restarted"] is False
+
+    def listed(label: str) -> list[str]:
+        page = kapi.alice.get("/v1/agents", params={"label": label})
+        assert page.status_code == 200, page.text
+        return [a["id"] for a in page.json()["items"]]
+
+    assert listed("team=b") == [agent["id"]]
+    assert listed("team=a") == []

@@ -103,6 +103,7 @@ def test_the_role_grants_exactly_what_the_backend_calls() -> None:
         ("", "pods", "delete"),
         ("", "pods/log", "get"),
         ("", "secrets", "create"),
+        ("", "secrets", "patch"),
         ("", "secrets", "delete"),
         ("", "persistentvolumeclaims", "list"),
         ("", "persistentvolumeclaims", "create"),
@@ -110,6 +111,7 @@ def test_the_role_grants_exactly_what_the_backend_calls() -> None:
         ("networking.k8s.io", "networkpolicies", "list"),
         ("networking.k8s.io", "networkpolicies", "create"),
         ("networking.k8s.io", "networkpolicies", "delete"),
+        ("metrics.k8s.io", "pods", "list"),
     }
     assert "*" not in json.dumps(role)
 
@@ -247,6 +249,7 @@ def test_the_role_is_minimal(
     assert not allowed(agents, "update", "apps/deployments")
     # Secrets are written and deleted, never read: get, list and watch return the values.
     assert allowed(agents, "create", "secrets")
+    assert allowed(agents, "patch", "secrets")
     assert allowed(agents, "delete", "secrets")
     for verb in ("get", "list", "watch"):
         assert not allowed(agents, verb, "secrets")

@@ -34,6 +34,7 @@ from orchestrators.models import AgentSpec, Resources, StoredSpec
 RESOURCES = Resources(cpus=0.5, memory_mb=96, pids=64)
 AGENT_ID = "0123456789abcdef0123456789abcdef"
 CREATED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+USER_TEAM = "user.agents.hive.io/team"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -93,7 +94,7 @@ def test_the_deployment_is_the_restricted_pod_of_the_spec() -> None:
         L.NAME: "researcher",
         L.OWNER: "sol",
         L.CREATED_AT: "20261120T100000.000000Z",
-        "user.agents.hive.io/team": "research",
+        USER_TEAM: "research",
     }
     assert deployment == {
         "apiVersion": "apps/v1",
@@ -109,7 +110,8 @@ def test_the_deployment_is_the_restricted_pod_of_the_spec() -> None:
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": identity},
             "template": {
-                "metadata": {"labels": labels},
+                # User labels only on the Deployment: a relabel is not a rollout.
+                "metadata": {"labels": {k: v for k, v in labels.items() if k != USER_TEAM}},
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
@@ -287,7 +289,7 @@ def test_what_the_agent_owns_points_back_to_its_deployment() -> None:
     def owned(kind: str) -> dict[str, str]:
         return L.owned_labels(instance="hive", agent_id=AGENT_ID, owner="sol", kind=L.Kind(kind))
 
-    secret = build_secret(spec, prefix="hive-", deployment=created, labels=schema)
+    secret = build_secret(spec.secrets, prefix="hive-", deployment=created, labels=schema)
     assert secret == {
         "apiVersion": "v1",
         "kind": "Secret",

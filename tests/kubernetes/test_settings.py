@@ -40,6 +40,9 @@ async def test_the_kubernetes_settings_build_the_kubernetes_backend(
         "AGENT_API_SPAWN_WAIT_SECONDS": "12",
         "AGENT_API_ENGINE_TIMEOUT": "7",
         "AGENT_API_RESOURCE_PREFIX": "prod-",
+        "AGENT_API_KUBE_WORKSPACE_ACCESS_MODE": "ReadWriteOnce",
+        "AGENT_API_KUBE_RUNTIME_CLASS": "kata-vm-isolation",
+        "AGENT_API_KUBE_USER_NAMESPACES": "true",
     }.items():
         clean_env.setenv(name, value)
     backend = build_orchestrator(Settings())
@@ -58,6 +61,9 @@ async def test_the_kubernetes_settings_build_the_kubernetes_backend(
             kube_node_selector={"agentpool": "agents"},
             kube_tolerations=[{"key": "sandbox", "operator": "Exists"}],
             spawn_wait_seconds=12.0,
+            kube_workspace_access_mode="ReadWriteOnce",
+            kube_runtime_class="kata-vm-isolation",
+            kube_user_namespaces=True,
         )
     finally:
         await backend.close()
@@ -69,6 +75,9 @@ def test_the_defaults_are_the_restricted_profile(clean_env: pytest.MonkeyPatch) 
     assert settings.kube_namespace == "agents"
     assert settings.kube_run_as_non_root is True
     assert settings.kubeconfig is None
+    assert settings.kube_workspace_access_mode == "auto"
+    assert settings.kube_runtime_class is None
+    assert settings.kube_user_namespaces is False
 
 
 @pytest.mark.parametrize(
@@ -76,6 +85,8 @@ def test_the_defaults_are_the_restricted_profile(clean_env: pytest.MonkeyPatch) 
     [
         ("AGENT_API_KUBE_NAMESPACE", "Not_A_Namespace"),
         ("AGENT_API_KUBE_WORKSPACE_SIZE", "lots"),
+        ("AGENT_API_KUBE_WORKSPACE_ACCESS_MODE", "ReadWriteMany"),
+        ("AGENT_API_KUBE_RUNTIME_CLASS", "Kata VM"),
         ("AGENT_API_KUBE_RUN_AS_USER", "0"),
         ("AGENT_API_KUBE_NODE_SELECTOR", "[1, 2]"),
         ("AGENT_API_SPAWN_WAIT_SECONDS", "-1"),

@@ -148,3 +148,27 @@ def test_a_change_a_call_already_answered_is_dated_before_that_answer() -> None:
     after = cache.apply("deployment", "MODIFIED", newer, at=later, token="8.7")
     assert after is not None
     assert after.at == later
+
+
+def named(name: str, created: str, **extra: Any) -> JSON:
+    made = pod(**extra)
+    made["metadata"] |= {"name": name, "uid": f"uid-{name}", "creationTimestamp": created}
+    return made
+
+
+def test_a_new_pod_taking_over_while_it_ran_is_a_restart_and_a_start_is_not() -> None:
+    cache = AgentCache(view)
+    cache.fill([deployment()], [named("p1", "2026-12-06T10:00:00Z")])
+
+    def change(kind: str, change: str, obj: JSON) -> int | None:
+        seen = cache.apply(kind, change, obj, at=AT, token="1.1")  # type: ignore[arg-type]
+        return None if seen is None else seen.restarts
+
+    # A restart call: the old pod goes (Recreate), a new one becomes ready.
+    assert change("pod", "DELETED", named("p1", "2026-12-06T10:00:00Z")) == 0
+    assert change("pod", "ADDED", named("p2", "2026-12-06T10:01:00Z")) == 1
+    # A stop, then a start: a start, not a restart.
+    assert change("deployment", "MODIFIED", deployment(0)) == 1
+    assert change("pod", "DELETED", named("p2", "2026-12-06T10:01:00Z")) == 1
+    assert change("deployment", "MODIFIED", deployment(1)) == 1
+    assert change("pod", "ADDED", named("p3", "2026-12-06T10:02:00Z")) == 1

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.kube_changes import KUBE_CHANGES_BEGIN as KB
+from benchmarks.kube_changes import KUBE_CHANGES_END as KE
 from benchmarks.noisy_report import BEGIN, END, carry_section, write_section
 from orchestrators.docker.registry import private_registry_address, registry_host
 from orchestrators.errors import AgentQuotaExceeded
@@ -81,3 +83,18 @@ def test_the_noisy_section_is_replaced_appended_and_carried(tmp_path: Path) -> N
     assert "new figures" in rewritten
     assert "second" in rewritten
     assert rewritten.count(END) == 1
+
+
+def test_the_kubernetes_changes_section_lives_beside_the_noisy_one(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text(f"# agent-api benchmarks\n\n{BEGIN}\nnoisy\n{END}\n")
+    write_section(report, f"{KB}\nchanges 1\n{KE}", KB, KE)
+    write_section(report, f"{KB}\nchanges 2\n{KE}", KB, KE)
+    text = report.read_text()
+    assert "noisy" in text
+    assert "changes 2" in text
+    assert "changes 1" not in text
+    rewritten = carry_section(text, "# agent-api benchmarks\n\nnew figures\n")
+    rewritten = carry_section(text, rewritten, KB, KE)
+    for kept in ("new figures", "noisy", "changes 2"):
+        assert kept in rewritten
