@@ -189,6 +189,7 @@ def test_reads_come_back_right_after_an_engine_restart(
             while client.get("/readyz").json().get("watch") != "live":
                 assert time.monotonic() < deadline, "the watch never came back"
                 time.sleep(0.2)
+        time.sleep(0.5)  # a few more polls, all after both watches are live again
     finally:
         for log in watched:
             log.close()
