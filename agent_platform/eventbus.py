@@ -15,7 +15,7 @@ import asyncio
 from collections import deque
 from collections.abc import Iterable
 
-from orchestrators.events import event_token
+from orchestrators.events import RESET_SUFFIX, event_token
 from orchestrators.models import AgentEvent
 
 __all__ = ["EventBus", "Listener"]
@@ -26,6 +26,21 @@ def _order(token: str) -> int | None:
         return int(token)
     except ValueError:
         return None
+
+
+def _after(candidate: str, asked: str, token: int) -> bool:
+    """``candidate`` comes after the event ``asked`` (of ``token``): a later token, or the
+    same observation's later event (ids are ``<token>-<agent>-<n>``)."""
+    mine = _order(event_token(candidate))
+    if mine is None or mine != token:
+        return mine is not None and mine > token
+    here, there = candidate.rsplit("-", 1), asked.rsplit("-", 1)
+    return (
+        here[0] == there[0]
+        and here[1].isdigit()
+        and there[1].isdigit()
+        and (int(here[1]) > int(there[1]))
+    )
 
 
 class Listener:
@@ -80,9 +95,12 @@ class EventBus:
             if event.id == event_id:
                 return list(self._ring)[index + 1 :]
         token = _order(event_token(event_id))
-        if token is None or self._floor is None or token < self._floor:
+        if token is not None and token == self._floor and event_id.endswith(RESET_SUFFIX):
+            return list(self._ring)  # after a reset: everything the ring holds
+        # At the floor itself some events of that token may be gone: only above it is whole.
+        if token is None or self._floor is None or token <= self._floor:
             return None
-        return [e for e in self._ring if (_order(event_token(e.id)) or 0) > token]
+        return [e for e in self._ring if _after(e.id, event_id, token)]
 
     def listen(self) -> Listener:
         listener = Listener(self._buffer)

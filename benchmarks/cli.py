@@ -12,6 +12,7 @@ from types import FrameType
 
 from . import changes, kube_changes
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
+from .events import run_events
 from .kubernetes import kubernetes_list_comparisons, kubernetes_targets
 from .noisy import NoisyConfig, quick_noisy, run_noisy
 from .noisy_report import carry_section, render_noisy, write_section
@@ -26,6 +27,7 @@ NOISY = "noisy-neighbour"
 KUBERNETES = "kubernetes"
 CHANGES = "changes"
 KUBE_CHANGES = "kube-changes"
+EVENTS = "events"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -62,10 +64,11 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY, KUBERNETES, CHANGES, KUBE_CHANGES],
+        choices=[NOISY, KUBERNETES, CHANGES, KUBE_CHANGES, EVENTS],
         help="run one scenario: noisy-neighbour, changes and kube-changes update their "
         "section of the report (keeping the rest); kubernetes prints the Kubernetes list "
-        "figures at --sizes",
+        "figures at --sizes; events prints the event latency, the staleness across two "
+        "replicas and reads from the model",
     )
     parser.add_argument(
         "--phase-seconds", type=float, help="noisy-neighbour: seconds of each attack phase"
@@ -157,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     scenarios: dict[str | None, Callable[[], int]] = {
         KUBERNETES: lambda: run_kubernetes_only(config),
+        EVENTS: lambda: run_events(config),
         NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
         CHANGES: lambda: run_changes_only(config, sys.argv[1:] if argv is None else argv),
         # A change on Kubernetes against its raw API calls (its own control plane, removed).

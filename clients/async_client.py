@@ -19,6 +19,7 @@ from .errors import NotFoundError, error_from_transport
 from .follow import FollowResume
 from .models import (
     Agent,
+    AgentEvent,
     AgentPage,
     AgentStats,
     AgentStatus,
@@ -28,9 +29,11 @@ from .models import (
     ResourceRequest,
     RestartPolicy,
     RevisionList,
+    WaitUntil,
     Whoami,
 )
 from .retry import RetryPolicy
+from .sse import RECONNECTS, EventReader
 
 __all__ = ["AsyncAgentClient"]
 
@@ -272,6 +275,52 @@ class AsyncAgentClient(ClientBase):
                 await response.aclose()
             if not resume.ended_at_ceiling(response.headers, time.monotonic() - started):
                 return
+
+    async def wait(
+        self,
+        agent: str,
+        *,
+        until: WaitUntil = "exited",
+        timeout: float = 30,
+        owner: str | None = None,
+    ) -> Agent:
+        """See ``AgentClient.wait``."""
+        return await self._fetch_agent(
+            calls.wait_call(agent, until=until, timeout=timeout, owner=owner)
+        )
+
+    async def events(
+        self,
+        *,
+        agent: str | None = None,
+        types: list[str] | None = None,
+        owner: str | None = None,
+        last_event_id: str | None = None,
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """See ``AgentClient.events``: ``async for event in await client.events()``."""
+        reader = EventReader(
+            agent=agent, types=types or (), owner=owner, last_event_id=last_event_id
+        )
+        return self._events(reader, await self._send(reader.call()))
+
+    async def _events(
+        self, reader: EventReader, response: httpx.Response
+    ) -> AsyncGenerator[AgentEvent, None]:
+        failures = 0
+        while True:
+            try:
+                async for line in response.aiter_lines():
+                    event = reader.feed(line)
+                    if event is not None:
+                        failures = 0
+                        yield event
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures >= RECONNECTS:
+                    raise error_from_transport(exc, self.url) from exc
+            finally:
+                await response.aclose()
+            response = await self._send(reader.call())
 
     async def update(
         self,

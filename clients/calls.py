@@ -8,7 +8,7 @@ and readiness report the moment and are not retried).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -26,12 +26,14 @@ from .models import (
     ResourceRequest,
     RestartPolicy,
     SpawnRequest,
+    WaitUntil,
 )
 
 __all__ = [
     "Call",
     "change_request",
     "delete_call",
+    "events_call",
     "get_call",
     "health_call",
     "list_call",
@@ -47,6 +49,7 @@ __all__ = [
     "start_call",
     "stats_call",
     "stop_call",
+    "wait_call",
     "update_call",
     "whoami_call",
 ]
@@ -236,6 +239,43 @@ def logs_call(
         repeatable=True,
         stream=True,
         wait_forever=follow,
+    )
+
+
+def wait_call(
+    agent: str, *, until: WaitUntil = "exited", timeout: float = 30, owner: str | None = None
+) -> Call:
+    """The agent once ``until`` holds; the server answers 408 after ``timeout`` seconds."""
+    return Call(
+        "GET",
+        _agent_path(agent, "/wait"),
+        params=(("until", until), ("timeout", f"{timeout:g}"), *_owner(owner)),
+        repeatable=True,
+        extra_timeout=timeout,
+    )
+
+
+def events_call(
+    *,
+    agent: str | None = None,
+    types: Sequence[str] = (),
+    owner: str | None = None,
+    last_event_id: str | None = None,
+) -> Call:
+    """The event stream; with ``last_event_id`` it resumes after that event."""
+    params: list[tuple[str, str]] = [("type", str(kind)) for kind in types]
+    if agent:
+        params.append(("agent", agent))
+    params += _owner(owner)
+    headers = (("Last-Event-ID", last_event_id),) if last_event_id else ()
+    return Call(
+        "GET",
+        "/v1/events",
+        params=tuple(params),
+        headers=headers,
+        repeatable=True,
+        stream=True,
+        wait_forever=True,
     )
 
 

@@ -28,12 +28,13 @@ from .errors import (
     TransportError,
     UnauthorizedError,
 )
-from .models import Agent, AgentStats, AgentStatus, ResourceRequest
+from .models import Agent, AgentStats, AgentStatus, EventType, ResourceRequest
 from .render import (
     OutputFormat,
     print_agent,
     print_agents,
     print_change,
+    print_event,
     print_revisions,
     print_stats,
 )
@@ -537,6 +538,64 @@ def logs(
             with closing(lines):
                 for line in lines:
                     typer.echo(line)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+class UntilChoice(StrEnum):
+    RUNNING = "running"
+    EXITED = "exited"
+    STOPPED = "stopped"
+
+
+@app.command()
+def wait(
+    ctx: typer.Context,
+    agent: AgentArg,
+    until: Annotated[
+        UntilChoice,
+        typer.Option(help="running; exited (exited or failed); stopped (not running)"),
+    ] = UntilChoice.EXITED,
+    timeout: Annotated[float, typer.Option(min=0.1, max=3600, help="seconds at most")] = 300,
+    owner: Owner = None,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """Wait until an agent runs, has exited or is stopped, and show it (with its exit code)."""
+    with _client(ctx) as client:
+        done = client.wait(agent, until=until.value, timeout=timeout, owner=owner)
+    print_agent(done, output, detail=True)
+
+
+@app.command()
+def events(
+    ctx: typer.Context,
+    agent: Annotated[
+        str | None, typer.Option("--agent", "-a", help="only this agent (name or id)")
+    ] = None,
+    kinds: Annotated[
+        list[EventType] | None,
+        typer.Option("--type", help="only these event types, repeatable"),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="resume after this event id (printed with -o json)")
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="admin keys only: this owner's agents")
+    ] = None,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """Print the agents' lifecycle events as they happen (Ctrl-C to stop)."""
+    with _client(ctx) as client:
+        stream = client.events(
+            agent=agent,
+            types=[kind.value for kind in kinds or ()],
+            owner=owner,
+            last_event_id=since,
+        )
+        try:
+            with closing(stream):
+                for event in stream:
+                    print_event(event, output)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
 

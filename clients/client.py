@@ -19,6 +19,7 @@ from .errors import NotFoundError, error_from_transport
 from .follow import FollowResume
 from .models import (
     Agent,
+    AgentEvent,
     AgentPage,
     AgentStats,
     AgentStatus,
@@ -28,9 +29,11 @@ from .models import (
     ResourceRequest,
     RestartPolicy,
     RevisionList,
+    WaitUntil,
     Whoami,
 )
 from .retry import RetryPolicy
+from .sse import RECONNECTS, EventReader
 
 __all__ = ["AgentClient"]
 
@@ -264,6 +267,61 @@ class AgentClient(ClientBase):
                 response.close()
             if not resume.ended_at_ceiling(response.headers, time.monotonic() - started):
                 return
+
+    def wait(
+        self,
+        agent: str,
+        *,
+        until: WaitUntil = "exited",
+        timeout: float = 30,
+        owner: str | None = None,
+    ) -> Agent:
+        """The agent once it is ``running``, has ``exited`` (exited or failed: see its
+        ``exit_code``) or is ``stopped`` (not running, for any reason).
+
+        ``WaitTimeoutError`` after ``timeout`` seconds without it; wait again to go on.
+        """
+        return self._fetch_agent(calls.wait_call(agent, until=until, timeout=timeout, owner=owner))
+
+    def events(
+        self,
+        *,
+        agent: str | None = None,
+        types: list[str] | None = None,
+        owner: str | None = None,
+        last_event_id: str | None = None,
+    ) -> Generator[AgentEvent, None, None]:
+        """The agents' lifecycle events as they happen, without end; close it to stop.
+
+        The stream is open when this returns (a refusal raises here), so nothing that
+        happens afterwards is missed. ``last_event_id`` resumes after an event seen before
+        (an ``AgentEvent.id``). A dropped stream is resumed after the last event given, so
+        none is lost or repeated; when the server no longer has them, a ``reset`` event
+        comes instead: list the agents again.
+        """
+        reader = EventReader(
+            agent=agent, types=types or (), owner=owner, last_event_id=last_event_id
+        )
+        return self._events(reader, self._send(reader.call()))
+
+    def _events(
+        self, reader: EventReader, response: httpx.Response
+    ) -> Generator[AgentEvent, None, None]:
+        failures = 0
+        while True:
+            try:
+                for line in response.iter_lines():
+                    event = reader.feed(line)
+                    if event is not None:
+                        failures = 0
+                        yield event
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures >= RECONNECTS:
+                    raise error_from_transport(exc, self.url) from exc
+            finally:
+                response.close()
+            response = self._send(reader.call())
 
     def update(
         self,

@@ -153,6 +153,20 @@ def _tools(run: _Run) -> list[Callable[..., Awaitable[CallToolResult]]]:
         """An agent's recent output."""
         return await run(ctx, "logs", name=name, tail=tail)
 
+    async def wait_agent(
+        ctx: Context[Any, Any, Any],
+        name: Name,
+        until: Annotated[
+            Literal["exited", "running", "stopped"],
+            Field(description="exited (with its exit code), running, or stopped."),
+        ] = "exited",
+        timeout: Annotated[
+            int | None, Field(ge=1, le=3600, description="Seconds to wait at most.")
+        ] = None,
+    ) -> CallToolResult:
+        """Wait until an agent has exited (or runs, or is stopped); its status and exit code."""
+        return await run(ctx, "wait", name=name, until=until, timeout=timeout)
+
     async def delete_agent(ctx: Context[Any, Any, Any], name: Name) -> CallToolResult:
         """Delete an agent and its workspace volume for good."""
         return await run(ctx, "delete", name=name)
@@ -207,6 +221,7 @@ def _tools(run: _Run) -> list[Callable[..., Awaitable[CallToolResult]]]:
         stop_agent,
         restart_agent,
         agent_logs,
+        wait_agent,
         delete_agent,
         update_agent,
         agent_stats,
@@ -225,7 +240,7 @@ TOOL_NAMES = (
     "update_agent",
     "agent_stats",
 )
-_READ_ONLY = {"list_agents", "agent_status", "agent_logs", "agent_stats"}
+_READ_ONLY = {"list_agents", "agent_status", "agent_logs", "agent_stats", "wait_agent"}
 
 
 def _strict(fn: Callable[..., Awaitable[CallToolResult]]) -> Tool:

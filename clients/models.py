@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 __all__ = [
     "Agent",
     "AgentAddress",
+    "AgentEvent",
+    "EventAgent",
+    "EventType",
+    "WaitUntil",
     "AgentChange",
     "AgentPage",
     "AgentStats",
@@ -49,6 +53,24 @@ class AgentStatus(StrEnum):
     EXITED = "exited"
     FAILED = "failed"
     UNKNOWN = "unknown"
+
+
+class EventType(StrEnum):
+    """What happened to an agent (``GET /v1/events``); ``reset``: list again."""
+
+    CREATED = "created"
+    STARTED = "started"
+    STOPPED = "stopped"
+    EXITED = "exited"
+    FAILED = "failed"
+    RESTARTED = "restarted"
+    DELETED = "deleted"
+    HEALTH = "health"
+    RESET = "reset"
+
+
+# What ``wait`` waits for: running; exited (exited or failed); stopped (not running).
+WaitUntil = Literal["running", "exited", "stopped"]
 
 
 class ResourceRequest(BaseModel):
@@ -232,6 +254,33 @@ class Health(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     status: str
+
+
+class EventAgent(BaseModel):
+    """The agent an event is about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    owner: str
+
+
+class AgentEvent(BaseModel):
+    """One lifecycle event. ``reset`` has no agent: what came before it is lost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str  # an EventType value; a newer server may add types
+    time: datetime
+    agent: EventAgent | None = None
+    status: str | None = None
+    detail: str | None = None
+    reason: str | None = None
+    by: str | None = None
+    exit_code: int | None = None
+    health: str | None = None
 
 
 class Whoami(BaseModel):

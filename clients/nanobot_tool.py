@@ -19,8 +19,8 @@ from typing import Any
 
 from .async_client import AsyncAgentClient
 from .config import DEFAULT_TIMEOUT, resolve_key, resolve_url
-from .errors import AgentAPIError, ValidationError, safe_url
-from .models import Agent, AgentStatus, ResourceRequest
+from .errors import AgentAPIError, ValidationError, WaitTimeoutError, safe_url
+from .models import Agent, AgentStatus, ResourceRequest, WaitUntil
 from .retry import RetryPolicy
 from .tool_text import (
     describe_agent,
@@ -29,6 +29,7 @@ from .tool_text import (
     describe_logs,
     describe_state,
     describe_stats,
+    describe_wait,
     explain,
 )
 
@@ -45,6 +46,7 @@ ACTIONS = (
     "logs",
     "update",
     "stats",
+    "wait",
 )
 _NEEDS: dict[str, tuple[str, ...]] = {
     "spawn": ("name", "image"),
@@ -52,6 +54,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     **{action: ("name",) for action in ACTIONS[2:]},
 }
 _DEFAULT_TAIL = 50
+_DEFAULT_WAIT = 60
 _MAX_TAIL = 500
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
@@ -68,7 +71,9 @@ _PARAMETERS: dict[str, Any] = {
                 "workspace for good. logs: its recent output. update: change a running "
                 "agent (cpus and memory_mb change in place; image, command, env, secrets, "
                 "labels restart it, keeping its workspace). stats: what it uses now (CPU, "
-                "memory, processes)."
+                "memory, processes). "
+                "wait: until it has exited (or runs, or is stopped: see until), then its "
+                "status and exit code."
             ),
         },
         "name": {
@@ -153,7 +158,18 @@ _PARAMETERS: dict[str, Any] = {
             "type": "integer",
             "minimum": 0,
             "maximum": 3600,
-            "description": "stop, restart: seconds to exit cleanly before it is killed.",
+            "description": (
+                "stop, restart: seconds to exit cleanly before it is killed. wait: seconds "
+                f"to wait at most (default {_DEFAULT_WAIT})."
+            ),
+        },
+        "until": {
+            "type": "string",
+            "enum": ["exited", "running", "stopped"],
+            "description": (
+                "wait: exited (default: its process ended, with an exit code), running, or "
+                "stopped (not running for any reason)."
+            ),
         },
         "tail": {
             "type": "integer",
@@ -248,6 +264,7 @@ class RemoteAgentManager:
             "restart": self._restart,
             "delete": self._delete,
             "logs": self._logs,
+            "wait": self._wait,
             "update": self._update,
             "stats": self._stats,
         }
@@ -379,6 +396,25 @@ class RemoteAgentManager:
         async with aclosing(client.logs(args["name"], tail=tail)) as stream:
             lines = [line async for line in stream]
         return describe_logs(args["name"], lines, max_chars=self._max_log_chars)
+
+    async def _wait(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        until: WaitUntil
+        match args.get("until") or "exited":
+            case "exited" | "running" | "stopped" as chosen:
+                until = chosen
+            case _:
+                raise ValidationError(
+                    "until must be exited, running or stopped", code="invalid_request"
+                )
+        seconds = _integer(args.get("timeout"), "timeout", _DEFAULT_WAIT) or _DEFAULT_WAIT
+        try:
+            agent = await client.wait(args["name"], until=until, timeout=seconds)
+        except WaitTimeoutError:
+            return (
+                f"Agent '{args['name']}' is not {until} yet after {seconds} s; it is still "
+                "working. Call wait again to keep waiting, or status to look at it."
+            )
+        return describe_wait(agent)
 
     async def _update(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
         result = await client.update(

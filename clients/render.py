@@ -14,15 +14,17 @@ from rich.table import Table
 from rich.text import Text
 
 from .humanize import ago, human_bytes
-from .models import Agent, AgentStats, ChangeResult, RevisionList
+from .models import Agent, AgentEvent, AgentStats, ChangeResult, RevisionList
 
 __all__ = [
     "OutputFormat",
     "agents_table",
     "detail_table",
+    "event_line",
     "print_agent",
     "print_agents",
     "print_change",
+    "print_event",
     "print_revisions",
     "print_stats",
     "stats_table",
@@ -145,6 +147,34 @@ def print_agent(agent: Agent, output: OutputFormat, *, detail: bool = False) -> 
         _show(detail_table(agent))
     else:
         _show(agents_table([agent]))
+
+
+def event_line(event: AgentEvent) -> str:
+    """One event on one line, as ``kubectl get -w`` prints changes."""
+    when = event.time.strftime("%H:%M:%S")
+    if event.agent is None:
+        return f"{when}  {event.type:<10} {'-':<24} {event.detail or ''}".rstrip()
+    facts = [
+        f"{name}={value}"
+        for name, value in (
+            ("by", event.by),
+            ("reason", event.reason),
+            ("exit_code", event.exit_code),
+            ("health", event.health),
+        )
+        if value is not None
+    ]
+    who = f"{event.agent.owner}/{event.agent.name}"
+    status = event.status or "-"
+    return f"{when}  {event.type:<10} {who:<24} {status:<10} {' '.join(facts)}".rstrip()
+
+
+def print_event(event: AgentEvent, output: OutputFormat) -> None:
+    """One event as it arrives: a line, or one JSON object per line."""
+    if output is OutputFormat.JSON:
+        print(event.model_dump_json(), flush=True)
+    else:
+        print(event_line(event), flush=True)
 
 
 def print_change(result: ChangeResult, output: OutputFormat) -> None:

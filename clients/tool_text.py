@@ -31,6 +31,7 @@ __all__ = [
     "describe_list",
     "describe_logs",
     "describe_state",
+    "describe_wait",
     "describe_stats",
     "explain",
     "summary_line",
@@ -105,6 +106,14 @@ def describe_agent(agent: Agent) -> str:
     if advice:
         lines.append(advice)
     return "\n".join(lines)
+
+
+def describe_wait(agent: Agent) -> str:
+    """After a wait: what the agent is now and, once it exited, with which code."""
+    text = f"Agent '{agent.name}' is now {_status(agent)}"
+    if agent.exit_code is not None and agent.status.value != "running":
+        text += f"; its process exited with code {agent.exit_code}"
+    return f"{text}. Use action 'logs' with name '{agent.name}' to read what it printed."
 
 
 def describe_change(result: ChangeResult) -> str:

@@ -39,7 +39,9 @@ from .models import (
 )
 from .watch import Observation, Snapshot
 
-__all__ = ["Deriver", "event_token", "reset_event"]
+__all__ = ["RESET_SUFFIX", "Deriver", "event_token", "reset_event"]
+
+RESET_SUFFIX = "-reset-0"  # a reset's id: <the token history starts after>-reset-0
 
 _BY_STATUS = {
     AgentStatus.STOPPED: EventType.STOPPED,
@@ -64,7 +66,7 @@ def event_token(event_id: str) -> str:
 
 def reset_event(token: str, at: datetime, detail: str) -> AgentEvent:
     """The event that tells a client its history is gone: list the agents again."""
-    return AgentEvent(id=f"{token}-reset-0", type=EventType.RESET, time=at, detail=detail)
+    return AgentEvent(id=f"{token}{RESET_SUFFIX}", type=EventType.RESET, time=at, detail=detail)
 
 
 class Deriver:

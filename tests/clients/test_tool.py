@@ -54,6 +54,7 @@ async def test_it_speaks_nanobots_tool_interface() -> None:
         "logs",
         "update",
         "stats",
+        "wait",
     )
     for spec in parameters["properties"].values():
         assert spec["description"]

@@ -145,7 +145,8 @@ async def test_a_watch_resumes_from_a_token_with_what_happened_since(
     try:
         await kube_backend.stop(agent.id, owner="alice", timeout=1)
         await later.until("the stop", of(agent.id, AgentStatus.STOPPED))
-        assert all(o.status is not AgentStatus.PENDING for o in later.seen)
+        replayed = [(o.status, o.detail) for o in later.seen if o.detail == "being created"]
+        assert replayed == [], [(o.status, o.detail, o.token) for o in later.seen]
     finally:
         await later.close()
 

@@ -157,3 +157,13 @@ def test_every_policy_refusal_is_a_policy_violation_in_the_clients() -> None:
     for cls in policy:
         error = error_from_response(_answer(403, cls.code))
         assert isinstance(error, PolicyViolationError), cls.code
+
+
+def test_the_clients_event_types_and_wait_conditions_are_the_servers() -> None:
+    from agent_platform.routes.wait import UNTIL
+
+    server_types = {kind.value for kind in server_models.EventType}
+    assert {kind.value for kind in client_models.EventType} == server_types
+    assert set(get_args(client_models.WaitUntil)) == set(UNTIL)
+    assert {choice.value for choice in client_cli.UntilChoice} == set(UNTIL)
+    assert set(TOOL_PARAMETERS["properties"]["until"]["enum"]) == set(UNTIL)
