@@ -140,10 +140,10 @@ class ReadyLog:
             while not self._stop.wait(0.1):
                 try:
                     answer = client.get("/readyz")
-                except httpx.HTTPError:
+                    said = answer.json().get("watch") if answer.status_code == 200 else None
+                except (httpx.HTTPError, ValueError):
                     self.seen.append("no answer")
                     continue
-                said = answer.json().get("watch") if answer.status_code == 200 else None
                 self.seen.append(said or f"{answer.status_code}")
 
     def close(self) -> None:
