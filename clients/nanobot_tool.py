@@ -244,7 +244,8 @@ class RemoteAgentManager:
     ``url`` and ``key`` default to ``AGENT_API_URL`` and ``AGENT_API_KEY``. Each call
     opens its own client (nanobot gives tools no close hook) unless ``client`` is given,
     which the caller then owns and closes. The tool remembers where ``changes`` last
-    looked, so keep one instance per conversation.
+    looked (in ``feed``, which a caller may keep across instances), so keep one instance
+    per conversation.
     """
 
     def __init__(
@@ -256,6 +257,7 @@ class RemoteAgentManager:
         retry: RetryPolicy | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_log_chars: int = 4000,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self._url = client.url if client else resolve_url(url)
         self._key = resolve_key(key)
@@ -263,7 +265,7 @@ class RemoteAgentManager:
         self._retry = retry
         self._timeout = timeout
         self._max_log_chars = max_log_chars
-        self._feed = ChangeFeed()
+        self._feed = feed or ChangeFeed()
         self._handlers: dict[str, Handler] = {
             "spawn": self._spawn,
             "list": self._list,
