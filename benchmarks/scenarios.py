@@ -13,6 +13,7 @@ import itertools
 import json
 import queue
 import random
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -192,8 +193,14 @@ def _expect(response: httpx.Response, status: int) -> httpx.Response:
 def measure_list(bench: Bench, size: int) -> Comparison:
     """The whole fleet: ``GET /v1/agents`` vs ``GET /containers/json`` with the same filter."""
     config = bench.config
-    listed = bench.proxy_count()
     raw = len(bench.engine.list_containers(bench.fleet_terms).json())
+    # The fleet is made on the engine directly: the service's model learns of it from the
+    # watch, a moment later. Timing starts once it has.
+    listed = bench.proxy_count()
+    deadline = time.monotonic() + 30
+    while listed != raw and time.monotonic() < deadline:
+        time.sleep(0.1)
+        listed = bench.proxy_count()
     if listed != size or raw != size:
         raise ProxyError(f"expected {size} agents, the service listed {listed}, the engine {raw}")
     terms = bench.fleet_terms

@@ -24,7 +24,7 @@ from orchestrators.models import Agent, AgentStatus
 
 from ..deps import Caller, OwnerScope, State
 from ..problems import ProblemError
-from .agents import AgentRef
+from .agents import _ERRORS, _PROBLEM, AgentRef
 
 __all__ = ["UNTIL", "router"]
 
@@ -35,7 +35,7 @@ UNTIL: dict[str, frozenset[AgentStatus]] = {
 }
 _POLL = 1.0  # seconds between engine reads while the watch is broken
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=_ERRORS)
 
 
 @router.get(
@@ -43,9 +43,15 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"])
     response_model=Agent,
     summary="The agent once it is running, has exited or is stopped (408 at the timeout)",
     responses={
-        404: {"description": "no such agent for this key (or it was deleted meanwhile)"},
-        408: {"description": "wait_timeout: the condition did not hold in time; wait again"},
-        429: {"description": "too many waits and event streams open for this key"},
+        404: {
+            "description": "no such agent for this key (or it was deleted meanwhile)",
+            **_PROBLEM,
+        },
+        408: {
+            "description": "wait_timeout: the condition did not hold in time; wait again",
+            **_PROBLEM,
+        },
+        429: {"description": "too many waits and event streams open for this key", **_PROBLEM},
     },
 )
 async def wait_for_agent(

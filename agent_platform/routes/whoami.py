@@ -6,10 +6,18 @@ from fastapi import APIRouter
 
 from ..deps import Caller
 from ..schemas import Whoami
+from .agents import _PROBLEM
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["whoami"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["whoami"],
+    responses={
+        401: {"description": "missing or invalid key", **_PROBLEM},
+        429: {"description": "too many requests for this key; retry after Retry-After", **_PROBLEM},
+    },
+)
 
 
 @router.get("/whoami", response_model=Whoami, summary="The key's name, owner and role")
