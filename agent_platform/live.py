@@ -8,8 +8,8 @@ are up; the events missed meanwhile are derived from the difference of the snaps
 (each agent's latest change). A backend without a watch leaves reads on the engine.
 
 Reads: ``get`` and ``list`` answer from the model while it is live, else from the
-engine. ``wrote`` and ``deleted`` are read-your-writes: a route calls them with what it
-answers before answering.
+engine; ``rendered`` is an agent's JSON, kept by the model. ``wrote`` and ``deleted`` are
+read-your-writes: a route calls them with what it answers before answering.
 """
 
 from __future__ import annotations
@@ -135,6 +135,10 @@ class LiveFeed:
         if self._from_model():
             return self.model.matching(owner=owner, labels=labels)
         return await self._engine.list(owner=owner, labels=labels)
+
+    def rendered(self, agent: Agent) -> bytes:
+        """``agent``'s response body, rendered once while the model holds it."""
+        return self.model.rendered(agent)
 
     def wrote(self, agent: Agent) -> Agent:
         self.model.put(agent)

@@ -9,6 +9,9 @@ a deleted one) before answering, stamped with the time; an observation of a chan
 happened before that stamp (the watch lags behind the call) does not overwrite it.
 Observations of one engine are ordered by the engine's clock, the stamps by this
 process's: on one machine the same clock.
+
+``rendered`` keeps each agent's JSON (its response body) with its entry, made on the first
+read: a get or a list from the model renders nothing again until the agent changes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from orchestrators.errors import AgentNotFound, AmbiguousAgentName
 from orchestrators.models import Agent, is_agent_id
 from orchestrators.watch import Observation
 
+from .rendering import render
+
 __all__ = ["ReadModel"]
 
 _MAX_TOMBSTONES = 10_000
@@ -30,6 +35,7 @@ _MAX_TOMBSTONES = 10_000
 class _Entry:
     agent: Agent | None  # None: deleted by a call, its removal not observed yet
     as_of: datetime
+    body: bytes | None = None  # ``render(agent)``, made on the first read
 
 
 class ReadModel:
@@ -110,6 +116,15 @@ class ReadModel:
             and (owner is None or agent.owner == owner)
             and all(agent.labels.get(k) == v for k, v in wanted)
         ]
+
+    def rendered(self, agent: Agent) -> bytes:
+        """``render(agent)``, kept while the model holds this very agent."""
+        entry = self._entries.get(agent.id)
+        if entry is None or entry.agent is not agent:
+            return render(agent)  # from the engine, or replaced since it was read
+        if entry.body is None:
+            entry.body = render(agent)
+        return entry.body
 
     def agents(self) -> list[Agent]:
         return self.matching(owner=None, labels=None)

@@ -10,10 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from . import changes, kube_changes
+from . import changes, events, kube_changes, noisy_report
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
-from .events import run_events
-from .kubernetes import kubernetes_list_comparisons, kubernetes_targets
+from .kubernetes import LIST_BEGIN, LIST_END, kubernetes_list_comparisons, kubernetes_targets
 from .noisy import NoisyConfig, quick_noisy, run_noisy
 from .noisy_report import carry_section, render_noisy, write_section
 from .plot import plot_latency
@@ -21,13 +20,23 @@ from .report import comparison_table, render_report
 from .results import RunResults, TargetCheck
 from .suite import run_suite
 
-__all__ = ["main", "parse_args", "write_outputs"]
+__all__ = ["CARRIED", "carry_sections", "main", "parse_args", "write_outputs"]
 
 NOISY = "noisy-neighbour"
 KUBERNETES = "kubernetes"
 CHANGES = "changes"
 KUBE_CHANGES = "kube-changes"
 EVENTS = "events"
+
+#: The report's sections other commands write (or that are written by hand from their
+#: figures), by their markers: a full run keeps them.
+CARRIED = (
+    (noisy_report.BEGIN, noisy_report.END),
+    (events.BEGIN, events.END),
+    (changes.BEGIN, changes.END),
+    (LIST_BEGIN, LIST_END),
+    (kube_changes.KUBE_CHANGES_BEGIN, kube_changes.KUBE_CHANGES_END),
+)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -102,14 +111,15 @@ def write_outputs(results: RunResults, config: BenchConfig) -> tuple[Path, Path 
     plot = plot_latency(results, config.plot_path)
     config.output.parent.mkdir(parents=True, exist_ok=True)
     old = config.output.read_text() if config.output.exists() else ""
-    report = render_report(results, config, plot) + "\n"
-    # The sections other commands write are kept across a full run.
-    report = carry_section(old, report)
-    report = carry_section(old, report, changes.BEGIN, changes.END)
-    config.output.write_text(
-        carry_section(old, report, kube_changes.KUBE_CHANGES_BEGIN, kube_changes.KUBE_CHANGES_END)
-    )
+    config.output.write_text(carry_sections(old, render_report(results, config, plot) + "\n"))
     return config.output, plot
+
+
+def carry_sections(old: str, new: str) -> str:
+    """``new`` with every ``CARRIED`` section of ``old`` appended, in their order."""
+    for begin, end in CARRIED:
+        new = carry_section(old, new, begin, end)
+    return new
 
 
 def run_noisy_only(config: BenchConfig, argv: list[str]) -> int:
@@ -160,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     scenarios: dict[str | None, Callable[[], int]] = {
         KUBERNETES: lambda: run_kubernetes_only(config),
-        EVENTS: lambda: run_events(config),
+        EVENTS: lambda: events.run_events(config),
         NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
         CHANGES: lambda: run_changes_only(config, sys.argv[1:] if argv is None else argv),
         # A change on Kubernetes against its raw API calls (its own control plane, removed).

@@ -7,7 +7,9 @@
   other replica that shows it;
 - get and list of a small fleet from the model against the raw inspect and filtered list.
 
-Everything is created under the run's prefix and removed at the end, pass or fail.
+Everything is created under the run's prefix and removed at the end, pass or fail. The
+report's section of these figures is written by hand between ``BEGIN`` and ``END`` (a full
+run keeps it).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from .engine import RawEngine, docker_api, engine_socket, remove_resources
 from .service import Service
 from .stats import percentile
 
-__all__ = ["run_events"]
+__all__ = ["BEGIN", "END", "run_events"]
+
+BEGIN = "<!-- events: figures of python -m benchmarks --only events, kept by a full run -->"
+END = "<!-- /events -->"
 
 _FLEET = 20
 _CYCLES = 30

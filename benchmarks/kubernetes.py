@@ -63,6 +63,8 @@ from .targets import LIMITS
 
 __all__ = [
     "FLEET_RESOURCES",
+    "LIST_BEGIN",
+    "LIST_END",
     "OPERATION",
     "fleet_deployment",
     "kubernetes_list_comparisons",
@@ -70,6 +72,9 @@ __all__ = [
 ]
 
 OPERATION = "list (kubernetes)"
+# The report's section of ``--only kubernetes`` (written by hand, kept by a full run).
+LIST_BEGIN = "<!-- kubernetes-list: figures of python -m benchmarks --only kubernetes -->"
+LIST_END = "<!-- /kubernetes-list -->"
 _BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kube-testenv-build.sh"
 _LAST_PAGE = b'"next_cursor":null}'
 # The fake kubelet's one node takes 1000 pods and 64 CPUs: the Docker sleepers' tenth of a

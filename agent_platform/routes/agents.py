@@ -13,6 +13,7 @@ from orchestrators.models import Agent, AgentStatus, LogOptions
 from ..deps import AUDIT_ACTION, Caller, OrchestratorDep, OwnerScope, State, Writer, audit_action
 from ..follows import bounded
 from ..problems import ProblemError
+from ..rendering import JSON, render_page
 from ..schemas import ActionRequest, AgentList, RenewRequest, SpawnRequest
 from ..since import SINCE_PATTERN, parse_since
 
@@ -129,12 +130,14 @@ async def list_agents(
         str | None,
         Query(description="next_cursor of a page; anything else is 400 invalid_cursor"),
     ] = None,
-) -> AgentList:
+) -> Response:
     agents = await state.live.list(owner=scope, labels=_label_filters(label))
     if status is not None:
         agents = [a for a in agents if a.status == status]
     page, next_cursor = state.cursors.paginate(agents, limit=limit, cursor=cursor)
-    return AgentList(items=page, next_cursor=next_cursor)
+    # An AgentList, its items rendered once each by the model rather than on every list.
+    body = render_page((state.live.rendered(a) for a in page), next_cursor)
+    return Response(body, media_type=JSON)
 
 
 def etag(revision: int) -> str:
@@ -151,11 +154,15 @@ def audited(request: Request, agent: Agent) -> Agent:
     return agent
 
 
-@router.get("/{agent}", response_model=Agent, summary="One agent; its ETag is its revision")
-async def get_agent(agent: AgentRef, scope: OwnerScope, state: State, response: Response) -> Agent:
+@router.get(
+    "/{agent}",
+    response_model=Agent,
+    summary="One agent; its ETag is its revision",
+)
+async def get_agent(agent: AgentRef, scope: OwnerScope, state: State) -> Response:
     found = await state.live.get(agent, owner=scope)
-    response.headers["ETag"] = etag(found.revision)
-    return found
+    body = state.live.rendered(found)
+    return Response(body, media_type=JSON, headers={"ETag": etag(found.revision)})
 
 
 @router.post(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.cli import CARRIED, carry_sections
 from benchmarks.kube_changes import KUBE_CHANGES_BEGIN as KB
 from benchmarks.kube_changes import KUBE_CHANGES_END as KE
 from benchmarks.noisy_report import BEGIN, END, carry_section, write_section
@@ -98,3 +99,22 @@ def test_the_kubernetes_changes_section_lives_beside_the_noisy_one(tmp_path: Pat
     rewritten = carry_section(text, rewritten, KB, KE)
     for kept in ("new figures", "noisy", "changes 2"):
         assert kept in rewritten
+
+
+def test_a_full_run_keeps_every_section_written_apart_in_order() -> None:
+    old = "# agent-api benchmarks\n\nold figures\n" + "".join(
+        f"\n{begin}\n## section {index}\n{end}\n" for index, (begin, end) in enumerate(CARRIED)
+    )
+    rewritten = carry_sections(old, "# agent-api benchmarks\n\nnew figures\n")
+    assert "old figures" not in rewritten
+    kept = [rewritten.index(f"## section {index}") for index in range(len(CARRIED))]
+    assert kept == sorted(kept)
+    for begin, end in CARRIED:
+        assert rewritten.count(begin) == rewritten.count(end) == 1
+
+
+def test_the_report_marks_the_events_and_kubernetes_list_sections() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "benchmarks.md").read_text()
+    rewritten = carry_sections(text, "# agent-api benchmarks\n")
+    for heading in ("## Events and the read model", "## Kubernetes list from the read model"):
+        assert heading in rewritten
