@@ -53,7 +53,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import labels as L
-from ..changes import KEPT_REVISIONS, Plan, plan_change, plan_rollback, rollback_target
+from ..changes import Plan
 from ..config import KubernetesConfig
 from ..errors import (
     AgentConflict,
@@ -69,7 +69,6 @@ from ..errors import (
 )
 from ..models import (
     Agent,
-    AgentChange,
     AgentSpec,
     AgentStats,
     AgentStatus,
@@ -77,13 +76,12 @@ from ..models import (
     LogOptions,
     Resources,
     Revision,
-    RevisionList,
     StoppedBy,
     StoredSpec,
     SweepReport,
 )
-from ..policy import OwnerCeilings, SpawnPolicy
-from ..skeleton import AgentBackend, expires_in, resources_of
+from ..policy import OwnerCeilings
+from ..skeleton import AgentBackend, Planner, expires_in, resources_of
 from ..types import JSON
 from ..watch import Observation, Snapshot
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, label_selector, release, translate
@@ -136,7 +134,6 @@ from .watch import KubeWatch
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
 Settled = Callable[[JSON, list[JSON]], bool]
-Planner = Callable[[StoredSpec, list[Revision]], Plan]
 _IDENTITY = (L.OWNER, L.NAME, L.ID)
 _CHUNK = 65536
 
@@ -557,46 +554,11 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
 
     # -- changes (see ``changes``) --------------------------------------------------------
 
-    async def update(
-        self,
-        ref: str,
-        change: AgentChange,
-        *,
-        owner: str | None = None,
-        policy: SpawnPolicy,
-        expected_revision: int | None = None,
-        ceilings: OwnerCeilings | None = None,
-    ) -> ChangeResult:
-        def planner(current: StoredSpec, _: list[Revision]) -> Plan:
-            return plan_change(current, change, policy)
+    def _history(self, obj: JSON) -> Sequence[Revision]:
+        schema = self._labels(obj)
+        return history_of(schema, L.parse_moment(schema[L.CREATED_AT]))
 
-        return await self._apply(ref, owner, expected_revision, ceilings, planner)
-
-    async def rollback(
-        self,
-        ref: str,
-        *,
-        owner: str | None = None,
-        policy: SpawnPolicy,
-        to: int | None = None,
-        expected_revision: int | None = None,
-        ceilings: OwnerCeilings | None = None,
-    ) -> ChangeResult:
-        def planner(current: StoredSpec, history: list[Revision]) -> Plan:
-            target = rollback_target(history, history[0].number, to)
-            return plan_rollback(current, target.spec, policy)
-
-        return await self._apply(ref, owner, expected_revision, ceilings, planner)
-
-    async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
-        def work() -> RevisionList:
-            schema = self._labels(self._find(ref, owner))
-            history = history_of(schema, L.parse_moment(schema[L.CREATED_AT]))
-            return RevisionList(items=history, kept=KEPT_REVISIONS)
-
-        return await self._run(work)
-
-    async def _apply(
+    async def _change(
         self,
         ref: str,
         owner: str | None,
@@ -604,7 +566,7 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         ceilings: OwnerCeilings | None,
         planner: Planner,
     ) -> ChangeResult:
-        applied = await self._run(self._change, ref, owner, expected, ceilings, planner)
+        applied = await self._run(self._plan_and_patch, ref, owner, expected, ceilings, planner)
         if applied.rolled:
             marker = str(applied.revision)
 
@@ -632,7 +594,7 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
             changes=list(applied.changes),
         )
 
-    def _change(
+    def _plan_and_patch(
         self,
         ref: str,
         owner: str | None,
@@ -661,22 +623,15 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
     ) -> _Applied:
         schema = self._labels(deployment)
         revision = L.revision_of(schema)
-        if expected is not None and expected != revision:
-            raise RevisionMismatch(f"the agent is at revision {revision}, not {expected}")
+        self._check_revision(revision, expected)
         now = datetime.now(UTC)
         self._refuse_if_changing(deployment, now, expected)
         created = L.parse_moment(schema[L.CREATED_AT])
         history = history_of(schema, created)
         current = StoredSpec.model_validate_json(schema[L.SPEC])
-        plan = planner(current, history)
+        plan = planner(current, history, revision)
         agent_id, agent_owner = schema[L.ID], schema[L.OWNER]
-        if ceilings is not None and ceilings.active and plan.spec.resources != current.resources:
-            others = [
-                resources_of(self._labels(o))
-                for o in self._query(L.selector(instance=self._instance, owner=agent_owner))
-                if self._labels(o)[L.ID] != agent_id
-            ]
-            ceilings.check(agent_owner, others, plan.spec.resources)
+        self._check_ceilings(deployment, ceilings, plan)
         removed = sorted(set(current.secret_names) - set(plan.spec.secret_names))
         before = self._template(deployment, current, schema)
         after = self._template(deployment, plan.spec, schema)
