@@ -31,7 +31,7 @@ Hooks a backend writes (one method each):
 | ``_prepare``, ``_finish`` | optional: before create (the image), after it (a wait) |
 | ``_hinted(ref, owner)`` | optional: a cheaper lookup than the label query |
 | ``_history(obj)`` | its kept revisions, newest first (its spawn if never changed) |
-| ``_change(ref, owner, expected, ceilings, planner)`` | plan with ``planner`` and apply |
+| ``_change(ask)`` | find the agent, plan (``_plan``), apply |
 | ``_held(others)`` | optional: what the owner's other agents hold (default: spec labels) |
 | ``_release()`` | close the engine client |
 """
@@ -42,6 +42,7 @@ import abc
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -84,12 +85,23 @@ from .policy import OwnerCeilings, SpawnPolicy
 from .threads import in_thread
 from .types import T
 
-__all__ = ["AgentBackend", "Planner", "expires_in", "resources_of"]
+__all__ = ["AgentBackend", "ChangeAsk", "Planner", "expires_in", "resources_of"]
 
 Obj = TypeVar("Obj")
 Config = TypeVar("Config", bound=EngineConfig)
 #: A change's plan from the current spec, the kept revisions and the current revision.
 Planner = Callable[[StoredSpec, Sequence[Revision], int], Plan]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeAsk:
+    """A change or a rollback as the skeleton hands it to a backend's ``_change``."""
+
+    ref: str
+    owner: str | None
+    expected: int | None  # the revision the caller read (If-Match), if any
+    ceilings: OwnerCeilings | None
+    planner: Planner
 
 
 def expires_in(seconds: int, now: datetime | None = None) -> datetime:
@@ -168,16 +180,8 @@ class AgentBackend(Orchestrator, Generic[Obj, Config]):
         """The agent's kept revisions, newest first; its spawn alone if never changed."""
 
     @abc.abstractmethod
-    async def _change(
-        self,
-        ref: str,
-        owner: str | None,
-        expected: int | None,
-        ceilings: OwnerCeilings | None,
-        planner: Planner,
-    ) -> ChangeResult:
-        """Find the agent, plan with ``planner`` (then ``_check_revision`` and
-        ``_check_ceilings``) and apply the plan."""
+    async def _change(self, ask: ChangeAsk) -> ChangeResult:
+        """Find the agent, plan the change from what it is now (``_plan``) and apply it."""
 
     def _held(self, others: Sequence[Obj]) -> Sequence[Resources]:
         """What each of ``others`` holds now."""
@@ -341,7 +345,7 @@ class AgentBackend(Orchestrator, Generic[Obj, Config]):
         def planner(current: StoredSpec, kept: Sequence[Revision], number: int) -> Plan:
             return plan_change(current, change, policy)
 
-        return await self._change(ref, owner, expected_revision, ceilings, planner)
+        return await self._change(ChangeAsk(ref, owner, expected_revision, ceilings, planner))
 
     async def rollback(
         self,
@@ -356,7 +360,7 @@ class AgentBackend(Orchestrator, Generic[Obj, Config]):
         def planner(current: StoredSpec, kept: Sequence[Revision], number: int) -> Plan:
             return plan_rollback(current, rollback_target(kept, number, to).spec, policy)
 
-        return await self._change(ref, owner, expected_revision, ceilings, planner)
+        return await self._change(ChangeAsk(ref, owner, expected_revision, ceilings, planner))
 
     async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
         def work() -> RevisionList:
@@ -366,12 +370,19 @@ class AgentBackend(Orchestrator, Generic[Obj, Config]):
 
         return await self._run(work)
 
-    @staticmethod
-    def _check_revision(number: int, expected: int | None) -> None:
-        if expected is not None and expected != number:
+    def _plan(
+        self, obj: Obj, ask: ChangeAsk, current: StoredSpec, kept: Sequence[Revision], number: int
+    ) -> Plan:
+        """The plan of ``ask`` for ``obj``, at revision ``number`` with ``current`` as its
+        spec: refused if the caller expected another revision or if it resizes the agent
+        past the owner's ceilings."""
+        if ask.expected is not None and ask.expected != number:
             raise RevisionMismatch(
-                f"the agent is at revision {number}, not {expected}: read it again"
+                f"the agent is at revision {number}, not {ask.expected}: read it again"
             )
+        plan = ask.planner(current, kept, number)
+        self._check_ceilings(obj, ask.ceilings, plan)
+        return plan
 
     def _check_ceilings(self, obj: Obj, ceilings: OwnerCeilings | None, plan: Plan) -> None:
         """A change that resizes the agent passes the owner's ceilings over its others."""

@@ -50,8 +50,7 @@ from ..models import (
     SweepReport,
     is_agent_id,
 )
-from ..policy import OwnerCeilings
-from ..skeleton import AgentBackend, Planner, expires_in
+from ..skeleton import AgentBackend, ChangeAsk, expires_in
 from ..types import T
 from ..watch import Observation, Snapshot
 from .api import (
@@ -542,26 +541,17 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
 
         return await self._run_on_agent(work)
 
-    async def _change(
-        self,
-        ref: str,
-        owner: str | None,
-        expected: int | None,
-        ceilings: OwnerCeilings | None,
-        planner: Planner,
-    ) -> ChangeResult:
+    async def _change(self, ask: ChangeAsk) -> ChangeResult:
         """The flow of a change and of a rollback: plan, claim the next revision, then
         change in place or replace (see ``replace``)."""
 
         def prepare() -> tuple[Container, AgentRevisions, StoredSpec, Plan]:
-            container = self._find(ref, owner)
+            container = self._find(ask.ref, ask.owner)
             revs = self._revisions_of(container)
             if revs.pending is not None:
                 raise ChangeInFlight("another change of this agent is under way: retry shortly")
-            self._check_revision(revs.number, expected)
             current = StoredSpec.model_validate_json(revs.spec_text(container.labels[L.SPEC]))
-            plan = planner(current, revs.kept(), revs.number)
-            self._check_ceilings(container, ceilings, plan)
+            plan = self._plan(container, ask, current, revs.kept(), revs.number)
             return container, revs, current, plan
 
         container, revs, current, plan = await self._run(prepare)

@@ -80,8 +80,7 @@ from ..models import (
     StoredSpec,
     SweepReport,
 )
-from ..policy import OwnerCeilings
-from ..skeleton import AgentBackend, Planner, expires_in, resources_of
+from ..skeleton import AgentBackend, ChangeAsk, expires_in, resources_of
 from ..types import JSON
 from ..watch import Observation, Snapshot
 from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, label_selector, release, translate
@@ -558,15 +557,8 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         schema = self._labels(obj)
         return history_of(schema, L.parse_moment(schema[L.CREATED_AT]))
 
-    async def _change(
-        self,
-        ref: str,
-        owner: str | None,
-        expected: int | None,
-        ceilings: OwnerCeilings | None,
-        planner: Planner,
-    ) -> ChangeResult:
-        applied = await self._run(self._plan_and_patch, ref, owner, expected, ceilings, planner)
+    async def _change(self, ask: ChangeAsk) -> ChangeResult:
+        applied = await self._run(self._plan_and_patch, ask)
         if applied.rolled:
             marker = str(applied.revision)
 
@@ -594,44 +586,29 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
             changes=list(applied.changes),
         )
 
-    def _plan_and_patch(
-        self,
-        ref: str,
-        owner: str | None,
-        expected: int | None,
-        ceilings: OwnerCeilings | None,
-        planner: Planner,
-    ) -> _Applied:
+    def _plan_and_patch(self, ask: ChangeAsk) -> _Applied:
         """Plan from the Deployment as read and patch that version only. The controller's
         status writes and a stop or start move its ``resourceVersion`` too: then the change
         is planned again from what is there now, and refused only if the revision moved
         past the one the caller expected."""
         for _ in range(_CHANGE_ATTEMPTS):
-            deployment = self._find(ref, owner)
+            deployment = self._find(ask.ref, ask.owner)
             try:
-                return self._change_once(deployment, expected, ceilings, planner)
+                return self._change_once(deployment, ask)
             except _Moved:
                 continue
         raise RevisionMismatch("the agent kept changing meanwhile: read it again and retry")
 
-    def _change_once(
-        self,
-        deployment: JSON,
-        expected: int | None,
-        ceilings: OwnerCeilings | None,
-        planner: Planner,
-    ) -> _Applied:
+    def _change_once(self, deployment: JSON, ask: ChangeAsk) -> _Applied:
         schema = self._labels(deployment)
         revision = L.revision_of(schema)
-        self._check_revision(revision, expected)
         now = datetime.now(UTC)
-        self._refuse_if_changing(deployment, now, expected)
+        self._refuse_if_changing(deployment, now, ask.expected)
         created = L.parse_moment(schema[L.CREATED_AT])
         history = history_of(schema, created)
         current = StoredSpec.model_validate_json(schema[L.SPEC])
-        plan = planner(current, history, revision)
+        plan = self._plan(deployment, ask, current, history, revision)
         agent_id, agent_owner = schema[L.ID], schema[L.OWNER]
-        self._check_ceilings(deployment, ceilings, plan)
         removed = sorted(set(current.secret_names) - set(plan.spec.secret_names))
         before = self._template(deployment, current, schema)
         after = self._template(deployment, plan.spec, schema)
