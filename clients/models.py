@@ -140,6 +140,7 @@ class Agent(BaseModel):
     detail: str | None = None
     exit_code: int | None = None
     created_at: datetime
+    started_at: datetime | None = None  # when its current run began; None when not running
     labels: dict[str, str] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
     secret_names: list[str] = Field(default_factory=list)

@@ -97,6 +97,12 @@ def detail_table(agent: Agent) -> Table:
         ("Image:", agent.image),
         ("Status:", status),
         ("Created:", f"{agent.created_at.isoformat()} ({ago(agent.created_at)})"),
+        (
+            "Started:",
+            f"{agent.started_at.isoformat()} ({ago(agent.started_at)})"
+            if agent.started_at
+            else "-",
+        ),
         ("Command:", shlex.join(agent.command) if agent.command else "(image default)"),
         ("Restart policy:", agent.restart_policy or "-"),
         (

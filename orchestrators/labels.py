@@ -261,6 +261,7 @@ def agent_from_labels(
     exit_code: int | None = None,
     revision: int = 1,
     spec_text: str | None = None,
+    started_at: datetime | None = None,
 ) -> Agent:
     """Rebuild the public view of an agent from its labels (and annotations) alone.
 
@@ -295,7 +296,7 @@ def agent_from_labels(
             revision,
         ),
     )
-    return view.now(status, detail, expires_at, exit_code)
+    return view.now(status, detail, expires_at, exit_code, started_at)
 
 
 class _View:
@@ -314,10 +315,11 @@ class _View:
         detail: str | None,
         expires_at: datetime | None,
         exit_code: int | None = None,
+        started_at: datetime | None = None,
     ) -> Agent:
         last = self._last  # one read: another thread may replace it meanwhile
-        now = (status, detail, expires_at, exit_code)
-        if (last.status, last.detail, last.expires_at, last.exit_code) == now:
+        now = (status, detail, expires_at, exit_code, started_at)
+        if (last.status, last.detail, last.expires_at, last.exit_code, last.started_at) == now:
             return last
         current = self._base.model_copy(
             update={
@@ -325,6 +327,7 @@ class _View:
                 "detail": detail,
                 "expires_at": expires_at,
                 "exit_code": exit_code,
+                "started_at": started_at,
             }
         )
         self._last = current

@@ -223,6 +223,11 @@ class Agent(BaseModel):
         default=None, description="the code its process last exited with; null while it never has"
     )
     created_at: datetime
+    started_at: datetime | None = Field(
+        default=None,
+        description="when its current run began (a restart begins a new one); null when "
+        "it is not running",
+    )
     labels: dict[str, str]
     env: dict[str, str]
     secret_names: list[str]

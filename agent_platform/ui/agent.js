@@ -19,6 +19,7 @@ function detailRows(agent) {
     ["Why", agent.detail || ""],
     ["Up / exit", upOrExit(agent)],
     ["Created", agent.created_at],
+    ["Started", agent.started_at || ""],
     ["TTL", agent.expires_at ? `${ttlLeft(agent)} (until ${agent.expires_at})` : "none"],
     ["Command", agent.command ? agent.command.join(" ") : "(image default)"],
     ["Restart policy", agent.restart_policy],

@@ -45,9 +45,13 @@ export function duration(seconds) {
 
 const since = (iso) => (Date.now() - Date.parse(iso)) / 1000;
 
-// "up 5m" for a running agent (counted from its creation), its exit code otherwise.
+// "up 5m" for a running agent (counted from the start of its current run), its exit code
+// otherwise.
 export function upOrExit(agent) {
-  if (agent.status === "running") return `up ${duration(since(agent.created_at))}`;
+  if (agent.status === "running" && agent.started_at) {
+    return `up ${duration(since(agent.started_at))}`;
+  }
+  if (agent.status === "running") return "up";
   const code = exitCode(agent);
   return code === null ? "" : `exit ${code}`;
 }

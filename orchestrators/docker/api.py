@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import docker.errors
@@ -25,6 +26,7 @@ from docker import APIClient
 from .. import labels as L
 from ..errors import EngineError, OrchestratorError, OrchestratorUnavailable
 from ..models import Resources
+from ..timestamps import parse_rfc3339
 
 __all__ = [
     "Container",
@@ -56,6 +58,7 @@ class Container:
     error: str = ""
     restarts: int = 0  # known from inspect: times the engine restarted it
     health: str = ""  # known from inspect: its healthcheck's state, if it has one
+    started_at: datetime | None = None  # known from inspect: when its current run began
 
     @classmethod
     def from_summary(cls, entry: Mapping[str, Any]) -> Container:
@@ -86,6 +89,7 @@ class Container:
             error=str(state.get("Error") or ""),
             restarts=int(info.get("RestartCount") or 0),
             health=str((state.get("Health") or {}).get("Status") or ""),
+            started_at=parse_rfc3339(state.get("StartedAt")) if state.get("Running") else None,
         )
 
     @property

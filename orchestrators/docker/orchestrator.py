@@ -108,6 +108,9 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         # which container to inspect: what the inspect says is checked, and a miss falls
         # back to the label search, so a stale hint (or none, on another replica) is harmless.
         self._hints: dict[str, str] = {}
+        # Container id -> when its current run began, learnt from inspects: a list entry
+        # does not say (a start or restart is inspected, by the call or by the watch).
+        self._started: dict[str, datetime] = {}
         # Stops this process makes, so that its watch can say who stopped an agent.
         self._intents = StopIntents()
         self._pulls = Pulls(
@@ -184,7 +187,21 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             exit_code=container.exit_code if container.state in _EXITED_STATES else None,
             revision=revs.number,
             spec_text=revs.spec_text(container.labels[L.SPEC]),
+            started_at=self._started_at(container),
         )
+
+    def _unstarted(self, container: Container) -> bool:
+        """Running, and when its run began is not known yet."""
+        return container.state == "running" and container.id not in self._started
+
+    def _started_at(self, container: Container) -> datetime | None:
+        if container.state != "running":
+            return None
+        if container.inspected and container.started_at is not None:
+            if len(self._started) > _MAX_HINTS:
+                self._started.clear()
+            self._started[container.id] = container.started_at
+        return self._started.get(container.id)
 
     # -- the skeleton's hooks -------------------------------------------------------------
 
@@ -214,9 +231,11 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         return obj.labels
 
     def _current_view(self, obj: Container, records: Sequence[Record] | None = None) -> Agent:
-        """Inspects only when a list entry cannot tell why it stopped; reads leases only for
+        """Inspects only when a list entry cannot tell why it stopped or when its run began
+        (then remembered); reads leases only for
         an agent that has a TTL, and its revision records unless given."""
-        if not obj.inspected and obj.state in _STOPPED_STATES and obj.exit_code != 0:
+        stopped = obj.state in _STOPPED_STATES and obj.exit_code != 0
+        if not obj.inspected and (stopped or self._unstarted(obj)):
             try:
                 obj = Container.from_inspect(self._client().inspect_container(obj.id))
             except docker.errors.NotFound as exc:
@@ -278,9 +297,13 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             leases = read_leases(self._client(), self._instance) if with_ttl else {}
             records = read_records(self._client(), self._instance)
             stops = self._stops(found)
-            # A kill is told from an out-of-memory kill only by an inspect (rare: kills only).
+            # A kill is told from an out-of-memory kill only by an inspect (rare: kills only);
+            # when a run began, only by an inspect (once per run: then remembered).
             found = [
-                (self._inspect(c.id) or c) if _killed(c) and c.id not in stops else c for c in found
+                (self._inspect(c.id) or c)
+                if (_killed(c) and c.id not in stops) or self._unstarted(c)
+                else c
+                for c in found
             ]
             return [self._view(c, leases, records, stops) for c in found]
 

@@ -310,7 +310,9 @@ def _exit(
         status=status,
         at=at,
         token=token,
-        agent=agent.model_copy(update={"status": status, "detail": detail, "exit_code": code}),
+        agent=agent.model_copy(
+            update={"status": status, "detail": detail, "exit_code": code, "started_at": None}
+        ),
         detail=detail,
         exit_code=code,
         reason=failure_reason(code, oom_killed=oom, error=container.error) if failed else None,

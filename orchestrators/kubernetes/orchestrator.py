@@ -249,6 +249,7 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
             orchestrator=self.name,
             expires_at=self._deadline(deployment),
             exit_code=reading.exit_code,
+            started_at=reading.started_at,
             revision=L.revision_of(self._labels(deployment)),
         )
 

@@ -57,6 +57,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from ..models import AgentStatus, FailureReason
+from ..timestamps import parse_rfc3339
 from ..types import JSONView
 from .objects import SPAWNING, STARTED_AT
 
@@ -126,6 +127,7 @@ class Reading:
     detail: str | None = None
     reason: str | None = None
     exit_code: int | None = None
+    started_at: datetime | None = None  # running: when its container's current run began
 
     @property
     def failure(self) -> FailureReason | None:
@@ -165,6 +167,18 @@ def live_pods(pods: Iterable[P]) -> list[P]:
 def restarts(pods: Iterable[JSONView]) -> int:
     """How often the containers of these pods were restarted, in all."""
     return sum(int(c.get("restartCount") or 0) for pod in pods for c in _container_statuses(pod))
+
+
+def run_started(pods: Iterable[JSONView]) -> datetime | None:
+    """When the newest current run of a container of ``pods`` began (a restart of the
+    container or a new pod begins a new one)."""
+    moments = [
+        moment
+        for pod in pods
+        for c in _container_statuses(pod)
+        if (moment := parse_rfc3339(((c.get("state") or {}).get("running") or {}).get("startedAt")))
+    ]
+    return max(moments, default=None)
 
 
 def _container_statuses(pod: JSONView) -> list[JSONView]:
@@ -342,8 +356,9 @@ def agent_status(deployment: JSONView, pods: Sequence[JSONView]) -> Reading:
             return Reading(AgentStatus.STOPPED, f"stopping: {len(running)} pod(s) terminating")
         return Reading(AgentStatus.STOPPED, "scaled to 0")
     live = live_pods(pods)
-    if any(is_ready(pod) for pod in live):
-        return Reading(AgentStatus.RUNNING)
+    ready = [pod for pod in live if is_ready(pod)]
+    if ready:
+        return Reading(AgentStatus.RUNNING, started_at=run_started(ready))
     for pod in live:
         failure = pod_failure(pod)
         if failure is not None:

@@ -356,3 +356,18 @@ def test_details_are_short() -> None:
     detail = agent_status(deployment(), [long]).detail
     assert detail is not None
     assert len(detail) <= 300
+
+
+def test_a_running_agent_says_when_its_current_run_began() -> None:
+    earlier, later = pod(), pod()
+    earlier["status"]["containerStatuses"][0]["state"] = {
+        "running": {"startedAt": "2026-11-20T10:00:00Z"}
+    }
+    later["status"]["containerStatuses"][0]["state"] = {
+        "running": {"startedAt": "2026-11-20T11:30:00Z"}
+    }
+    reading = agent_status(deployment(), [earlier, later])
+    assert reading.status is AgentStatus.RUNNING
+    assert reading.started_at is not None
+    assert reading.started_at.isoformat() == "2026-11-20T11:30:00+00:00"
+    assert agent_status(deployment(0), [later]).started_at is None

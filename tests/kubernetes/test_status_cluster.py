@@ -87,3 +87,18 @@ async def test_a_passing_pull_error_leaves_the_agent_pending(
         assert [a.id for a in await backend.list(owner="alice")] == [agent.id]
     finally:
         await backend.close()
+
+
+async def test_a_running_agent_says_when_its_run_began_and_a_stopped_one_does_not(
+    kube_backend: KubernetesOrchestrator,
+) -> None:
+    agent = await kube_backend.spawn(sleeper("aptest-since"), owner="alice", resources=SMALL)
+    assert agent.status is AgentStatus.RUNNING
+    got = await kube_backend.get(agent.id, owner="alice")
+    assert got.started_at is not None
+    assert got.started_at >= agent.created_at.replace(microsecond=0)
+    listed = await kube_backend.list(owner="alice")
+    assert [a.started_at for a in listed] == [got.started_at]
+    stopped = await kube_backend.stop(agent.id, owner="alice", timeout=1)
+    assert stopped.started_at is None
+    await kube_backend.delete(agent.id, owner="alice")
