@@ -83,7 +83,7 @@ from ..models import (
 from ..skeleton import AgentBackend, ChangeAsk, expires_in, resources_of
 from ..types import JSON
 from ..watch import Observation, Snapshot
-from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, label_selector, release, translate
+from .api import ApiAccess, KubeApi, api_message, label_selector, release, translate
 from .changes import (
     CHANGING,
     change_patch,
@@ -254,19 +254,13 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         )
 
     def _patch(self, deployment: JSON, body: JSON) -> JSON:
-        try:
-            return self._kube.call(
-                self._kube.apps.patch_namespaced_deployment,
-                _name_of(deployment),
-                self._ns,
-                body,
-                _content_type=MERGE_PATCH,
-                idempotent=True,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                raise AgentNotFound("the agent was removed") from exc
-            raise
+        apps = self._kube.apps
+        patched = self._kube.merge_patch(
+            apps.patch_namespaced_deployment, _name_of(deployment), self._ns, body
+        )
+        if patched is None:
+            raise AgentNotFound("the agent was removed")
+        return patched
 
     def _claim_mode(self) -> str:
         """The access mode of workspace claims; for ``"auto"`` the server's version decides,
@@ -719,20 +713,10 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         body = secret_data_patch(plan.secrets, removed)
 
         def patch() -> bool:
-            try:
-                self._kube.call(
-                    core.patch_namespaced_secret,
-                    name,
-                    self._ns,
-                    body,
-                    _content_type=MERGE_PATCH,
-                    idempotent=True,
-                )
-            except ApiException as exc:
-                if exc.status == 404:
-                    return False
-                raise
-            return True
+            return (
+                self._kube.merge_patch(core.patch_namespaced_secret, name, self._ns, body)
+                is not None
+            )
 
         try:
             if exists and patch():
