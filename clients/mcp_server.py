@@ -3,15 +3,19 @@
 Any MCP client (nanobot's MCP support, editors, other agent frameworks) gets the actions
 of the ``manage_agents`` tool, one MCP tool each: ``spawn_agent``, ``list_agents``,
 ``agent_status``, ``start_agent``, ``stop_agent``, ``restart_agent``, ``agent_logs``,
-``delete_agent``. Each call goes to agent-api with a key, so a caller sees and touches
-only what that key may: over HTTP the caller's own ``Authorization: Bearer`` key when it
-sends one, else the key the server was started with (``AGENT_API_KEY``). A failed call
-is an MCP tool error (``isError``) whose text says what to do next; an argument a tool
-does not define is refused. Run it with ``agentctl mcp`` (needs the ``mcp`` extra).
+``wait_agent``, ``agent_changes``, ``delete_agent``, ``update_agent``, ``agent_stats``.
+Each call goes to agent-api with a key, so a caller sees and touches only what that key
+may: over HTTP the caller's own ``Authorization: Bearer`` key when it sends one, else
+the key the server was started with (``AGENT_API_KEY``). A failed call is an MCP tool
+error (``isError``) whose text says what to do next; an argument a tool does not define
+is refused. ``agent_changes`` remembers where it last looked per key (the latest
+``_FEEDS`` keys, known by a hash), for as long as the server runs. Run it with
+``agentctl mcp`` (needs the ``mcp`` extra).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
@@ -20,6 +24,7 @@ from mcp.server.fastmcp.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict, Field
 
+from .changes import ChangeFeed
 from .config import DEFAULT_TIMEOUT, resolve_key, resolve_url
 from .nanobot_tool import RemoteAgentManager
 
@@ -37,10 +42,11 @@ StatusName = Literal["pending", "running", "stopped", "restarting", "exited", "f
 
 _INSTRUCTIONS = (
     "Manage agents (containers) on the agent platform through its HTTP API: spawn, list, "
-    "status, start, stop, restart, logs, delete. Agents are addressed by the name given "
-    "at spawn. A failed call says what went wrong and what to do next."
+    "status, start, stop, restart, logs, wait, changes, delete. Agents are addressed by the "
+    "name given at spawn. A failed call says what went wrong and what to do next."
 )
 
+_FEEDS = 256  # keys whose place in the event stream is remembered; the oldest is forgotten
 _KeyFor = Callable[[Context[Any, Any, Any]], str | None]
 _Run = Callable[..., Awaitable[CallToolResult]]
 
@@ -56,9 +62,20 @@ def _bearer(ctx: Context[Any, Any, Any]) -> str | None:
 
 
 def _runner(url: str, default_key: str | None, timeout: float) -> _Run:
+    feeds: dict[str, ChangeFeed] = {}
+
+    def feed_of(key: str | None) -> ChangeFeed:
+        mark = hashlib.sha256((key or "").encode()).hexdigest()
+        feed = feeds.pop(mark, None) or ChangeFeed()
+        feeds[mark] = feed  # the most recently used last
+        if len(feeds) > _FEEDS:
+            del feeds[next(iter(feeds))]
+        return feed
+
     async def run(ctx: Context[Any, Any, Any], action: str, **args: Any) -> CallToolResult:
         given = {k: v for k, v in args.items() if v is not None}
-        tool = RemoteAgentManager(url, _bearer(ctx) or default_key, timeout=timeout)
+        key = _bearer(ctx) or default_key
+        tool = RemoteAgentManager(url, key, timeout=timeout, feed=feed_of(key))
         answer = await tool.run(action=action, **given)
         return CallToolResult(
             content=[TextContent(type="text", text=answer.text)], isError=answer.is_error
@@ -167,6 +184,11 @@ def _tools(run: _Run) -> list[Callable[..., Awaitable[CallToolResult]]]:
         """Wait until an agent has exited (or runs, or is stopped); its status and exit code."""
         return await run(ctx, "wait", name=name, until=until, timeout=timeout)
 
+    async def agent_changes(ctx: Context[Any, Any, Any]) -> CallToolResult:
+        """What happened to your agents since you last asked (created, started, stopped,
+        exited, failed, deleted...); never waits."""
+        return await run(ctx, "changes")
+
     async def delete_agent(ctx: Context[Any, Any, Any], name: Name) -> CallToolResult:
         """Delete an agent and its workspace volume for good."""
         return await run(ctx, "delete", name=name)
@@ -222,6 +244,7 @@ def _tools(run: _Run) -> list[Callable[..., Awaitable[CallToolResult]]]:
         restart_agent,
         agent_logs,
         wait_agent,
+        agent_changes,
         delete_agent,
         update_agent,
         agent_stats,
@@ -236,11 +259,20 @@ TOOL_NAMES = (
     "stop_agent",
     "restart_agent",
     "agent_logs",
+    "wait_agent",
+    "agent_changes",
     "delete_agent",
     "update_agent",
     "agent_stats",
 )
-_READ_ONLY = {"list_agents", "agent_status", "agent_logs", "agent_stats", "wait_agent"}
+_READ_ONLY = {
+    "list_agents",
+    "agent_status",
+    "agent_logs",
+    "agent_stats",
+    "wait_agent",
+    "agent_changes",
+}
 
 
 def _strict(fn: Callable[..., Awaitable[CallToolResult]]) -> Tool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .async_client import AsyncAgentClient
+from .changes import ChangeFeed
 from .config import DEFAULT_TIMEOUT, resolve_key, resolve_url
 from .errors import AgentAPIError, ValidationError, WaitTimeoutError, safe_url
 from .models import Agent, AgentStatus, ResourceRequest, WaitUntil
@@ -25,6 +26,7 @@ from .retry import RetryPolicy
 from .tool_text import (
     describe_agent,
     describe_change,
+    describe_changes,
     describe_list,
     describe_logs,
     describe_state,
@@ -47,11 +49,13 @@ ACTIONS = (
     "update",
     "stats",
     "wait",
+    "changes",
 )
 _NEEDS: dict[str, tuple[str, ...]] = {
     "spawn": ("name", "image"),
     "list": (),
-    **{action: ("name",) for action in ACTIONS[2:]},
+    "changes": (),
+    **{action: ("name",) for action in ACTIONS[2:-1]},
 }
 _DEFAULT_TAIL = 50
 _DEFAULT_WAIT = 60
@@ -73,13 +77,16 @@ _PARAMETERS: dict[str, Any] = {
                 "labels restart it, keeping its workspace). stats: what it uses now (CPU, "
                 "memory, processes). "
                 "wait: until it has exited (or runs, or is stopped: see until), then its "
-                "status and exit code."
+                "status and exit code. "
+                "changes: what happened to your agents (created, started, stopped, exited, "
+                "failed, deleted...) since you last called changes; it never waits."
             ),
         },
         "name": {
             "type": "string",
             "description": (
-                "The agent's name (or id); needed by every action except list. For spawn: "
+                "The agent's name (or id); needed by every action except list and changes. "
+                "For spawn: "
                 "lowercase letters, digits and '-', at most 63 characters, unique among "
                 "your agents."
             ),
@@ -187,9 +194,9 @@ _DESCRIPTION = (
     "Manage your own agents: containers that run on the agent platform, reached over its "
     "HTTP API (never run docker yourself). Spawn a new agent from an image, list your "
     "agents, check one agent's status, start, stop or restart it, read its recent logs, "
-    "or delete it for good. Agents are addressed by the name given at spawn. Every answer "
-    "is short text; an answer that starts with 'Error:' says what went wrong and what to "
-    "do next."
+    "wait for it to finish, see what changed since you last looked, or delete it for good. "
+    "Agents are addressed by the name given at spawn. Every answer is short text; an "
+    "answer that starts with 'Error:' says what went wrong and what to do next."
 )
 
 Handler = Callable[[AsyncAgentClient, Mapping[str, Any]], Awaitable[str]]
@@ -236,7 +243,9 @@ class RemoteAgentManager:
 
     ``url`` and ``key`` default to ``AGENT_API_URL`` and ``AGENT_API_KEY``. Each call
     opens its own client (nanobot gives tools no close hook) unless ``client`` is given,
-    which the caller then owns and closes.
+    which the caller then owns and closes. The tool remembers where ``changes`` last
+    looked (in ``feed``, which a caller may keep across instances), so keep one instance
+    per conversation.
     """
 
     def __init__(
@@ -248,6 +257,7 @@ class RemoteAgentManager:
         retry: RetryPolicy | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_log_chars: int = 4000,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self._url = client.url if client else resolve_url(url)
         self._key = resolve_key(key)
@@ -255,6 +265,7 @@ class RemoteAgentManager:
         self._retry = retry
         self._timeout = timeout
         self._max_log_chars = max_log_chars
+        self._feed = feed or ChangeFeed()
         self._handlers: dict[str, Handler] = {
             "spawn": self._spawn,
             "list": self._list,
@@ -267,6 +278,7 @@ class RemoteAgentManager:
             "wait": self._wait,
             "update": self._update,
             "stats": self._stats,
+            "changes": self._changes,
         }
 
     def __repr__(self) -> str:
@@ -432,3 +444,8 @@ class RemoteAgentManager:
 
     async def _stats(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
         return describe_stats(args["name"], await client.stats(args["name"]))
+
+    async def _changes(self, client: AsyncAgentClient, args: Mapping[str, Any]) -> str:
+        seen = await self._feed.read(client)
+        agents = [agent async for agent in client.iter_agents()] if seen.lost else []
+        return describe_changes(seen.events, first=seen.first, lost=seen.lost, agents=agents)

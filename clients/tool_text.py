@@ -23,11 +23,12 @@ from .errors import (
     ValidationError,
 )
 from .humanize import ago, human_bytes
-from .models import Agent, AgentStats, AgentStatus, ChangeResult
+from .models import Agent, AgentEvent, AgentStats, AgentStatus, ChangeResult
 
 __all__ = [
     "describe_agent",
     "describe_change",
+    "describe_changes",
     "describe_list",
     "describe_logs",
     "describe_state",
@@ -114,6 +115,52 @@ def describe_wait(agent: Agent) -> str:
     if agent.exit_code is not None and agent.status.value != "running":
         text += f"; its process exited with code {agent.exit_code}"
     return f"{text}. Use action 'logs' with name '{agent.name}' to read what it printed."
+
+
+def _event_line(event: AgentEvent) -> str:
+    """One lifecycle event, in a line."""
+    who = f"agent '{event.agent.name}'" if event.agent else "the platform"
+    text = f"{event.time:%Y-%m-%d %H:%M:%S} UTC: {who} {event.type}"
+    if event.by:
+        text += f" by {event.by}"
+    if event.health:
+        text += f" ({event.health})"
+    if event.reason:
+        text += f" ({event.reason})"
+    if event.exit_code is not None:
+        text += f" with exit code {event.exit_code}"
+    if event.status:
+        text += f"; now {event.status}"
+    return text
+
+
+def describe_changes(
+    events: list[AgentEvent], *, first: bool, lost: bool, agents: list[Agent], most: int = 30
+) -> str:
+    """After ``changes``: the events since the last look (``agents``: listed after a loss)."""
+    if lost:
+        return (
+            "Some changes since you last looked are too old for the platform to tell; "
+            "here are your agents now (call changes again later for what happens next).\n"
+            + describe_list(agents, filtered=False)
+        )
+    if not events:
+        if first:
+            return (
+                "No recent changes to your agents. From now on, action 'changes' tells "
+                "what happened since you last called it."
+            )
+        return "Nothing changed since you last looked."
+    heading = (
+        "Recent changes to your agents (the platform keeps only the latest):"
+        if first
+        else "Changes since you last looked:"
+    )
+    shown = events[-most:]
+    lines = [heading, *(f"- {_event_line(event)}" for event in shown)]
+    if len(events) > len(shown):
+        lines.insert(1, f"({len(events) - len(shown)} earlier changes not shown)")
+    return "\n".join(lines)
 
 
 def describe_change(result: ChangeResult) -> str:

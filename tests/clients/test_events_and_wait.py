@@ -106,3 +106,43 @@ async def test_the_tool_waits_and_tells_the_exit_code(api: Api, busybox: str) ->
     late = await tool.run(action="wait", name="cl-ev-long", timeout=1)
     assert not late.is_error
     assert "wait again" in late.text
+
+
+async def _changes_until(tool: RemoteAgentManager, wanted: str) -> list[str]:
+    """The tool's change lines, read again and again until one says ``wanted``."""
+    lines: list[str] = []
+    with anyio.fail_after(60):
+        while not any(wanted in line for line in lines):
+            answer = await tool.run(action="changes")
+            assert not answer.is_error, answer.text
+            lines += [line for line in answer.text.splitlines() if line.startswith("- ")]
+            await anyio.sleep(0.2)
+    return lines
+
+
+@pytest.mark.anyio
+async def test_the_tool_tells_what_changed_since_it_last_looked(api: Api, busybox: str) -> None:
+    tool = RemoteAgentManager(api.url, api.keys.alice)
+    first = await tool.run(action="changes")
+    assert not first.is_error, first.text
+    assert first.text.startswith(("No recent changes", "Recent changes to your agents"))
+    with AgentClient(api.url, api.keys.bob) as bob:
+        bob.spawn("cl-ch-bobs", busybox, command=["sleep", "600"])
+        spawned = await tool.run(
+            action="spawn", name="cl-ch-mine", image=busybox, command=["sleep", "600"]
+        )
+        assert not spawned.is_error, spawned.text
+        seen = await _changes_until(tool, "agent 'cl-ch-mine' started")
+        mine = [line for line in seen if "'cl-ch-mine'" in line]
+        assert [line.split("' ", 1)[1].split(";")[0] for line in mine] == ["created", "started"]
+        assert mine[-1].endswith("now running")
+
+        stopped = await tool.run(action="stop", name="cl-ch-mine", timeout=0)
+        assert not stopped.is_error, stopped.text
+        bob.stop("cl-ch-bobs", timeout=0)
+        after = await _changes_until(tool, "agent 'cl-ch-mine' stopped")
+        assert after == [line for line in after if "'cl-ch-mine' stopped by call" in line]
+        assert len(after) == 1
+        assert (await tool.run(action="changes")).text == "Nothing changed since you last looked."
+        assert "cl-ch-bobs" not in " ".join(seen + after)
+        assert bob.get("cl-ch-bobs").status == "stopped"

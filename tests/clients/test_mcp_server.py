@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, get_args
 
+import anyio
 import httpx
 import pytest
 from mcp import ClientSession, StdioServerParameters
@@ -181,3 +182,34 @@ async def test_over_streamable_http_with_each_callers_key(
     async with http_session(http_server, None) as anonymous:
         refused = await _error(anonymous, "list_agents")
         assert "did not accept the API key" in refused
+
+
+async def _changes_until(session: ClientSession, wanted: str) -> list[str]:
+    """The change lines of ``agent_changes``, asked again and again until one says ``wanted``."""
+    lines: list[str] = []
+    with anyio.fail_after(60):
+        while not any(wanted in line for line in lines):
+            text = await _ok(session, "agent_changes")
+            lines += [line for line in text.splitlines() if line.startswith("- ")]
+            await anyio.sleep(0.2)
+    return lines
+
+
+async def test_changes_are_remembered_per_callers_key(
+    api: Api, busybox: str, http_server: str
+) -> None:
+    async with (
+        http_session(http_server, api.keys.alice) as alice,
+        http_session(http_server, api.keys.bob) as bob,
+    ):
+        await _ok(bob, "agent_changes")
+        await _ok(alice, "agent_changes")
+        await _ok(
+            alice, "spawn_agent", name="aptest-mcp-ch", image=busybox, command=["sh", "-c", SCRIPT]
+        )
+        seen = await _changes_until(alice, "agent 'aptest-mcp-ch' started")
+        assert "agent 'aptest-mcp-ch' created;" in next(line for line in seen if "-ch'" in line)
+        await _ok(alice, "stop_agent", name="aptest-mcp-ch", timeout=0)
+        after = await _changes_until(alice, "agent 'aptest-mcp-ch' stopped by call")
+        assert len(after) == 1
+        assert "aptest-mcp-ch" not in await _ok(bob, "agent_changes")

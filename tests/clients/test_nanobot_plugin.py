@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from loguru import logger
 from nanobot.agent.skills import SkillsLoader
@@ -236,3 +237,18 @@ def test_the_skill_installs_where_nanobot_loads_skills(
     body = skills.load_skills_for_context(["remote-agents"])
     assert body.startswith("### Skill: remote-agents")
     assert '{"action": "spawn"' in body
+
+
+async def test_changes_tell_what_happened_since_the_last_call(
+    registry: ToolRegistry, api: Api, busybox: str
+) -> None:
+    await _ok(registry, action="changes")
+    with AgentClient(api.url, api.keys.alice) as alice:
+        alice.spawn("aptest-nb-ch", busybox, command=["sh", "-c", SCRIPT])
+        told: list[str] = []
+        with anyio.fail_after(60):
+            while not any("'aptest-nb-ch' started" in text for text in told):
+                told.append(await _ok(registry, action="changes"))
+                await anyio.sleep(0.2)
+        assert "'aptest-nb-ch' created" in "".join(told)
+        assert await _ok(registry, action="changes") == "Nothing changed since you last looked."

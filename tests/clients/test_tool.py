@@ -55,6 +55,7 @@ async def test_it_speaks_nanobots_tool_interface() -> None:
         "update",
         "stats",
         "wait",
+        "changes",
     )
     for spec in parameters["properties"].values():
         assert spec["description"]
