@@ -1,4 +1,4 @@
-"""The flow every backend shares: thread pools, lookup, spawn, TTL. Backends supply hooks.
+"""The flow every backend shares: thread pools, lookup, spawn, TTL, changes. Backends supply hooks.
 
 A backend is an ``AgentBackend[Obj, Config]``, where ``Obj`` is what its engine answers for
 one agent (a ``Container`` on Docker, a Deployment on Kubernetes) and ``Config`` its section
@@ -11,7 +11,10 @@ of the settings (``orchestrators.config``), kept as ``config``. This class owns:
 - the spawn: replay of an Idempotency-Key, the owner's quota and ceilings, create, and a
   replay again when two calls with one key raced. One owner-scoped query serves both the
   replay and the count;
-- the TTL: the deadline arithmetic, the refusal to start an expired agent, ``renew``.
+- the TTL: the deadline arithmetic, the refusal to start an expired agent, ``renew``;
+- the changes: ``update`` and ``rollback`` as plans (``orchestrators.changes``: the spec
+  after the change, or the rollback target's), the expected-revision check, the owner's
+  ceilings over a resized agent, and ``revisions``.
 
 Hooks a backend writes (one method each):
 
@@ -27,6 +30,9 @@ Hooks a backend writes (one method each):
 | ``_resume(obj, spec)`` | a replayed agent's spawn, finished if it was cut off (None: removed) |
 | ``_prepare``, ``_finish`` | optional: before create (the image), after it (a wait) |
 | ``_hinted(ref, owner)`` | optional: a cheaper lookup than the label query |
+| ``_history(obj)`` | its kept revisions, newest first (its spawn if never changed) |
+| ``_change(ask)`` | find the agent, plan (``_plan``), apply |
+| ``_held(others)`` | optional: what the owner's other agents hold (default: spec labels) |
 | ``_release()`` | close the engine client |
 """
 
@@ -34,8 +40,9 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -43,6 +50,14 @@ import pydantic_core
 
 from . import labels as L
 from .base import Orchestrator
+from .changes import (
+    KEPT_REVISIONS,
+    RESOURCE_CHANGES,
+    Plan,
+    plan_change,
+    plan_rollback,
+    rollback_target,
+)
 from .config import EngineConfig
 from .errors import (
     AgentConflict,
@@ -53,16 +68,40 @@ from .errors import (
     IdempotencyKeyReused,
     InvalidSpec,
     OrchestratorError,
+    RevisionMismatch,
 )
-from .models import Agent, AgentSpec, Resources, StoredSpec, is_agent_id
-from .policy import OwnerCeilings
+from .models import (
+    Agent,
+    AgentChange,
+    AgentSpec,
+    ChangeResult,
+    Resources,
+    Revision,
+    RevisionList,
+    StoredSpec,
+    is_agent_id,
+)
+from .policy import OwnerCeilings, SpawnPolicy
 from .threads import in_thread
 from .types import T
 
-__all__ = ["AgentBackend", "expires_in", "resources_of"]
+__all__ = ["AgentBackend", "ChangeAsk", "Planner", "expires_in", "resources_of"]
 
 Obj = TypeVar("Obj")
 Config = TypeVar("Config", bound=EngineConfig)
+#: A change's plan from the current spec, the kept revisions and the current revision.
+Planner = Callable[[StoredSpec, Sequence[Revision], int], Plan]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeAsk:
+    """A change or a rollback as the skeleton hands it to a backend's ``_change``."""
+
+    ref: str
+    owner: str | None
+    expected: int | None  # the revision the caller read (If-Match), if any
+    ceilings: OwnerCeilings | None
+    planner: Planner
 
 
 def expires_in(seconds: int, now: datetime | None = None) -> datetime:
@@ -135,6 +174,18 @@ class AgentBackend(Orchestrator, Generic[Obj, Config]):
     @abc.abstractmethod
     def _release(self) -> None:
         """Close the engine client (the pools are shut down by ``close``)."""
+
+    @abc.abstractmethod
+    def _history(self, obj: Obj) -> Sequence[Revision]:
+        """The agent's kept revisions, newest first; its spawn alone if never changed."""
+
+    @abc.abstractmethod
+    async def _change(self, ask: ChangeAsk) -> ChangeResult:
+        """Find the agent, plan the change from what it is now (``_plan``) and apply it."""
+
+    def _held(self, others: Sequence[Obj]) -> Sequence[Resources]:
+        """What each of ``others`` holds now."""
+        return [resources_of(self._labels(o)) for o in others]
 
     def _hinted(self, ref: str, owner: str | None) -> Obj | None:
         """The agent found a cheaper way than the label query, or None to query."""
@@ -278,6 +329,72 @@ class AgentBackend(Orchestrator, Generic[Obj, Config]):
             idempotency=idem,
             expires_at=expires_in(ttl, created_at) if ttl else None,
         )
+
+    # -- changes --------------------------------------------------------------------------
+
+    async def update(
+        self,
+        ref: str,
+        change: AgentChange,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        def planner(current: StoredSpec, kept: Sequence[Revision], number: int) -> Plan:
+            return plan_change(current, change, policy)
+
+        return await self._change(ChangeAsk(ref, owner, expected_revision, ceilings, planner))
+
+    async def rollback(
+        self,
+        ref: str,
+        *,
+        owner: str | None = None,
+        policy: SpawnPolicy,
+        to: int | None = None,
+        expected_revision: int | None = None,
+        ceilings: OwnerCeilings | None = None,
+    ) -> ChangeResult:
+        def planner(current: StoredSpec, kept: Sequence[Revision], number: int) -> Plan:
+            return plan_rollback(current, rollback_target(kept, number, to).spec, policy)
+
+        return await self._change(ChangeAsk(ref, owner, expected_revision, ceilings, planner))
+
+    async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
+        def work() -> RevisionList:
+            return RevisionList(
+                items=list(self._history(self._find(ref, owner))), kept=KEPT_REVISIONS
+            )
+
+        return await self._run(work)
+
+    def _plan(
+        self, obj: Obj, ask: ChangeAsk, current: StoredSpec, kept: Sequence[Revision], number: int
+    ) -> Plan:
+        """The plan of ``ask`` for ``obj``, at revision ``number`` with ``current`` as its
+        spec: refused if the caller expected another revision or if it resizes the agent
+        past the owner's ceilings."""
+        if ask.expected is not None and ask.expected != number:
+            raise RevisionMismatch(
+                f"the agent is at revision {number}, not {ask.expected}: read it again"
+            )
+        plan = ask.planner(current, kept, number)
+        self._check_ceilings(obj, ask.ceilings, plan)
+        return plan
+
+    def _check_ceilings(self, obj: Obj, ceilings: OwnerCeilings | None, plan: Plan) -> None:
+        """A change that resizes the agent passes the owner's ceilings over its others."""
+        if ceilings is None or not ceilings.active:
+            return
+        if not any(change in RESOURCE_CHANGES for change in plan.changes):
+            return
+        labels = self._labels(obj)
+        owner, agent_id = labels[L.OWNER], labels[L.ID]
+        terms = L.selector(instance=self._instance, owner=owner)
+        others = [o for o in self._query(terms) if self._labels(o)[L.ID] != agent_id]
+        ceilings.check(owner, self._held(others), plan.spec.resources)
 
     async def close(self) -> None:
         for pool in (self._executor, self._log_executor, self._follow_executor):

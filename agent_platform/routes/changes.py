@@ -8,15 +8,19 @@ answers 412 instead of being overwritten.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 
 from orchestrators.models import AgentStats, ChangeResult, RevisionList
+from orchestrators.policy import OwnerCeilings, SpawnPolicy
 
+from ..auth import Principal
 from ..deps import Caller, OrchestratorDep, OwnerScope, State, Writer, audit_action
 from ..problems import ProblemError
 from ..schemas import ChangeRequest, RollbackRequest
+from ..state import AppState
 from .agents import _ERRORS, _PROBLEM, AgentRef, audited, etag
 
 __all__ = ["router"]
@@ -48,7 +52,18 @@ def _expected(if_match: str | None) -> int | None:
     return int(found.group(1))
 
 
-def _answer(request: Request, response: Response, result: ChangeResult) -> ChangeResult:
+async def _changed(
+    caller: Principal,
+    scope: str | None,
+    state: AppState,
+    request: Request,
+    response: Response,
+    make: Callable[[SpawnPolicy, OwnerCeilings | None], Awaitable[ChangeResult]],
+) -> ChangeResult:
+    """A change or a rollback: ``make`` calls the orchestrator with the service's policy and
+    ceilings, in a slow-call slot; the answer names the agent in the audit and has its ETag."""
+    with state.slow_calls.hold(caller.key_name, scope or caller.owner):
+        result = await make(state.policy, state.ceilings if state.ceilings.active else None)
     audited(request, result.agent)
     response.headers["ETag"] = etag(result.revision)
     return result
@@ -72,16 +87,13 @@ async def change_agent(
     if_match: IfMatch = None,
 ) -> ChangeResult:
     expected = _expected(if_match)
-    with state.slow_calls.hold(caller.key_name, scope or caller.owner):
-        result = await state.orchestrator.update(
-            agent,
-            body,
-            owner=scope,
-            policy=state.policy,
-            expected_revision=expected,
-            ceilings=state.ceilings if state.ceilings.active else None,
+
+    def make(policy: SpawnPolicy, ceilings: OwnerCeilings | None) -> Awaitable[ChangeResult]:
+        return state.orchestrator.update(
+            agent, body, owner=scope, policy=policy, expected_revision=expected, ceilings=ceilings
         )
-    return _answer(request, response, result)
+
+    return await _changed(caller, scope, state, request, response, make)
 
 
 @router.get(
@@ -113,16 +125,14 @@ async def rollback_agent(
     if_match: IfMatch = None,
 ) -> ChangeResult:
     expected = _expected(if_match)
-    with state.slow_calls.hold(caller.key_name, scope or caller.owner):
-        result = await state.orchestrator.rollback(
-            agent,
-            owner=scope,
-            policy=state.policy,
-            to=body.revision if body is not None else None,
-            expected_revision=expected,
-            ceilings=state.ceilings if state.ceilings.active else None,
+    to = body.revision if body is not None else None
+
+    def make(policy: SpawnPolicy, ceilings: OwnerCeilings | None) -> Awaitable[ChangeResult]:
+        return state.orchestrator.rollback(
+            agent, owner=scope, policy=policy, to=to, expected_revision=expected, ceilings=ceilings
         )
-    return _answer(request, response, result)
+
+    return await _changed(caller, scope, state, request, response, make)
 
 
 @router.get(

@@ -22,7 +22,7 @@ import docker.errors
 from docker import APIClient
 
 from .. import labels as L
-from ..changes import KEPT_REVISIONS, RESOURCE_CHANGES, Plan, plan_change, plan_rollback
+from ..changes import KEPT_REVISIONS, RESOURCE_CHANGES, Plan, spawned_revision
 from ..config import DockerConfig
 from ..errors import (
     AgentConflict,
@@ -37,7 +37,6 @@ from ..errors import (
 from ..images import parse_reference
 from ..models import (
     Agent,
-    AgentChange,
     AgentSpec,
     AgentStats,
     AgentStatus,
@@ -46,14 +45,12 @@ from ..models import (
     ResourceRequest,
     Resources,
     Revision,
-    RevisionList,
     StoppedBy,
     StoredSpec,
     SweepReport,
     is_agent_id,
 )
-from ..policy import OwnerCeilings, SpawnPolicy
-from ..skeleton import AgentBackend, expires_in
+from ..skeleton import AgentBackend, ChangeAsk, expires_in
 from ..types import T
 from ..watch import Observation, Snapshot
 from .api import (
@@ -94,7 +91,6 @@ _STOPPED_STATES = frozenset({"exited", "dead"})
 _EXITED_STATES = frozenset({"exited", "dead", "restarting"})  # where an exit code means something
 # What Docker changes on a running container without restarting it.
 _IN_PLACE = RESOURCE_CHANGES | {"restart_policy"}
-Planner = Callable[[StoredSpec, AgentRevisions], Plan]
 
 
 class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
@@ -543,66 +539,20 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
         found = read_records(self._client(), self._instance, container.agent_id)
         return AgentRevisions(L.revision_of(container.labels), found.get(container.agent_id, []))
 
-    async def update(
-        self,
-        ref: str,
-        change: AgentChange,
-        *,
-        owner: str | None = None,
-        policy: SpawnPolicy,
-        expected_revision: int | None = None,
-        ceilings: OwnerCeilings | None = None,
-    ) -> ChangeResult:
-        return await self._change(
-            ref,
-            owner,
-            expected_revision,
-            ceilings,
-            lambda spec, _: plan_change(spec, change, policy),
-        )
+    def _history(self, obj: Container) -> Sequence[Revision]:
+        revs = self._revisions_of(obj)
+        return revs.kept() or [  # never changed: its spawn is its only revision
+            spawned_revision(
+                revs.number,
+                L.parse_moment(obj.labels[L.CREATED_AT]),
+                StoredSpec.model_validate_json(obj.labels[L.SPEC]),
+            )
+        ]
 
-    async def rollback(
-        self,
-        ref: str,
-        *,
-        owner: str | None = None,
-        policy: SpawnPolicy,
-        to: int | None = None,
-        expected_revision: int | None = None,
-        ceilings: OwnerCeilings | None = None,
-    ) -> ChangeResult:
-        def planner(spec: StoredSpec, revs: AgentRevisions) -> Plan:
-            kept = [r for r in revs.records if revs.committed(r)]
-            if to is None:
-                target = next((r for r in kept if r.number < revs.number), None)
-                if target is None:
-                    raise InvalidSpec("the agent has no earlier revision to roll back to")
-            else:
-                target = next((r for r in kept if r.number == to), None)
-                if target is None:
-                    raise AgentNotFound(f"revision {to} of this agent is not kept")
-            return plan_rollback(spec, target.spec, policy)
-
-        return await self._change(ref, owner, expected_revision, ceilings, planner)
-
-    async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
-        def work() -> RevisionList:
-            container = self._find(ref, owner)
-            revs = self._revisions_of(container)
-            items = [r.public() for r in revs.records if revs.committed(r)]
-            if not items:  # never changed: its spawn is its only revision
-                items = [
-                    Revision(
-                        number=revs.number,
-                        created_at=L.parse_moment(container.labels[L.CREATED_AT]),
-                        changes=[],
-                        restarted=False,
-                        spec=StoredSpec.model_validate_json(container.labels[L.SPEC]),
-                    )
-                ]
-            return RevisionList(items=items, kept=KEPT_REVISIONS)
-
-        return await self._run(work)
+    def _held(self, others: Sequence[Container]) -> Sequence[Resources]:
+        # An in-place change is in the records, not yet in the container's labels.
+        records = read_records(self._client(), self._instance)
+        return [self._view(c, {}, records).resources for c in others]
 
     async def stats(self, ref: str, *, owner: str | None = None) -> AgentStats:
         def work() -> AgentStats:
@@ -614,36 +564,17 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
 
         return await self._run_on_agent(work)
 
-    async def _change(
-        self,
-        ref: str,
-        owner: str | None,
-        expected: int | None,
-        ceilings: OwnerCeilings | None,
-        planner: Planner,
-    ) -> ChangeResult:
+    async def _change(self, ask: ChangeAsk) -> ChangeResult:
         """The flow of a change and of a rollback: plan, claim the next revision, then
         change in place or replace (see ``replace``)."""
 
         def prepare() -> tuple[Container, AgentRevisions, StoredSpec, Plan]:
-            container = self._find(ref, owner)
+            container = self._find(ask.ref, ask.owner)
             revs = self._revisions_of(container)
             if revs.pending is not None:
                 raise ChangeInFlight("another change of this agent is under way: retry shortly")
-            if expected is not None and expected != revs.number:
-                raise RevisionMismatch(
-                    f"the agent is at revision {revs.number}, not {expected}: read it again"
-                )
             current = StoredSpec.model_validate_json(revs.spec_text(container.labels[L.SPEC]))
-            plan = planner(current, revs)
-            resized = any(c in RESOURCE_CHANGES for c in plan.changes)
-            if ceilings is not None and ceilings.active and resized:
-                agent_owner = container.labels[L.OWNER]
-                terms = L.selector(instance=self._instance, owner=agent_owner)
-                others = [c for c in self._query(terms) if c.agent_id != container.agent_id]
-                records = read_records(self._client(), self._instance)
-                held = [self._view(c, {}, records).resources for c in others]
-                ceilings.check(agent_owner, held, plan.spec.resources)
+            plan = self._plan(container, ask, current, revs.kept(), revs.number)
             return container, revs, current, plan
 
         container, revs, current, plan = await self._run(prepare)

@@ -71,6 +71,10 @@ class AgentRevisions:
     def committed(self, record: Record) -> bool:
         return record.mode == LIVE or record.number <= self.container_revision
 
+    def kept(self) -> list[Revision]:
+        """The committed revisions, newest first (none: never changed)."""
+        return [r.public() for r in self.records if self.committed(r)]
+
     @property
     def pending(self) -> Record | None:
         """A replacement claimed but not (yet) made: a change in flight."""

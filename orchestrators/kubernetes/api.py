@@ -244,6 +244,19 @@ class KubeApi:
         items: list[JSON] = answer.get("items") or []
         return items
 
+    def merge_patch(
+        self, method: Callable[..., Any], name: str, namespace: str, body: JSON
+    ) -> JSON | None:
+        """Apply a JSON merge patch to one object; None when it is gone."""
+        try:
+            return self.call(
+                method, name, namespace, body, _content_type=MERGE_PATCH, idempotent=True
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def delete(self, method: Callable[..., Any], name: str, namespace: str, **kwargs: Any) -> bool:
         """Delete one object; False when it was already gone."""
         try:

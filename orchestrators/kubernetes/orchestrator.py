@@ -53,7 +53,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import labels as L
-from ..changes import KEPT_REVISIONS, Plan, plan_change, plan_rollback, rollback_target
+from ..changes import Plan
 from ..config import KubernetesConfig
 from ..errors import (
     AgentConflict,
@@ -69,7 +69,6 @@ from ..errors import (
 )
 from ..models import (
     Agent,
-    AgentChange,
     AgentSpec,
     AgentStats,
     AgentStatus,
@@ -77,16 +76,14 @@ from ..models import (
     LogOptions,
     Resources,
     Revision,
-    RevisionList,
     StoppedBy,
     StoredSpec,
     SweepReport,
 )
-from ..policy import OwnerCeilings, SpawnPolicy
-from ..skeleton import AgentBackend, expires_in, resources_of
+from ..skeleton import AgentBackend, ChangeAsk, expires_in, resources_of
 from ..types import JSON
 from ..watch import Observation, Snapshot
-from .api import MERGE_PATCH, ApiAccess, KubeApi, api_message, label_selector, release, translate
+from .api import ApiAccess, KubeApi, api_message, label_selector, release, translate
 from .changes import (
     CHANGING,
     change_patch,
@@ -136,7 +133,6 @@ from .watch import KubeWatch
 __all__ = ["KubernetesConfig", "KubernetesOrchestrator"]
 
 Settled = Callable[[JSON, list[JSON]], bool]
-Planner = Callable[[StoredSpec, list[Revision]], Plan]
 _IDENTITY = (L.OWNER, L.NAME, L.ID)
 _CHUNK = 65536
 
@@ -258,19 +254,13 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         )
 
     def _patch(self, deployment: JSON, body: JSON) -> JSON:
-        try:
-            return self._kube.call(
-                self._kube.apps.patch_namespaced_deployment,
-                _name_of(deployment),
-                self._ns,
-                body,
-                _content_type=MERGE_PATCH,
-                idempotent=True,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                raise AgentNotFound("the agent was removed") from exc
-            raise
+        apps = self._kube.apps
+        patched = self._kube.merge_patch(
+            apps.patch_namespaced_deployment, _name_of(deployment), self._ns, body
+        )
+        if patched is None:
+            raise AgentNotFound("the agent was removed")
+        return patched
 
     def _claim_mode(self) -> str:
         """The access mode of workspace claims; for ``"auto"`` the server's version decides,
@@ -558,54 +548,12 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
 
     # -- changes (see ``changes``) --------------------------------------------------------
 
-    async def update(
-        self,
-        ref: str,
-        change: AgentChange,
-        *,
-        owner: str | None = None,
-        policy: SpawnPolicy,
-        expected_revision: int | None = None,
-        ceilings: OwnerCeilings | None = None,
-    ) -> ChangeResult:
-        def planner(current: StoredSpec, _: list[Revision]) -> Plan:
-            return plan_change(current, change, policy)
+    def _history(self, obj: JSON) -> Sequence[Revision]:
+        schema = self._labels(obj)
+        return history_of(schema, L.parse_moment(schema[L.CREATED_AT]))
 
-        return await self._apply(ref, owner, expected_revision, ceilings, planner)
-
-    async def rollback(
-        self,
-        ref: str,
-        *,
-        owner: str | None = None,
-        policy: SpawnPolicy,
-        to: int | None = None,
-        expected_revision: int | None = None,
-        ceilings: OwnerCeilings | None = None,
-    ) -> ChangeResult:
-        def planner(current: StoredSpec, history: list[Revision]) -> Plan:
-            target = rollback_target(history, history[0].number, to)
-            return plan_rollback(current, target.spec, policy)
-
-        return await self._apply(ref, owner, expected_revision, ceilings, planner)
-
-    async def revisions(self, ref: str, *, owner: str | None = None) -> RevisionList:
-        def work() -> RevisionList:
-            schema = self._labels(self._find(ref, owner))
-            history = history_of(schema, L.parse_moment(schema[L.CREATED_AT]))
-            return RevisionList(items=history, kept=KEPT_REVISIONS)
-
-        return await self._run(work)
-
-    async def _apply(
-        self,
-        ref: str,
-        owner: str | None,
-        expected: int | None,
-        ceilings: OwnerCeilings | None,
-        planner: Planner,
-    ) -> ChangeResult:
-        applied = await self._run(self._change, ref, owner, expected, ceilings, planner)
+    async def _change(self, ask: ChangeAsk) -> ChangeResult:
+        applied = await self._run(self._plan_and_patch, ask)
         if applied.rolled:
             marker = str(applied.revision)
 
@@ -633,51 +581,29 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
             changes=list(applied.changes),
         )
 
-    def _change(
-        self,
-        ref: str,
-        owner: str | None,
-        expected: int | None,
-        ceilings: OwnerCeilings | None,
-        planner: Planner,
-    ) -> _Applied:
+    def _plan_and_patch(self, ask: ChangeAsk) -> _Applied:
         """Plan from the Deployment as read and patch that version only. The controller's
         status writes and a stop or start move its ``resourceVersion`` too: then the change
         is planned again from what is there now, and refused only if the revision moved
         past the one the caller expected."""
         for _ in range(_CHANGE_ATTEMPTS):
-            deployment = self._find(ref, owner)
+            deployment = self._find(ask.ref, ask.owner)
             try:
-                return self._change_once(deployment, expected, ceilings, planner)
+                return self._change_once(deployment, ask)
             except _Moved:
                 continue
         raise RevisionMismatch("the agent kept changing meanwhile: read it again and retry")
 
-    def _change_once(
-        self,
-        deployment: JSON,
-        expected: int | None,
-        ceilings: OwnerCeilings | None,
-        planner: Planner,
-    ) -> _Applied:
+    def _change_once(self, deployment: JSON, ask: ChangeAsk) -> _Applied:
         schema = self._labels(deployment)
         revision = L.revision_of(schema)
-        if expected is not None and expected != revision:
-            raise RevisionMismatch(f"the agent is at revision {revision}, not {expected}")
         now = datetime.now(UTC)
-        self._refuse_if_changing(deployment, now, expected)
+        self._refuse_if_changing(deployment, now, ask.expected)
         created = L.parse_moment(schema[L.CREATED_AT])
         history = history_of(schema, created)
         current = StoredSpec.model_validate_json(schema[L.SPEC])
-        plan = planner(current, history)
+        plan = self._plan(deployment, ask, current, history, revision)
         agent_id, agent_owner = schema[L.ID], schema[L.OWNER]
-        if ceilings is not None and ceilings.active and plan.spec.resources != current.resources:
-            others = [
-                resources_of(self._labels(o))
-                for o in self._query(L.selector(instance=self._instance, owner=agent_owner))
-                if self._labels(o)[L.ID] != agent_id
-            ]
-            ceilings.check(agent_owner, others, plan.spec.resources)
         removed = sorted(set(current.secret_names) - set(plan.spec.secret_names))
         before = self._template(deployment, current, schema)
         after = self._template(deployment, plan.spec, schema)
@@ -787,20 +713,10 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         body = secret_data_patch(plan.secrets, removed)
 
         def patch() -> bool:
-            try:
-                self._kube.call(
-                    core.patch_namespaced_secret,
-                    name,
-                    self._ns,
-                    body,
-                    _content_type=MERGE_PATCH,
-                    idempotent=True,
-                )
-            except ApiException as exc:
-                if exc.status == 404:
-                    return False
-                raise
-            return True
+            return (
+                self._kube.merge_patch(core.patch_namespaced_secret, name, self._ns, body)
+                is not None
+            )
 
         try:
             if exists and patch():
