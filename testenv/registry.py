@@ -20,6 +20,8 @@ class SilentRegistry:
         self.port: int = self._server.getsockname()[1]
         self.connected = threading.Event()
         self._held: list[socket.socket] = []
+        self._closed = False
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -29,11 +31,21 @@ class SilentRegistry:
                 conn, _ = self._server.accept()
             except OSError:
                 return
-            self._held.append(conn)
+            with self._lock:
+                if self._closed:  # accepted while closing: nobody else will close it
+                    conn.close()
+                    return
+                self._held.append(conn)
             self.connected.set()
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            held, self._held = self._held, []
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept
         self._server.close()
-        for conn in self._held:
+        self._thread.join(timeout=5)
+        for conn in held:
             with contextlib.suppress(OSError):
                 conn.close()
