@@ -11,7 +11,7 @@ from .kubernetes import OPERATION as KUBERNETES_LIST
 from .results import Comparison, LoadRun, RunResults
 from .stats import Spread, percentile
 
-__all__ = ["comparison_table", "render_report"]
+__all__ = ["comparison_table", "markdown_table", "render_report"]
 
 _LABELS = {
     "list": "list (`GET /v1/agents` vs `GET /containers/json`, same label filter)",
@@ -37,7 +37,7 @@ def _ratio(value: Spread) -> str:
     return f"**{value.median:.2f}** ({value.low:.2f}-{value.high:.2f})"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -63,7 +63,7 @@ def comparison_table(comparisons: Sequence[Comparison]) -> list[str]:
                 f"{len(item.proxy)} x {len(item.proxy[0]) if item.proxy else 0}",
             ]
         )
-    return _table(
+    return markdown_table(
         [
             "operation",
             "agents",
@@ -102,7 +102,7 @@ def _load_rows(loads: Sequence[LoadRun]) -> list[str]:
                 "-" if math.isnan(run.peak_rss_mb) else f"{run.peak_rss_mb:.0f}",
             ]
         )
-    return _table(
+    return markdown_table(
         [
             "side",
             "agents",
@@ -154,7 +154,7 @@ def render_report(results: RunResults, config: BenchConfig, plot: Path | None) -
         "",
         "## Machine and versions",
         "",
-        *_table(["", ""], [[k, f"`{v}`"] for k, v in results.machine.items()]),
+        *markdown_table(["", ""], [[k, f"`{v}`"] for k, v in results.machine.items()]),
         "",
         "## How it is measured",
         "",
@@ -199,7 +199,7 @@ def render_report(results: RunResults, config: BenchConfig, plot: Path | None) -
             f"Concurrent spawns at {run.size} agents: {run.count} spawns by {run.clients} clients, "
             f"{len(run.proxy_walls)} rounds per side.",
             "",
-            *_table(
+            *markdown_table(
                 ["side", "wall s", "spawn p50 ms", "spawn p95 ms", "ratio (wall)"],
                 [
                     [
@@ -245,7 +245,7 @@ def render_report(results: RunResults, config: BenchConfig, plot: Path | None) -
             "",
         ]
     out += ["## Targets", ""]
-    out += _table(
+    out += markdown_table(
         ["target", "goal", "measured", "met"],
         [[t.name, t.goal, t.measured, "yes" if t.met else "**no**"] for t in results.targets],
     )
