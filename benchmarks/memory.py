@@ -21,6 +21,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from .config import BenchConfig
 from .engine import FleetAgent, RawEngine, create_fleet, docker_api, engine_socket
@@ -29,7 +30,7 @@ from .machine import describe_load, describe_machine
 from .results import Comparison
 from .scenarios import Bench, ProxyError, measure_get, measure_list
 from .service import Service
-from .suite import Log, cleanup, leftovers, prepare_engine, shielded, stderr_log
+from .suite import Log, prepare_engine, release_engine, shielded, stderr_log
 
 __all__ = ["MUTATED", "MemoryFigure", "MemoryResults", "run_memory"]
 
@@ -127,6 +128,17 @@ def run_memory(config: BenchConfig, log: Log = stderr_log) -> MemoryResults:
     try:
         results.machine = describe_machine(engine.version)
         image, network_id = prepare_engine(api, config, log)
+        # One owner's fleet, measured by a fresh service at each size.
+        bench_of = partial(
+            Bench,
+            config=config,
+            engine=engine,
+            api=api,
+            image=image,
+            network_id=network_id,
+            fleet_owner=f"fleet{run_id}",
+            spawn_owner=f"spawn{run_id}",
+        )
         for size in sorted(set(config.sizes)):
             names = [f"m-{i:05d}" for i in range(len(fleet), size)]
             started = max(0, config.running - sum(agent.running for agent in fleet))
@@ -149,17 +161,7 @@ def run_memory(config: BenchConfig, log: Log = stderr_log) -> MemoryResults:
             )
             log(f"fleet of {size}: {len(names)} created in {figure.create_s:.0f} s")
             service = Service(prefix=config.prefix, network=config.network)
-            bench = Bench(
-                config=config,
-                service=service,
-                engine=engine,
-                api=api,
-                image=image,
-                fleet_owner=f"fleet{run_id}",
-                spawn_owner=f"spawn{run_id}",
-                network_id=network_id,
-                fleet=fleet,
-            )
+            bench = bench_of(service=service, fleet=fleet)
             _measure(bench, figure)
             log(
                 f"  start-up {figure.startup_s:.1f} s, RSS after the snapshot "
@@ -176,13 +178,7 @@ def run_memory(config: BenchConfig, log: Log = stderr_log) -> MemoryResults:
                 bench.close()
             if service is not None:
                 service.close()
-            cleanup(api, config, log)
-            remaining = leftovers(api, config.prefix)
-            results.notes.append(
-                f"cleanup: {len(remaining)} `{config.prefix}*` containers left after the run"
-            )
-            engine.close()
-            api.close()
+            results.notes.append(release_engine(api, engine, config, log))
     results.duration_s = time.perf_counter() - began
     results.machine["load average at end"] = describe_load()
     return results

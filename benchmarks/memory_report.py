@@ -6,12 +6,10 @@ carries it over into the report it rewrites.
 
 from __future__ import annotations
 
-import math
-
 from .config import BenchConfig
 from .machine import machine_line
 from .memory import MUTATED, MemoryFigure, MemoryResults
-from .report import comparison_table, markdown_table
+from .report import comparison_table, markdown_table, number
 
 __all__ = ["BEGIN", "END", "RSS_TARGET_MB", "TARGET_SIZE", "render_memory"]
 
@@ -23,22 +21,18 @@ TARGET_SIZE = 1000
 RSS_TARGET_MB = 150.0
 
 
-def _num(value: float, digits: int = 0) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
-
-
 def _row(figure: MemoryFigure, workers: int) -> list[str]:
     listed = figure.list
     return [
         str(figure.size),
         f"{figure.running} / {figure.size - figure.running}",
-        f"{figure.created} in {_num(figure.create_s, 1)} s ({workers} at a time)",
-        _num(figure.startup_s, 1),
-        _num(figure.rss_snapshot_mb),
-        _num(figure.peak_rss_mb),
-        _num(listed.side("proxy", 50).median * 1000, 1),
-        _num(listed.side("engine", 50).median * 1000, 1),
-        f"**{_num(listed.ratio(50).median, 2)}**",
+        f"{figure.created} in {number(figure.create_s)} s ({workers} at a time)",
+        number(figure.startup_s),
+        number(figure.rss_snapshot_mb, 0),
+        number(figure.peak_rss_mb, 0),
+        number(listed.side("proxy", 50).median * 1000),
+        number(listed.side("engine", 50).median * 1000),
+        f"**{number(listed.ratio(50).median, 2)}**",
         f"{figure.events} ({figure.mutations} changes)",
     ]
 
@@ -51,9 +45,9 @@ def _target(results: MemoryResults) -> list[str]:
     met = "met" if peak <= RSS_TARGET_MB else "**missed**"
     largest = max(results.figures, key=lambda f: f.size)
     return [
-        f"Issue 14: peak RSS at {TARGET_SIZE:,} agents {_num(peak)} MB "
+        f"Issue 14: peak RSS at {TARGET_SIZE:,} agents {number(peak, 0)} MB "
         f"(target <= {RSS_TARGET_MB:g} MB): {met}; at {largest.size:,} agents "
-        f"{_num(largest.peak_rss_mb)} MB."
+        f"{number(largest.peak_rss_mb, 0)} MB."
     ]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .machine import machine_line
 from .noisy import NoisyConfig, NoisyResults
-from .report import markdown_table
+from .report import markdown_table, number
 
 __all__ = ["BEGIN", "END", "carry_section", "render_noisy", "write_section"]
 
@@ -20,10 +20,6 @@ END = "<!-- /noisy-neighbour -->"
 
 P99_FACTOR = 2.0
 RSS_TARGET_MB = 200.0
-
-
-def _num(value: float, digits: int = 1) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _answers(answers: dict[str, int]) -> str:
@@ -50,11 +46,11 @@ def render_noisy(results: NoisyResults, config: NoisyConfig, command: str) -> st
                 phase.attack,
                 _answers(dict(phase.answers)) or "-",
                 str(len(phase.latencies)),
-                _num(phase.p(50)),
-                _num(phase.p(99)),
-                _num(factor, 2),
+                number(phase.p(50)),
+                number(phase.p(99)),
+                number(factor, 2),
                 str(errors) + (f" ({_answers(phase.errors)})" if errors else ""),
-                _num(phase.rss_max_mb, 0),
+                number(phase.rss_max_mb, 0),
             ]
         )
     notes = [f"- {phase.name}: {note}" for phase in results.phases for note in phase.notes] + [
@@ -99,7 +95,7 @@ def render_noisy(results: NoisyResults, config: NoisyConfig, command: str) -> st
             rows,
         ),
         "",
-        f"Peak RSS over the run (`VmHWM`): {_num(results.peak_rss_mb, 0)} MB; `/readyz` after "
+        f"Peak RSS over the run (`VmHWM`): {number(results.peak_rss_mb, 0)} MB; `/readyz` after "
         f"the last phase: {results.ready_after}.",
         "",
         *markdown_table(
@@ -113,12 +109,13 @@ def render_noisy(results: NoisyResults, config: NoisyConfig, command: str) -> st
                 ["0 errors for B", str(b_errors), met(b_errors == 0)],
                 [
                     f"peak RSS <= {RSS_TARGET_MB:g} MB",
-                    f"{_num(results.peak_rss_mb, 0)} MB",
+                    f"{number(results.peak_rss_mb, 0)} MB",
                     met(results.peak_rss_mb <= RSS_TARGET_MB),
                 ],
                 [
                     "recovers without a restart",
-                    f"p99 {_num(results.phases[-1].p(99))} ms after, readyz {results.ready_after}",
+                    f"p99 {number(results.phases[-1].p(99))} ms after, "
+                    f"readyz {results.ready_after}",
                     met(recovered),
                 ],
             ],

@@ -11,7 +11,7 @@ from .kubernetes import OPERATION as KUBERNETES_LIST
 from .results import Comparison, LoadRun, RunResults
 from .stats import Spread, percentile
 
-__all__ = ["comparison_table", "markdown_table", "render_report"]
+__all__ = ["comparison_table", "markdown_table", "number", "render_report"]
 
 _LABELS = {
     "list": "list (`GET /v1/agents` vs `GET /containers/json`, same label filter)",
@@ -23,6 +23,11 @@ _LABELS = {
     "delete": "delete (vs `DELETE /containers/{id}?force=1`)",
 }
 _ORDER = ("list", KUBERNETES_LIST, "get", "spawn", "stop", "start", "delete")
+
+
+def number(value: float, digits: int = 1) -> str:
+    """``value`` with ``digits`` decimals, or n/a for NaN (a figure that was not taken)."""
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _ms(value: Spread) -> str:

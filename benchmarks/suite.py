@@ -41,7 +41,16 @@ from .scenarios import (
 from .service import Service
 from .targets import evaluate_targets
 
-__all__ = ["Log", "cleanup", "leftovers", "prepare_engine", "run_suite", "shielded", "stderr_log"]
+__all__ = [
+    "Log",
+    "cleanup",
+    "leftovers",
+    "prepare_engine",
+    "release_engine",
+    "run_suite",
+    "shielded",
+    "stderr_log",
+]
 
 Log = Callable[[str], None]
 
@@ -87,6 +96,16 @@ def cleanup(api: Any, config: BenchConfig, log: Log) -> int:
             log(f"cleanup attempt {attempt + 1} failed: {exc}")
             time.sleep(2)
     return remove_resources(api, prefix=config.prefix, network=config.network)
+
+
+def release_engine(api: Any, engine: RawEngine, config: BenchConfig, log: Log) -> str:
+    """Remove everything named with the run's prefix and close both engine clients; the
+    report's note of what was left."""
+    cleanup(api, config, log)
+    remaining = leftovers(api, config.prefix)
+    engine.close()
+    api.close()
+    return f"cleanup: {len(remaining)} `{config.prefix}*` containers left after the run"
 
 
 def prepare_engine(api: Any, config: BenchConfig, log: Log) -> tuple[str, str]:
@@ -239,13 +258,7 @@ def run_suite(config: BenchConfig, log: Log = stderr_log) -> RunResults:
             if service is not None:
                 results.notes += _service_warnings(service)
                 service.close()
-            cleanup(api, config, log)
-            remaining = leftovers(api, config.prefix)
-            results.notes.append(
-                f"cleanup: {len(remaining)} `{config.prefix}*` containers left after the run"
-            )
-            engine.close()
-            api.close()
+            results.notes.append(release_engine(api, engine, config, log))
     results.duration_s = time.perf_counter() - started
     results.machine["load average at end"] = describe_load()
     return results
