@@ -30,7 +30,14 @@ from .machine import describe_load, describe_machine
 from .results import Comparison
 from .scenarios import Bench, ProxyError, measure_get, measure_list
 from .service import Service
-from .suite import Log, prepare_engine, release_engine, shielded, stderr_log
+from .suite import (
+    Log,
+    prepare_engine,
+    release_engine,
+    service_warnings,
+    shielded,
+    stderr_log,
+)
 
 __all__ = ["MUTATED", "MemoryFigure", "MemoryResults", "run_memory"]
 
@@ -169,6 +176,7 @@ def run_memory(config: BenchConfig, log: Log = stderr_log) -> MemoryResults:
                 f"list ratio p50 {figure.list.ratio(50).median:.2f}, {figure.events} events"
             )
             results.figures.append(figure)
+            results.notes += [f"{size} agents: {w}" for w in service_warnings(service)]
             bench.close()
             service.close()
             bench, service = None, None

@@ -47,6 +47,7 @@ __all__ = [
     "leftovers",
     "prepare_engine",
     "release_engine",
+    "service_warnings",
     "run_suite",
     "shielded",
     "stderr_log",
@@ -256,7 +257,7 @@ def run_suite(config: BenchConfig, log: Log = stderr_log) -> RunResults:
             if bench is not None:
                 bench.close()
             if service is not None:
-                results.notes += _service_warnings(service)
+                results.notes += service_warnings(service)
                 service.close()
             results.notes.append(release_engine(api, engine, config, log))
     results.duration_s = time.perf_counter() - started
@@ -264,7 +265,7 @@ def run_suite(config: BenchConfig, log: Log = stderr_log) -> RunResults:
     return results
 
 
-def _service_warnings(service: Service) -> list[str]:
+def service_warnings(service: Service) -> list[str]:
     """Warnings and errors the service logged during the run (deduplicated, counted)."""
     counts: dict[str, int] = {}
     for line in service.logs().splitlines():
