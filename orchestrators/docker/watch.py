@@ -27,6 +27,12 @@ A change that replaces an agent's container (``replace``) destroys the old conta
 the new one carries the agent on: a ``destroy`` is an agent's deletion only when no other
 container of the agent is left (``survivor``); else it is that container's observation.
 
+Liveness: a frozen engine keeps the stream's connection open and sends nothing, which looks
+like a quiet engine. The streams are opened and read on threads of their own and read
+through a ``Heartbeat``: after ``heartbeat`` seconds of silence the engine is pinged
+(``/_ping``), and a ping that fails or takes as long ends the watch with
+``OrchestratorUnavailable``.
+
 History: the engine keeps its last 256 events (of every container, ours or not). A resume
 from a token whose history may be longer than that raises ``WatchExpired``.
 """
@@ -47,8 +53,8 @@ from docker import APIClient
 from .. import labels as L
 from ..errors import OrchestratorUnavailable, WatchExpired
 from ..models import Agent, AgentStatus, Health, StoppedBy, is_agent_id
-from ..watch import Observation
-from .api import Container, label_filter, release
+from ..watch import Heartbeat, Observation
+from .api import Container, label_filter, ping_within, release
 from .status import SIGKILL_EXIT, container_status, failure_reason
 
 __all__ = ["StopIntents", "engine_history_lost", "stops_on_record", "token_now", "watch_engine"]
@@ -155,6 +161,7 @@ async def watch_engine(
     inspect: Inspector,
     run: Callable[..., Awaitable[Any]],
     intents: StopIntents,
+    heartbeat: float,
     survivor: Inspector | None = None,
     lease_prefix: str | None = None,
 ) -> AsyncIterator[Observation]:
@@ -166,24 +173,36 @@ async def watch_engine(
     if await run(engine_history_lost, client(), since):
         raise WatchExpired("the engine no longer holds every event since that token")
     terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: instance}
-    filters = {"type": ["container"], "label": label_filter(terms)}
-    stream = await run(lambda: client().events(since=_seconds(since), filters=filters, decode=True))
-    streams = [stream]
+    wanted = [{"type": ["container"], "label": label_filter(terms)}]
     if lease_prefix is not None and survivor is not None:
         # A TTL renewal changes no container, only writes a lease volume (whose events
         # carry no labels: matched by name).
-        leases = {"type": ["volume"], "event": ["create"]}
-        streams.append(
-            await run(lambda: client().events(since=_seconds(since), filters=leases, decode=True))
-        )
+        wanted.append({"type": ["volume"], "event": ["create"]})
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
+    streams: list[Any] = []
+    lock = threading.Lock()
+    ended = False
 
     def put(item: object) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    def pump(stream: Any) -> None:
+    def pump(filters: dict[str, list[str]]) -> None:
+        # Opened here, not on the engine pool: on a frozen engine the opening hangs too
+        # (the SDK gives the stream no timeout), and the heartbeat ends the watch meanwhile.
+        try:
+            stream = client().events(since=_seconds(since), filters=filters, decode=True)
+        except Exception as exc:
+            put(exc)
+            return
+        with lock:
+            late = ended
+            if not late:
+                streams.append(stream)
+        if late:  # the watch ended while the engine was answering: nobody reads it
+            release(stream)
+            return
         try:
             for event in stream:
                 put(event)
@@ -192,8 +211,11 @@ async def watch_engine(
         else:
             put(_END)
 
-    for each in streams:
-        threading.Thread(target=pump, args=(each,), name="docker-events", daemon=True).start()
+    for filters in wanted:
+        threading.Thread(target=pump, args=(filters,), name="docker-events", daemon=True).start()
+    alive = Heartbeat(
+        lambda timeout: ping_within(client(), timeout), every=heartbeat, engine="the Docker engine"
+    )
     deaths: dict[str, _Death] = {}
     floor = int(since)
     try:
@@ -202,7 +224,7 @@ async def watch_engine(
             if deaths:
                 timeout = max(0.0, min(d.until for d in deaths.values()) - loop.time())
             try:
-                item = await asyncio.wait_for(queue.get(), timeout)
+                item = await alive.next(queue, timeout)
             except TimeoutError:
                 for cid in [c for c, d in deaths.items() if d.until <= loop.time()]:
                     yield deaths.pop(cid).killed
@@ -283,7 +305,11 @@ async def watch_engine(
                 else None,
             )
     finally:
-        for each in streams:
+        alive.close()
+        with lock:
+            ended = True
+            opened = list(streams)
+        for each in opened:
             release(each)  # closing a response does not block; it ends the pump thread
 
 

@@ -1,0 +1,105 @@
+"""An engine that stops answering with the watch's connection open (what a frozen engine
+does): the heartbeat counts the watch as broken within its bound, reads go to the engine
+and are 503 instead of the agents as last seen; once the engine answers, the model is
+rebuilt and reads tell the truth, including what changed meanwhile.
+
+The service reaches the real engine through ``EngineProxy``, which holds every byte while
+paused: the engine, shared with everything else on the machine, is never frozen."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+
+from orchestrators import labels as L
+from testenv.engineproxy import EngineProxy
+
+from ..conftest import Keys, StartServer
+from .helpers import assert_problem, body
+
+HEARTBEAT = 1.0
+ENGINE_TIMEOUT = 2.0
+# The heartbeat's bound (a silence, then a ping that waits as long), plus one read that
+# was already on its way to the engine when the watch broke, plus slack for a busy machine.
+NOTICED_WITHIN = 2 * HEARTBEAT + 1 + ENGINE_TIMEOUT + 5
+
+
+@pytest.fixture
+def engine_proxy(docker_client: docker.DockerClient) -> Iterator[EngineProxy]:
+    proxy = EngineProxy()
+    yield proxy
+    proxy.close()
+
+
+def _until(check: Any, within: float, what: str) -> Any:
+    """Poll ``check`` until it returns something true, at most ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def _watch_live(http: httpx.Client) -> bool:
+    answer = http.get("/readyz")
+    return answer.status_code == 200 and answer.json()["watch"] == "live"
+
+
+def _unavailable(http: httpx.Client, path: str) -> httpx.Response | None:
+    answer = http.get(path)
+    return answer if answer.status_code == 503 else None
+
+
+def test_a_silent_engine_breaks_the_watch_and_reads_tell_the_truth_after(
+    start_server: StartServer,
+    keys: tuple[Keys, Path],
+    busybox: str,
+    clean_docker: docker.DockerClient,
+    engine_proxy: EngineProxy,
+) -> None:
+    server = start_server(
+        DOCKER_HOST=engine_proxy.url,
+        AGENT_API_WATCH_HEARTBEAT=str(HEARTBEAT),
+        AGENT_API_ENGINE_TIMEOUT=str(ENGINE_TIMEOUT),
+    )
+    headers = {"Authorization": f"Bearer {keys[0].alice}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as alice:
+        agent = alice.post("/v1/agents", json=body("silent-engine", busybox)).json()
+        ref = f"/v1/agents/{agent['id']}"
+        _until(lambda: _watch_live(alice), 30, "the watch never went live")
+        assert alice.get(ref).json()["status"] == "running"
+
+        engine_proxy.pause()
+        try:
+            # Behind the service's back, on the engine's own socket: the service cannot
+            # see it while its engine is silent.
+            (container,) = clean_docker.api.containers(
+                all=True, filters={"label": [f"{L.ID}={agent['id']}"]}
+            )
+            clean_docker.api.stop(container["Id"], timeout=0)
+
+            got = _until(lambda: _unavailable(alice, ref), NOTICED_WITHIN, "get stayed 200")
+            assert_problem(got, 503, "orchestrator_unavailable")
+            assert_problem(alice.get("/v1/agents"), 503, "orchestrator_unavailable")
+            assert_problem(alice.get("/readyz"), 503, "orchestrator_unavailable")
+            assert "agent_api_watch_live 0.0" in alice.get("/metrics").text
+            assert alice.get("/healthz").status_code == 200
+        finally:
+            engine_proxy.resume()
+
+        _until(lambda: _watch_live(alice), 60, "the watch never came back")
+        assert alice.get(ref).json()["status"] == "stopped"
+        listed = alice.get("/v1/agents").json()["items"]
+        assert [(a["id"], a["status"]) for a in listed] == [(agent["id"], "stopped")]
+        # The watch follows the engine again.
+        assert alice.post(f"{ref}/start").json()["status"] == "running"
+        clean_docker.api.stop(container["Id"], timeout=0)
+        _until(lambda: alice.get(ref).json()["status"] == "stopped", 10, "the watch missed a stop")
