@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from .engine import TEST_PREFIX
+from .listener import Listener
 
 __all__ = ["EngineProxy", "engine_socket"]
 
@@ -32,23 +33,19 @@ def engine_socket() -> str:
     return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
 
 
-class EngineProxy:
+class EngineProxy(Listener):
     """Forwards connections on ``path`` to the engine's socket until closed (see the module)."""
 
     def __init__(self, target: str | None = None) -> None:
         self._target = target or engine_socket()
         self._dir = Path(tempfile.mkdtemp(prefix=f"{TEST_PREFIX}engine-proxy-"))
         self.path = str(self._dir / "docker.sock")
-        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._server.bind(self.path)
-        self._server.listen(64)
         self._flowing = threading.Event()
         self._flowing.set()
-        self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
-        self._closed = False
-        self._accepting = threading.Thread(target=self._accept, name="engine-proxy", daemon=True)
-        self._accepting.start()
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(self.path)
+        server.listen(64)
+        super().__init__(server)
 
     @property
     def url(self) -> str:
@@ -62,33 +59,21 @@ class EngineProxy:
     def resume(self) -> None:
         self._flowing.set()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                engine.connect(self._target)
-            except OSError:
-                client.close()
-                engine.close()
-                continue
-            with self._lock:
-                if self._closed:
-                    client.close()
-                    engine.close()
-                    return
-                self._open.update((client, engine))
-            running = [2]  # directions of this pair still forwarding
-            for source, sink in ((client, engine), (engine, client)):
-                threading.Thread(
-                    target=self._forward,
-                    args=(source, sink, running),
-                    name="engine-proxy",
-                    daemon=True,
-                ).start()
+    def _take(self, conn: socket.socket) -> None:
+        engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            engine.connect(self._target)
+        except OSError:
+            conn.close()
+            engine.close()
+            return
+        if not self._hold(conn, engine):
+            return
+        running = [2]  # directions of this pair still forwarding
+        for source, sink in ((conn, engine), (engine, conn)):
+            threading.Thread(
+                target=self._forward, args=(source, sink, running), name="engine-proxy", daemon=True
+            ).start()
 
     def _forward(self, source: socket.socket, sink: socket.socket, running: list[int]) -> None:
         try:
@@ -108,23 +93,11 @@ class EngineProxy:
         with self._lock:
             running[0] -= 1
             last = running[0] == 0
-            if last:
-                self._open.difference_update((source, sink))
         if last:  # the other direction is out of its read: closing is safe now
-            source.close()
-            sink.close()
+            self._drop(source, sink)
 
     def close(self) -> None:
         """Stop listening and close every connection; the socket file goes too."""
-        with self._lock:
-            self._closed = True
-            held = list(self._open)
-        self._flowing.set()
-        with contextlib.suppress(OSError):
-            self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept
-        self._server.close()
-        self._accepting.join(timeout=5)
-        for each in held:
-            with contextlib.suppress(OSError):
-                each.shutdown(socket.SHUT_RDWR)
+        self._flowing.set()  # a held direction reads its socket's shutdown and ends
+        super().close()
         shutil.rmtree(self._dir, ignore_errors=True)
