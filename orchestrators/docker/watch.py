@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -48,6 +49,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import docker.errors
+import requests
 from docker import APIClient
 
 from .. import labels as L
@@ -116,15 +119,29 @@ def _seconds(token: str) -> str:
     return f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
 
 
+def _past_events(
+    api: APIClient, since: str, filters: Mapping[str, list[str]] | None = None
+) -> list[dict[str, Any]]:
+    """The engine's events from ``since`` (seconds) until now: a finite answer, read under
+    the client's timeout (the SDK's ``events`` has none, and a frozen engine would hold the
+    call, and its thread, until it thaws)."""
+    params = {"since": since, "until": _seconds(token_now(0))}
+    if filters:
+        params["filters"] = json.dumps(filters)
+    response = api.get(
+        f"{api.base_url}/v{api.api_version}/events", params=params, timeout=api.timeout
+    )
+    try:
+        response.raise_for_status()
+    except requests.exceptions.HTTPError as exc:
+        docker.errors.create_api_error_from_http_exception(exc)  # raises APIError
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
 def engine_history_lost(api: APIClient, token: str) -> bool:
     """True when the engine may no longer hold every event since ``token``: its buffer of
     ``ENGINE_HISTORY`` events is full of events after it."""
-    stream = api.events(since=_seconds(token), until=_seconds(token_now(0)), decode=True)
-    try:
-        count = sum(1 for _ in stream)
-    finally:
-        release(stream)
-    return count >= ENGINE_HISTORY
+    return len(_past_events(api, _seconds(token))) >= ENGINE_HISTORY
 
 
 def stops_on_record(api: APIClient, instance: str) -> frozenset[str]:
@@ -133,14 +150,10 @@ def stops_on_record(api: APIClient, instance: str) -> frozenset[str]:
     events). What fell out of that history, or an engine restart erased, is not there."""
     terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: instance}
     filters = {"type": ["container"], "event": ["die", "stop"], "label": label_filter(terms)}
-    stream = api.events(since="1", until=_seconds(token_now(0)), filters=filters, decode=True)
     last: dict[str, str] = {}
-    try:
-        for event in stream:
-            cid = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
-            last[cid] = str(event.get("Action") or event.get("status") or "")
-    finally:
-        release(stream)
+    for event in _past_events(api, "1", filters):
+        cid = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+        last[cid] = str(event.get("Action") or event.get("status") or "")
     return frozenset(cid for cid, action in last.items() if action == "stop")
 
 
