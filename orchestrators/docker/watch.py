@@ -31,7 +31,8 @@ Liveness: a frozen engine keeps the stream's connection open and sends nothing, 
 like a quiet engine. The streams are opened and read on threads of their own and read
 through a ``Heartbeat``: after ``heartbeat`` seconds of silence the engine is pinged
 (``/_ping``), and a ping that fails or takes as long ends the watch with
-``OrchestratorUnavailable``.
+``OrchestratorUnavailable``. The past events a watch and a list read (the history check,
+the stops on record) are finite answers, read under the engine timeout.
 
 History: the engine keeps its last 256 events (of every container, ours or not). A resume
 from a token whose history may be longer than that raises ``WatchExpired``.
