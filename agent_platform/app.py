@@ -22,6 +22,7 @@ from .authgate import AuthGateMiddleware
 from .backends import build_orchestrator
 from .bodyguard import BodyGuardMiddleware
 from .eventbus import EventBus
+from .fastread import ModelReads
 from .follows import FollowSlots
 from .live import LiveFeed
 from .metrics import Metrics
@@ -147,12 +148,15 @@ def create_app(
         app.include_router(health.metrics_router)
     # The middleware order. Starlette puts the last added outermost, so a request meets them
     # from the bottom of this list up: RequestContextMiddleware first, so that every answer,
-    # a refusal of the two below included, has a request id, an access line, metrics and
+    # a refusal of the ones below included, has a request id, an access line, metrics and
     # an audit record; then AuthGateMiddleware, so that a request without a valid key is
     # refused before a byte of its body is read; then BodyGuardMiddleware, so that size,
     # media type and JSON shape are checked before FastAPI parses the body; then FastAPI's
-    # exception handling (the problem handlers above) and the router.
+    # exception handling (the problem handlers above) and the router. ModelReads, between
+    # the gate and the guard, answers a get of one agent from the read model without the
+    # router when it can answer exactly as the route would (see ``fastread``).
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ModelReads, state=state)
     app.add_middleware(AuthGateMiddleware, keys=state.keys)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, audit=state.audit)
     return app

@@ -56,6 +56,7 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=5,
         timeout_keep_alive=settings.keep_alive,
+        loop="uvloop",
         http=guarded_protocol(
             header_timeout=settings.header_timeout,
             body_timeout=settings.body_timeout,

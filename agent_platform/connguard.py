@@ -2,7 +2,8 @@
 
 uvicorn closes an idle keep-alive connection, but nothing bounds how long a client may
 take to send a request's headers or its body: one byte a minute would hold a connection
-(and, for a body, a task) forever. ``guarded_protocol`` makes uvicorn's h11 protocol with
+(and, for a body, a task) forever. ``guarded_protocol`` makes uvicorn's httptools protocol
+(llhttp, a C parser) with
 
 - a header deadline: from a new connection, or the first byte of the next request on a
   kept-alive one, the headers must be complete within ``header_timeout`` seconds;
@@ -20,9 +21,8 @@ import asyncio
 import json
 from typing import Any
 
-import h11
 from loguru import logger
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["guarded_protocol"]
 
@@ -48,7 +48,7 @@ def _busy_response(retry_after: int) -> bytes:
     return head.encode("latin-1") + body
 
 
-class _GuardedH11Protocol(H11Protocol):
+class _GuardedProtocol(HttpToolsProtocol):
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_connections: int = 500
@@ -72,26 +72,22 @@ class _GuardedH11Protocol(H11Protocol):
         self._disarm()
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
-        if self._waiting_for is None and self.conn.their_state is h11.IDLE:
-            self._arm("headers", self.header_timeout)  # the next request on a kept-alive one
-        super().data_received(data)
-        self._follow_state()
+    # The parser's callbacks: a request's first byte, its headers' end, its body's end.
+    def on_message_begin(self) -> None:
+        if self._waiting_for != "headers":  # the next request on a kept-alive connection
+            self._arm("headers", self.header_timeout)
+        super().on_message_begin()
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        idle = self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]
-        if idle and self._waiting_for == "headers":
-            self._disarm()  # between requests the keep-alive timeout is in charge
-        self._follow_state()
-
-    def _follow_state(self) -> None:
-        state = self.conn.their_state
-        if state is h11.SEND_BODY:
-            if self._waiting_for != "body":
-                self._arm("body", self.body_timeout)
-        elif state is not h11.IDLE:
+    def on_headers_complete(self) -> None:
+        if _announces_body(self.headers):
+            self._arm("body", self.body_timeout)
+        else:
             self._disarm()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
 
     def _arm(self, what: str, seconds: float) -> None:
         self._disarm()
@@ -112,13 +108,21 @@ class _GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
+def _announces_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """A body follows the headers (names arrive lower-cased)."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
 def guarded_protocol(
     *, header_timeout: float, body_timeout: float, max_connections: int, retry_after: int
-) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with these deadlines and this cap (pass it as ``http=``)."""
+) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with these deadlines and this cap (pass it as ``http=``)."""
     return type(
-        "GuardedH11Protocol",
-        (_GuardedH11Protocol,),
+        "GuardedHttpToolsProtocol",
+        (_GuardedProtocol,),
         {
             "header_timeout": header_timeout,
             "body_timeout": body_timeout,

@@ -28,6 +28,7 @@ __all__ = [
     "Writer",
     "audit_action",
     "get_state",
+    "scope_of",
 ]
 
 _BEARER = BEARER_CHALLENGE
@@ -90,6 +91,16 @@ async def require_writer(caller: Caller) -> Principal:
 Writer = Annotated[Principal, Depends(require_writer)]
 
 
+def scope_of(caller: Principal, owner: str | None) -> str | None:
+    """The owner a request of ``caller`` asking for ``owner`` is confined to; None means
+    every owner (an admin without a filter)."""
+    if caller.is_admin:
+        return owner
+    if owner is not None and owner != caller.owner:
+        raise ProblemError(403, "forbidden", "only an admin key may choose another owner")
+    return caller.owner
+
+
 async def owner_scope(
     caller: Caller,
     owner: Annotated[
@@ -101,12 +112,8 @@ async def owner_scope(
         ),
     ] = None,
 ) -> str | None:
-    """The owner a request is confined to; None means every owner (admin without filter)."""
-    if caller.is_admin:
-        return owner
-    if owner is not None and owner != caller.owner:
-        raise ProblemError(403, "forbidden", "only an admin key may choose another owner")
-    return caller.owner
+    """The owner a request is confined to (``scope_of``)."""
+    return scope_of(caller, owner)
 
 
 OwnerScope = Annotated[str | None, Depends(owner_scope)]

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from loguru import logger
 
 from orchestrators.base import Orchestrator
+from orchestrators.errors import OrchestratorError
 from orchestrators.events import Deriver
 from orchestrators.models import Agent, AgentEvent, AgentStatus, EventType, StoppedBy
 from orchestrators.watch import Observation
@@ -131,6 +132,16 @@ class LiveFeed:
         if self._from_model():
             return self.model.get(ref, owner=owner)
         return await self._engine.get(ref, owner=owner)
+
+    def cached(self, ref: str, *, owner: str | None) -> Agent | None:
+        """``ref`` as the model holds it while reads come from the model; None when they
+        do not, or when ``get`` would not answer it (not found, ambiguous)."""
+        if not self._from_model():
+            return None
+        try:
+            return self.model.get(ref, owner=owner)
+        except OrchestratorError:
+            return None
 
     async def list(self, *, owner: str | None, labels: Mapping[str, str] | None) -> list[Agent]:
         if self._from_model():

@@ -13,11 +13,11 @@ import time
 import uuid
 from typing import Any
 
-from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .audit import AuditLog
 from .deps import AUDIT_ACTION
+from .logsetup import access_line
 from .metrics import METHODS, OTHER, UNMATCHED, Metrics
 from .problems import problem_response
 
@@ -71,16 +71,18 @@ class RequestContextMiddleware:
             route = getattr(scope.get("route"), "path", UNMATCHED) if known else UNMATCHED
             self.metrics.observe(method, route, status, elapsed)
             state: dict[str, Any] = scope.get("state", {})
-            logger.bind(
-                request_id=request_id,
-                method=method,
-                path=scope["path"],
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                key=state.get("key_name"),
-                client=(scope.get("client") or ("", 0))[0],
-            ).info("request")
+            access_line(
+                {
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "key": state.get("key_name"),
+                    "client": (scope.get("client") or ("", 0))[0],
+                }
+            )
             if method in _MUTATING and scope["path"].startswith("/v1/"):
                 self._audit(scope, state, request_id, route, status)
 

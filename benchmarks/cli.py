@@ -10,9 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from . import changes, events, kube_changes, noisy_report
+from . import changes, events, kube_changes, memory_report, noisy_report
 from .config import DEFAULT_OUTPUT, DEFAULT_PREFIX, BenchConfig, quick_config
 from .kubernetes import LIST_BEGIN, LIST_END, kubernetes_list_comparisons, kubernetes_targets
+from .memory import run_memory
 from .noisy import NoisyConfig, quick_noisy, run_noisy
 from .noisy_report import carry_section, render_noisy, write_section
 from .plot import plot_latency
@@ -20,13 +21,14 @@ from .report import comparison_table, render_report
 from .results import RunResults, TargetCheck
 from .suite import run_suite
 
-__all__ = ["CARRIED", "carry_sections", "main", "parse_args", "write_outputs"]
+__all__ = ["CARRIED", "carry_sections", "main", "parse_args", "shown_command", "write_outputs"]
 
 NOISY = "noisy-neighbour"
 KUBERNETES = "kubernetes"
 CHANGES = "changes"
 KUBE_CHANGES = "kube-changes"
 EVENTS = "events"
+MEMORY = "memory"
 
 #: The report's sections other commands write (or that are written by hand from their
 #: figures), by their markers: a full run keeps them.
@@ -36,6 +38,7 @@ CARRIED = (
     (changes.BEGIN, changes.END),
     (LIST_BEGIN, LIST_END),
     (kube_changes.KUBE_CHANGES_BEGIN, kube_changes.KUBE_CHANGES_END),
+    (memory_report.BEGIN, memory_report.END),
 )
 
 
@@ -73,11 +76,20 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--only",
-        choices=[NOISY, KUBERNETES, CHANGES, KUBE_CHANGES, EVENTS],
-        help="run one scenario: noisy-neighbour, changes and kube-changes update their "
-        "section of the report (keeping the rest); kubernetes prints the Kubernetes list "
-        "figures at --sizes; events prints the event latency, the staleness across two "
-        "replicas and reads from the model",
+        choices=[NOISY, KUBERNETES, CHANGES, KUBE_CHANGES, EVENTS, MEMORY],
+        help="run one scenario: noisy-neighbour, changes, kube-changes and memory update "
+        "their section of the report (keeping the rest); kubernetes prints the Kubernetes "
+        "list figures at --sizes; events prints the event latency, the staleness across two "
+        "replicas and reads from the model; memory measures the service's memory and "
+        "start-up at --sizes agents",
+    )
+    parser.add_argument(
+        "--running",
+        type=int,
+        help="memory: how many of the fleet run (the others are created, never started)",
+    )
+    parser.add_argument(
+        "--fleet-workers", type=int, help="containers created at a time for the fleet"
     )
     parser.add_argument(
         "--phase-seconds", type=float, help="noisy-neighbour: seconds of each attack phase"
@@ -96,6 +108,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         config = replace(config, load_seconds=args.load_seconds)
     if args.profile_seconds is not None:
         config = replace(config, profile_seconds=args.profile_seconds)
+    if args.running is not None:
+        config = replace(config, running=max(0, args.running))
+    if args.fleet_workers:
+        config = replace(config, fleet_workers=max(1, args.fleet_workers))
     noisy = quick_noisy(NoisyConfig()) if args.quick else NoisyConfig()
     if args.phase_seconds is not None:
         noisy = replace(noisy, phase_seconds=max(1.0, args.phase_seconds))
@@ -122,10 +138,25 @@ def carry_sections(old: str, new: str) -> str:
     return new
 
 
+def shown_command(argv: list[str]) -> str:
+    """The command a section quotes: as a reader would type it, without the run's own
+    ``--prefix`` and ``--output``."""
+    shown: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--prefix", "--output"):
+            skip = True
+        elif not arg.startswith(("--prefix=", "--output=")):
+            shown.append(arg)
+    return " ".join(["python -m benchmarks", *shown])
+
+
 def run_noisy_only(config: BenchConfig, argv: list[str]) -> int:
     """``--only noisy-neighbour``: run the scenario, print and write its section."""
     results = run_noisy(config.noisy)
-    command = " ".join(["python -m benchmarks", *argv])
+    command = shown_command(argv)
     section = render_noisy(results, config.noisy, command)
     write_section(config.output, section)
     print(section)
@@ -157,9 +188,19 @@ def run_changes_only(config: BenchConfig, argv: list[str]) -> int:
     if "--quick" in argv:
         settings = changes.quick_changes(settings)
     results = changes.run_changes(settings)
-    command = " ".join(["python -m benchmarks", *argv])
+    command = shown_command(argv)
     section = changes.render_changes(results, settings, command)
     write_section(config.output, section, changes.BEGIN, changes.END)
+    print(section)
+    print(f"\nreport: {config.output}")
+    return 0
+
+
+def run_memory_only(config: BenchConfig, argv: list[str]) -> int:
+    """``--only memory``: memory and start-up at ``--sizes`` agents, written to its section."""
+    results = run_memory(config)
+    section = memory_report.render_memory(results, config, shown_command(argv))
+    write_section(config.output, section, memory_report.BEGIN, memory_report.END)
     print(section)
     print(f"\nreport: {config.output}")
     return 0
@@ -173,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         EVENTS: lambda: events.run_events(config),
         NOISY: lambda: run_noisy_only(config, sys.argv[1:] if argv is None else argv),
         CHANGES: lambda: run_changes_only(config, sys.argv[1:] if argv is None else argv),
+        MEMORY: lambda: run_memory_only(config, sys.argv[1:] if argv is None else argv),
         # A change on Kubernetes against its raw API calls (its own control plane, removed).
         KUBE_CHANGES: lambda: kube_changes.main(["--output", str(config.output)]),
     }

@@ -31,6 +31,7 @@ class BenchConfig:
     loop_watch_seconds: float = 10.0
     profile_seconds: float = 6.0  # py-spy per missed target; 0: no profiles
     fleet_workers: int = 8
+    running: int = 300  # --only memory: how many of the fleet run; the others never start
     kubernetes: bool = True  # also the list figures on the Kubernetes backend
     prefix: str = DEFAULT_PREFIX
     output: Path = DEFAULT_OUTPUT

@@ -32,7 +32,7 @@ from .engine import RawEngine, docker_api, engine_socket, remove_resources
 from .service import Service
 from .stats import percentile
 
-__all__ = ["BEGIN", "END", "run_events"]
+__all__ = ["BEGIN", "END", "EventListener", "run_events"]
 
 BEGIN = "<!-- events: figures of python -m benchmarks --only events, kept by a full run -->"
 END = "<!-- /events -->"
@@ -43,7 +43,7 @@ _STALENESS_ROUNDS = 15
 _READS = 300
 
 
-class _Listener:
+class EventListener:
     """The event stream read on a thread: (receipt time, event) pairs."""
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
@@ -123,7 +123,7 @@ def run_events(config: BenchConfig, log: Callable[[str], object] = print) -> int
             c.labels[L.ID]: c.id for c in sdk.containers.list(filters={"name": config.prefix})
         }
         log(f"{_FLEET} agents spawned")
-        listener = _Listener(one.url, one.headers)
+        listener = EventListener(one.url, one.headers)
         latencies: list[float] = []
         for i in range(_CYCLES):
             agent_id = agents[i % _FLEET]["id"]

@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PACKAGES", "describe_load", "describe_machine"]
+__all__ = ["PACKAGES", "describe_load", "describe_machine", "machine_line"]
 
 PACKAGES = (
     "agent-platform",
@@ -79,3 +79,11 @@ def describe_machine(engine_version: dict[str, Any]) -> dict[str, str]:
     }
     info.update({package: _version(package) for package in PACKAGES})
     return info
+
+
+_LINE_KEYS = ("CPU", "cores", "memory", "kernel", "Docker engine", "Python", "uvicorn")
+
+
+def machine_line(machine: dict[str, str]) -> str:
+    """The machine in one line, as a section of the report quotes it (with the loads)."""
+    return ", ".join(f"{k}: {v}" for k, v in machine.items() if k in _LINE_KEYS or "load" in k)

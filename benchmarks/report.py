@@ -11,7 +11,7 @@ from .kubernetes import OPERATION as KUBERNETES_LIST
 from .results import Comparison, LoadRun, RunResults
 from .stats import Spread, percentile
 
-__all__ = ["comparison_table", "render_report"]
+__all__ = ["comparison_table", "markdown_table", "number", "render_report"]
 
 _LABELS = {
     "list": "list (`GET /v1/agents` vs `GET /containers/json`, same label filter)",
@@ -23,6 +23,11 @@ _LABELS = {
     "delete": "delete (vs `DELETE /containers/{id}?force=1`)",
 }
 _ORDER = ("list", KUBERNETES_LIST, "get", "spawn", "stop", "start", "delete")
+
+
+def number(value: float, digits: int = 1) -> str:
+    """``value`` with ``digits`` decimals, or n/a for NaN (a figure that was not taken)."""
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _ms(value: Spread) -> str:
@@ -37,7 +42,7 @@ def _ratio(value: Spread) -> str:
     return f"**{value.median:.2f}** ({value.low:.2f}-{value.high:.2f})"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -63,7 +68,7 @@ def comparison_table(comparisons: Sequence[Comparison]) -> list[str]:
                 f"{len(item.proxy)} x {len(item.proxy[0]) if item.proxy else 0}",
             ]
         )
-    return _table(
+    return markdown_table(
         [
             "operation",
             "agents",
@@ -102,7 +107,7 @@ def _load_rows(loads: Sequence[LoadRun]) -> list[str]:
                 "-" if math.isnan(run.peak_rss_mb) else f"{run.peak_rss_mb:.0f}",
             ]
         )
-    return _table(
+    return markdown_table(
         [
             "side",
             "agents",
@@ -154,7 +159,7 @@ def render_report(results: RunResults, config: BenchConfig, plot: Path | None) -
         "",
         "## Machine and versions",
         "",
-        *_table(["", ""], [[k, f"`{v}`"] for k, v in results.machine.items()]),
+        *markdown_table(["", ""], [[k, f"`{v}`"] for k, v in results.machine.items()]),
         "",
         "## How it is measured",
         "",
@@ -199,7 +204,7 @@ def render_report(results: RunResults, config: BenchConfig, plot: Path | None) -
             f"Concurrent spawns at {run.size} agents: {run.count} spawns by {run.clients} clients, "
             f"{len(run.proxy_walls)} rounds per side.",
             "",
-            *_table(
+            *markdown_table(
                 ["side", "wall s", "spawn p50 ms", "spawn p95 ms", "ratio (wall)"],
                 [
                     [
@@ -245,7 +250,7 @@ def render_report(results: RunResults, config: BenchConfig, plot: Path | None) -
             "",
         ]
     out += ["## Targets", ""]
-    out += _table(
+    out += markdown_table(
         ["target", "goal", "measured", "met"],
         [[t.name, t.goal, t.measured, "yes" if t.met else "**no**"] for t in results.targets],
     )

@@ -41,17 +41,27 @@ from .scenarios import (
 from .service import Service
 from .targets import evaluate_targets
 
-__all__ = ["Log", "leftovers", "run_suite"]
+__all__ = [
+    "Log",
+    "cleanup",
+    "leftovers",
+    "prepare_engine",
+    "release_engine",
+    "service_warnings",
+    "run_suite",
+    "shielded",
+    "stderr_log",
+]
 
 Log = Callable[[str], None]
 
 
-def _stderr(message: str) -> None:
+def stderr_log(message: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
-def _shielded() -> Iterator[None]:
+def shielded() -> Iterator[None]:
     """Ctrl-C and SIGTERM are ignored while the cleanup runs (it must finish)."""
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,7 +84,8 @@ def leftovers(api: Any, prefix: str) -> list[str]:
     ]
 
 
-def _cleanup(api: Any, config: BenchConfig, log: Log) -> int:
+def cleanup(api: Any, config: BenchConfig, log: Log) -> int:
+    """Remove everything named with the run's prefix and the run's network (3 tries)."""
     for attempt in range(3):
         try:
             removed = remove_resources(
@@ -86,6 +97,31 @@ def _cleanup(api: Any, config: BenchConfig, log: Log) -> int:
             log(f"cleanup attempt {attempt + 1} failed: {exc}")
             time.sleep(2)
     return remove_resources(api, prefix=config.prefix, network=config.network)
+
+
+def release_engine(api: Any, engine: RawEngine, config: BenchConfig, log: Log) -> str:
+    """Remove everything named with the run's prefix and close both engine clients; the
+    report's note of what was left."""
+    cleanup(api, config, log)
+    remaining = leftovers(api, config.prefix)
+    engine.close()
+    api.close()
+    return f"cleanup: {len(remaining)} `{config.prefix}*` containers left after the run"
+
+
+def prepare_engine(api: Any, config: BenchConfig, log: Log) -> tuple[str, str]:
+    """An earlier run's leftovers removed, the sleepers' image and the platform network
+    ready: the image's name and the network's id."""
+    earlier = leftovers(api, config.prefix)
+    if earlier:
+        log(f"removing {len(earlier)} containers left by an earlier run ({config.prefix}*)")
+        cleanup(api, config, log)
+    sdk = docker.DockerClient(base_url=f"unix://{engine_socket()}", version="auto")
+    try:
+        image = build_busybox_image(sdk, BUSYBOX_IMAGE)
+    finally:
+        sdk.close()
+    return image, _ensure_network(api, config.network)
 
 
 def _ensure_network(api: Any, network: str) -> str:
@@ -144,7 +180,7 @@ def _profiles(bench: Bench, results: RunResults, log: Log) -> None:
         results.profiles.append(summary)
 
 
-def run_suite(config: BenchConfig, log: Log = _stderr) -> RunResults:
+def run_suite(config: BenchConfig, log: Log = stderr_log) -> RunResults:
     """Measure everything ``config`` asks for; always leaves the engine as it found it."""
     started = time.perf_counter()
     results = RunResults(started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
@@ -155,16 +191,7 @@ def run_suite(config: BenchConfig, log: Log = _stderr) -> RunResults:
     bench: Bench | None = None
     try:
         results.machine = describe_machine(engine.version)
-        earlier = leftovers(api, config.prefix)
-        if earlier:
-            log(f"removing {len(earlier)} containers left by an earlier run ({config.prefix}*)")
-            _cleanup(api, config, log)
-        sdk = docker.DockerClient(base_url=f"unix://{engine_socket()}", version="auto")
-        try:
-            image = build_busybox_image(sdk, BUSYBOX_IMAGE)
-        finally:
-            sdk.close()
-        network_id = _ensure_network(api, config.network)
+        image, network_id = prepare_engine(api, config, log)
         service = Service(prefix=config.prefix, network=config.network)
         service.start()
         run_id = secrets.token_hex(3)
@@ -226,25 +253,19 @@ def run_suite(config: BenchConfig, log: Log = _stderr) -> RunResults:
             ) from exc
         raise
     finally:
-        with _shielded():
+        with shielded():
             if bench is not None:
                 bench.close()
             if service is not None:
-                results.notes += _service_warnings(service)
+                results.notes += service_warnings(service)
                 service.close()
-            _cleanup(api, config, log)
-            remaining = leftovers(api, config.prefix)
-            results.notes.append(
-                f"cleanup: {len(remaining)} `{config.prefix}*` containers left after the run"
-            )
-            engine.close()
-            api.close()
+            results.notes.append(release_engine(api, engine, config, log))
     results.duration_s = time.perf_counter() - started
     results.machine["load average at end"] = describe_load()
     return results
 
 
-def _service_warnings(service: Service) -> list[str]:
+def service_warnings(service: Service) -> list[str]:
     """Warnings and errors the service logged during the run (deduplicated, counted)."""
     counts: dict[str, int] = {}
     for line in service.logs().splitlines():

@@ -17,7 +17,7 @@ from ..rendering import JSON, render_page
 from ..schemas import ActionRequest, AgentList, RenewRequest, SpawnRequest
 from ..since import SINCE_PATTERN, parse_since
 
-__all__ = ["AgentRef", "audited", "etag", "router"]
+__all__ = ["REF_MAX_LENGTH", "REF_PATTERN", "AgentRef", "audited", "etag", "router"]
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -43,12 +43,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=_ERRORS)
 
+#: what an agent reference in a path may be: an id or a name (``fastread`` matches it too)
+REF_PATTERN = r"^[a-z0-9][-a-z0-9]*$"
+REF_MAX_LENGTH = 128
 AgentRef = Annotated[
     str,
     Path(
         min_length=1,
-        max_length=128,
-        pattern=r"^[a-z0-9][-a-z0-9]*$",
+        max_length=REF_MAX_LENGTH,
+        pattern=REF_PATTERN,
         description="the agent's id, or its name; a ref shaped like an id (32 hex "
         "characters) is only ever looked up as an id",
     ),

@@ -12,9 +12,11 @@ from pathlib import Path
 import docker
 import pytest
 
+import benchmarks.memory
 import benchmarks.suite
-from benchmarks import BenchConfig, run_suite
+from benchmarks import BenchConfig, cli, memory_report, run_suite
 from benchmarks.cli import write_outputs
+from benchmarks.memory import run_memory
 from benchmarks.suite import leftovers
 from testenv.engine import TEST_PREFIX
 
@@ -93,5 +95,53 @@ def test_an_interrupted_run_still_removes_what_it_made(
     monkeypatch.setattr(benchmarks.suite, "measure_get", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_suite(config, log=lambda _: None)
+
+    nothing_left(docker_client, config)
+
+
+def test_a_tiny_memory_run_writes_its_section_and_removes_what_it_made(
+    docker_client: docker.DockerClient, busybox: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "benchmarks.md"
+    output.write_text("# agent-api benchmarks\n\nthe suite's figures\n")
+    argv = ["--only", "memory", "--sizes", "8,20", "--running", "5", "--repetitions", "1"]
+
+    assert cli.main([*argv, "--prefix", PREFIX, "--output", str(output)]) == 0
+
+    text = output.read_text()
+    assert text.startswith("# agent-api benchmarks\n\nthe suite's figures\n")
+    section = text[text.index(memory_report.BEGIN) : text.index(memory_report.END)]
+    assert f"`python -m benchmarks {' '.join(argv)}`" in section
+    assert "Machine: CPU: " in section
+    assert "Docker engine: " in section
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| 8 |")]
+    rows += [line.split(" | ") for line in section.splitlines() if line.startswith("| 20 |")]
+    assert [row[1] for row in rows] == ["5 / 3", "5 / 15"]
+    for row in rows:
+        startup, rss, peak = float(row[3]), float(row[4]), float(row[5])
+        assert startup > 0
+        assert 0 < rss <= peak
+        assert row[9] == "8 (8 changes) |"  # each stop and start seen on the event stream
+    assert "\n| list | 20 |" in section
+    assert "\n| get | 20 |" in section
+    assert f"`{PREFIX}*` containers left after the run" in section
+    assert leftovers(docker_client.api, PREFIX) == []
+
+
+def test_an_interrupted_memory_run_still_removes_what_it_made(
+    docker_client: docker.DockerClient,
+    busybox: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = replace(tiny(tmp_path), sizes=(6,), running=2, repetitions=1)
+
+    def interrupt(*_: object) -> None:
+        assert len(leftovers(docker_client.api, PREFIX)) == 6, "the fleet exists at Ctrl-C"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmarks.memory, "measure_get", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_memory(config, log=lambda _: None)
 
     nothing_left(docker_client, config)
