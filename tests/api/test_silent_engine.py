@@ -70,8 +70,10 @@ def test_a_silent_engine_breaks_the_watch_and_reads_tell_the_truth_after(
                 NOTICED_WITHIN,
                 "get kept answering the agent as last seen",
             )
-            for path in (f"/v1/agents/{kept['id']}", "/v1/agents", "/readyz"):
+            for path in (f"/v1/agents/{kept['id']}", "/v1/agents"):
                 assert_problem(alice.get(path), 503, "orchestrator_unavailable")
+            ready = assert_problem(alice.get("/readyz"), 503, "orchestrator_unavailable")
+            assert ready["watch"].startswith("broken: "), ready
             assert "agent_api_watch_live 0.0" in alice.get("/metrics").text
             assert alice.get("/healthz").status_code == 200
         finally:
