@@ -111,7 +111,10 @@ class Heartbeat:
             beat = self._heard + self.every
             wait = (beat if end is None else min(beat, end)) - loop.time()
             try:
-                item = await asyncio.wait_for(queue.get(), max(wait, 0.0))
+                # Not ``wait_for``: on Python 3.11 it loses a cancellation that comes as an
+                # item does, and a watch that is being closed would carry on.
+                async with asyncio.timeout(max(wait, 0.0)):
+                    item = await queue.get()
             except TimeoutError:
                 now = loop.time()
                 if now >= beat:
@@ -125,8 +128,8 @@ class Heartbeat:
     async def _check(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            asked = loop.run_in_executor(self._pool, self._ping, self.every)
-            await asyncio.wait_for(asked, self.every + 1.0)
+            async with asyncio.timeout(self.every + 1.0):
+                await loop.run_in_executor(self._pool, self._ping, self.every)
         except Exception as exc:
             raise OrchestratorUnavailable(
                 f"{self._engine} did not answer a ping within {self.every:g} s while its "
