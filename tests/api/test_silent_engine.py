@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
@@ -22,7 +23,7 @@ from ..conftest import Keys, StartServer
 from .helpers import assert_problem, body, eventually
 
 HEARTBEAT = 1.0
-ENGINE_TIMEOUT = 2.0
+ENGINE_TIMEOUT = 5.0  # spawns on a busy engine take a while; each read of the outage waits it out
 # The heartbeat's bound (a silence, then a ping that waits as long), plus one read that
 # was already on its way to the engine when the watch broke, plus slack for a busy machine.
 NOTICED_WITHIN = 2 * HEARTBEAT + 1 + ENGINE_TIMEOUT + 5
@@ -54,8 +55,7 @@ def test_a_silent_engine_breaks_the_watch_and_reads_tell_the_truth_after(
     )
     headers = {"Authorization": f"Bearer {keys[0].alice}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as alice:
-        kept = alice.post("/v1/agents", json=body("silent-kept", busybox)).json()
-        gone = alice.post("/v1/agents", json=body("silent-gone", busybox)).json()
+        kept, gone = (_spawn(alice, name, busybox) for name in ("silent-kept", "silent-gone"))
         eventually(lambda: _watch_live(alice), 30, "the watch never went live")
         assert alice.get(f"/v1/agents/{gone['id']}").json()["status"] == "running"
 
@@ -91,6 +91,13 @@ def test_a_silent_engine_breaks_the_watch_and_reads_tell_the_truth_after(
             10,
             "the watch missed a removal",
         )
+
+
+def _spawn(http: httpx.Client, name: str, image: str) -> dict[str, Any]:
+    created = http.post("/v1/agents", json=body(name, image))
+    assert created.status_code == 201, created.text
+    agent: dict[str, Any] = created.json()
+    return agent
 
 
 def _remove(engine: docker.DockerClient, agent_id: str) -> None:
