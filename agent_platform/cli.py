@@ -62,6 +62,7 @@ def serve(
             body_timeout=settings.body_timeout,
             max_connections=settings.max_connections,
             retry_after=settings.retry_after,
+            refused=application.state.agent_api.metrics.refused,
         ),
     )
 

@@ -10,7 +10,9 @@ take to send a request's headers or its body: one byte a minute would hold a con
 - a body deadline: from the end of the headers, the body must be complete within
   ``body_timeout`` seconds;
 - a connection cap: past ``max_connections`` open connections, a new one is answered
-  503 ``too_many_connections`` (problem+json, ``Retry-After``) and closed at once.
+  503 ``too_many_connections`` (problem+json, ``Retry-After``) and closed at once;
+- problem+json for what the parser refuses: 405 for a method it does not know (the API's
+  methods are all standard ones), 400 for bytes that are not HTTP/1.1.
 
 A connection past a deadline is closed; an app waiting for its body sees a disconnect.
 """
@@ -19,33 +21,41 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
+import httptools
 from loguru import logger
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .metrics import METHODS
+from .problems import PROBLEM_JSON, problem_body
 
 __all__ = ["guarded_protocol"]
 
 
+def _raw_problem(status: int, code: str, detail: str, headers: dict[str, str]) -> bytes:
+    """A whole problem+json response that closes the connection, as bytes to write."""
+    body = json.dumps(problem_body("/", status, code, detail)).encode()
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
+    head += [f"content-type: {PROBLEM_JSON}", f"content-length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    head += ["connection: close", "", ""]
+    return "\r\n".join(head).encode("latin-1") + body
+
+
 def _busy_response(retry_after: int) -> bytes:
-    body = json.dumps(
-        {
-            "type": "urn:agent-platform:problem:too_many_connections",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": "the service has too many open connections; retry later",
-            "instance": "/",
-            "code": "too_many_connections",
-        }
-    ).encode()
-    head = (
-        "HTTP/1.1 503 Service Unavailable\r\n"
-        "content-type: application/problem+json\r\n"
-        f"content-length: {len(body)}\r\n"
-        f"retry-after: {retry_after}\r\n"
-        "connection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
+    detail = "the service has too many open connections; retry later"
+    return _raw_problem(503, "too_many_connections", detail, {"retry-after": str(retry_after)})
+
+
+# What the parser refuses before a request exists: a method it does not know (the API's
+# are all standard), or bytes that are not HTTP/1.1.
+_UNKNOWN_METHOD = _raw_problem(
+    405, "method_not_allowed", "the API has no such method", {"allow": ", ".join(sorted(METHODS))}
+)
+_MALFORMED = _raw_problem(400, "bad_request", "the request is not valid HTTP/1.1", {})
 
 
 class _GuardedProtocol(HttpToolsProtocol):
@@ -53,6 +63,8 @@ class _GuardedProtocol(HttpToolsProtocol):
     body_timeout: float = 30.0
     max_connections: int = 500
     busy_response: bytes = _busy_response(5)
+    # Counts an answer given here (its status), where no middleware sees it.
+    refused: Callable[[int], None] = staticmethod(lambda status: None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -63,10 +75,31 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             logger.warning("refused a connection: {} are open", len(self.connections) - 1)
-            transport.write(self.busy_response)
-            transport.close()
+            self._refuse(503, self.busy_response)
             return
         self._arm("headers", self.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn answers what llhttp refuses in plain text; the API answers problem+json.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserInvalidMethodError:
+            self._refuse(405, _UNKNOWN_METHOD)
+        except httptools.HttpParserUpgrade:  # as uvicorn does
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            self._refuse(400, _MALFORMED)
+
+    def _refuse(self, status: int, response: bytes) -> None:
+        self._disarm()
+        self.refused(status)
+        if not self.transport.is_closing():
+            self.transport.write(response)
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -117,9 +150,15 @@ def _announces_body(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 def guarded_protocol(
-    *, header_timeout: float, body_timeout: float, max_connections: int, retry_after: int
+    *,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
+    retry_after: int,
+    refused: Callable[[int], None] = lambda status: None,
 ) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with these deadlines and this cap (pass it as ``http=``)."""
+    """uvicorn's httptools protocol with these deadlines and this cap (pass it as ``http=``);
+    ``refused`` is told the status of each answer the protocol gives itself."""
     return type(
         "GuardedHttpToolsProtocol",
         (_GuardedProtocol,),
@@ -128,5 +167,6 @@ def guarded_protocol(
             "body_timeout": body_timeout,
             "max_connections": max_connections,
             "busy_response": _busy_response(retry_after),
+            "refused": staticmethod(refused),
         },
     )

@@ -128,5 +128,9 @@ class Metrics:
         self.requests.labels(method, route, status_label(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
+    def refused(self, status: int) -> None:
+        """Count an answer the HTTP protocol gave before any request existed (``connguard``)."""
+        self.observe(OTHER, UNMATCHED, status, 0.0)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import hmac
 import json
 import re
 import secrets
 from collections.abc import Sequence
+from datetime import datetime
 
 from orchestrators.models import Agent
 
@@ -90,10 +92,17 @@ class Cursors:
         self, agents: Sequence[Agent], *, limit: int, cursor: str | None
     ) -> tuple[list[Agent], str | None]:
         """One page after ``cursor`` and the cursor of the next page (None on the last)."""
-        ordered = sorted(agents, key=lambda a: (a.created_at.isoformat(), a.id))
+        ordered = sorted(agents, key=_position)
+        start = 0
         if cursor is not None:
-            after = self.decode(cursor)
-            ordered = [a for a in ordered if (a.created_at.isoformat(), a.id) > after]
-        page = ordered[:limit]
-        more = len(ordered) > limit
+            created_at, agent_id = self.decode(cursor)
+            after = (datetime.fromisoformat(created_at).timestamp(), agent_id)
+            start = bisect.bisect_right(ordered, after, key=_position)
+        page = ordered[start : start + limit]
+        more = len(ordered) > start + limit
         return page, self.encode(page[-1]) if more and page else None
+
+
+def _position(agent: Agent) -> tuple[float, str]:
+    """Where ``agent`` is in every list: by creation, then id."""
+    return agent.created_at.timestamp(), agent.id

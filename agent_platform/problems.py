@@ -31,7 +31,13 @@ from orchestrators.errors import (
     TooManyCalls,
 )
 
-__all__ = ["PROBLEM_JSON", "ProblemError", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "ProblemError",
+    "install_problem_handlers",
+    "problem_body",
+    "problem_response",
+]
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -96,6 +102,18 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
+    return JSONResponse(
+        problem_body(path, status, code, detail, extra),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type=PROBLEM_JSON,
+    )
+
+
+def problem_body(
+    path: str, status: int, code: str, detail: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The RFC 9457 problem document every refusal of the service carries."""
     body: dict[str, Any] = {
         "type": f"urn:agent-platform:problem:{code}",
         "title": HTTPStatus(status).phrase,
@@ -105,9 +123,7 @@ def problem_response(
         "code": code,
     }
     body.update(extra or {})
-    return JSONResponse(
-        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON
-    )
+    return body
 
 
 def _allowed_methods(request: Request) -> list[str]:

@@ -117,3 +117,34 @@ def test_an_unauthenticated_body_is_never_read(api: Api) -> None:
         405,
         "method_not_allowed",
     )
+
+
+def _exchange(url: str, raw: bytes) -> bytes:
+    """Send ``raw`` on a new connection; everything the server sends until it closes."""
+    with socket.create_connection(_address(url), timeout=30) as sock:
+        sock.sendall(raw)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+def test_what_the_parser_refuses_is_answered_as_a_problem(api: Api) -> None:
+    for raw, status, code in (
+        (b"BREW /v1/agents HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"),
+        (b"GET /v1/agents HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400, "bad_request"),
+        (b"POST /v1/agents HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n", 400, "bad_request"),
+    ):
+        answer = _exchange(api.url, raw)
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status} ".encode()), head
+        assert b"content-type: application/problem+json" in head.lower()
+        assert json.loads(payload)["code"] == code
+    # An Upgrade the service does not speak is ignored, and the request is answered.
+    upgraded = _exchange(
+        api.url,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: h2c\r\n\r\n",
+    )
+    assert upgraded.startswith(b"HTTP/1.1 200 "), upgraded[:100]
+    metrics = api.anonymous.get("/metrics").text
+    assert 'method="other",route="unmatched",status="400"' in metrics
