@@ -2,10 +2,11 @@
 
 ``LiveFeed.run`` (a task of the app's lifespan) takes a snapshot, rebuilds the model from
 it, then applies each observation of ``Orchestrator.watch`` to the model and publishes the
-events derived from it (``orchestrators.events.Deriver``). When the watch breaks, reads
-go to the engine (``live`` is False, ``/readyz`` says so) until a new snapshot and watch
-are up; the events missed meanwhile are derived from the difference of the snapshots
-(each agent's latest change). A backend without a watch leaves reads on the engine.
+events derived from it (``orchestrators.events.Deriver``). When the watch breaks (its
+connection fails, or the engine stops answering with it open: the backend's ``Heartbeat``
+ends it), reads go to the engine (``live`` is False, ``/readyz`` says so) until a new
+snapshot and watch are up; the events missed meanwhile are derived from the difference of
+the snapshots (each agent's latest change). A backend without a watch leaves reads on the engine.
 
 Reads: ``get`` and ``list`` answer from the model while it is live, else from the
 engine; ``rendered`` is an agent's JSON, kept by the model. ``wrote`` and ``deleted`` are

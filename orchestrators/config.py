@@ -59,6 +59,14 @@ class EngineConfig(BaseModel):
     read_only_rootfs: bool = Field(
         default=False, description="agents get a read-only root filesystem (and a /tmp tmpfs)"
     )
+    watch_heartbeat: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=300,
+        description="seconds of silence on the engine's watch before the engine is pinged "
+        "(a ping waits as long); no answer: the watch counts as broken and reads go to the "
+        "engine, so reads are stale for at most twice this",
+    )
     orphan_grace_seconds: float = Field(
         default=300.0,
         ge=0,

@@ -37,7 +37,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -220,6 +220,17 @@ class KubeTestEnv:
             if directory is not None:
                 shutil.rmtree(directory, ignore_errors=True)
         self._workdir = self._etcd_dir = None
+
+    @contextlib.contextmanager
+    def api_server_frozen(self) -> Iterator[None]:
+        """The API server stopped (SIGSTOP) with its connections open, as a hung server
+        is, and resumed on exit. It is this environment's own process, nobody else's."""
+        pid = next(p.pid for name, p, _log in self._processes if name == "kube-apiserver")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     # clients ---------------------------------------------------------------------------
     def kubeconfig_for_token(self, token: str, path: Path | None = None) -> Path:

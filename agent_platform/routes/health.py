@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from orchestrators.errors import OrchestratorUnavailable
+
 from ..deps import State
 from ..problems import ProblemError
 from ..schemas import Health
@@ -31,8 +33,9 @@ async def healthz() -> Health:
     summary="The orchestrator answers and the keys file is valid",
     responses={
         503: {
-            "description": "orchestrator unreachable (problem+json, Retry-After), or the keys "
-            "file is broken (keys_file_broken: its keys are refused until it is fixed)"
+            "description": "orchestrator unreachable (problem+json, Retry-After, with the "
+            "watch's state as `watch`), or the keys file is broken (keys_file_broken: its keys "
+            "are refused until it is fixed)"
         }
     },
 )
@@ -44,7 +47,6 @@ async def readyz(state: State) -> Health:
             "the keys file cannot be read or holds a bad entry: no key from it is accepted "
             "until it is fixed (the admin key still works)",
         )
-    await state.orchestrator.ping()
     feed = state.live
     if not feed.supported:
         watch = "none"
@@ -52,6 +54,17 @@ async def readyz(state: State) -> Health:
         watch = "live"
     else:
         watch = f"broken: {feed.broken}"
+    try:
+        await state.orchestrator.ping()
+    except OrchestratorUnavailable as exc:
+        # The problem says what the watch is too: whether reads still come from the model.
+        raise ProblemError(
+            503,
+            exc.code,
+            exc.detail,
+            headers={"Retry-After": str(state.settings.retry_after)},
+            extra={"watch": watch},
+        ) from exc
     return Health(status="ready", watch=watch)
 
 

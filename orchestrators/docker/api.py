@@ -34,6 +34,7 @@ __all__ = [
     "label_filter",
     "list_containers",
     "open_client",
+    "ping_within",
     "release",
     "translate",
     "update_limits",
@@ -133,6 +134,13 @@ def open_client(base_url: str | None, *, timeout: float, pool_size: int) -> APIC
         # environment for them on every call.
         api.trust_env = False
     return api
+
+
+def ping_within(api: APIClient, timeout: float) -> None:
+    """The engine's ``/_ping``, answered within ``timeout`` seconds (not the client's
+    own timeout); raises otherwise."""
+    response = api.get(f"{api.base_url}/_ping", timeout=timeout)
+    response.raise_for_status()
 
 
 def label_filter(terms: Mapping[str, str]) -> list[str]:

@@ -458,6 +458,7 @@ class DockerOrchestrator(AgentBackend[Container, DockerConfig]):
             inspect=self._observe,
             run=self._run,
             intents=self._intents,
+            heartbeat=self._config.watch_heartbeat,
             survivor=self._survivor,
             lease_prefix=lease_prefix(self._config.resource_prefix),
         )

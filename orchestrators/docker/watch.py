@@ -27,6 +27,13 @@ A change that replaces an agent's container (``replace``) destroys the old conta
 the new one carries the agent on: a ``destroy`` is an agent's deletion only when no other
 container of the agent is left (``survivor``); else it is that container's observation.
 
+Liveness: a frozen engine keeps the stream's connection open and sends nothing, which looks
+like a quiet engine. The streams are opened and read on threads of their own and read
+through a ``Heartbeat``: after ``heartbeat`` seconds of silence the engine is pinged
+(``/_ping``), and a ping that fails or takes as long ends the watch with
+``OrchestratorUnavailable``. The past events a watch and a list read (the history check,
+the stops on record) are finite answers, read under the engine timeout.
+
 History: the engine keeps its last 256 events (of every container, ours or not). A resume
 from a token whose history may be longer than that raises ``WatchExpired``.
 """
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -42,13 +50,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import docker.errors
+import requests
 from docker import APIClient
 
 from .. import labels as L
 from ..errors import OrchestratorUnavailable, WatchExpired
 from ..models import Agent, AgentStatus, Health, StoppedBy, is_agent_id
-from ..watch import Observation
-from .api import Container, label_filter, release
+from ..watch import Heartbeat, Observation
+from .api import Container, label_filter, ping_within, release
 from .status import SIGKILL_EXIT, container_status, failure_reason
 
 __all__ = ["StopIntents", "engine_history_lost", "stops_on_record", "token_now", "watch_engine"]
@@ -110,15 +120,29 @@ def _seconds(token: str) -> str:
     return f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
 
 
+def _past_events(
+    api: APIClient, since: str, filters: Mapping[str, list[str]] | None = None
+) -> list[dict[str, Any]]:
+    """The engine's events from ``since`` (seconds) until now: a finite answer, read under
+    the client's timeout (the SDK's ``events`` has none, and a frozen engine would hold the
+    call, and its thread, until it thaws)."""
+    params = {"since": since, "until": _seconds(token_now(0))}
+    if filters:
+        params["filters"] = json.dumps(filters)
+    response = api.get(
+        f"{api.base_url}/v{api.api_version}/events", params=params, timeout=api.timeout
+    )
+    try:
+        response.raise_for_status()
+    except requests.exceptions.HTTPError as exc:
+        docker.errors.create_api_error_from_http_exception(exc)  # raises APIError
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
 def engine_history_lost(api: APIClient, token: str) -> bool:
     """True when the engine may no longer hold every event since ``token``: its buffer of
     ``ENGINE_HISTORY`` events is full of events after it."""
-    stream = api.events(since=_seconds(token), until=_seconds(token_now(0)), decode=True)
-    try:
-        count = sum(1 for _ in stream)
-    finally:
-        release(stream)
-    return count >= ENGINE_HISTORY
+    return len(_past_events(api, _seconds(token))) >= ENGINE_HISTORY
 
 
 def stops_on_record(api: APIClient, instance: str) -> frozenset[str]:
@@ -127,14 +151,10 @@ def stops_on_record(api: APIClient, instance: str) -> frozenset[str]:
     events). What fell out of that history, or an engine restart erased, is not there."""
     terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: instance}
     filters = {"type": ["container"], "event": ["die", "stop"], "label": label_filter(terms)}
-    stream = api.events(since="1", until=_seconds(token_now(0)), filters=filters, decode=True)
     last: dict[str, str] = {}
-    try:
-        for event in stream:
-            cid = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
-            last[cid] = str(event.get("Action") or event.get("status") or "")
-    finally:
-        release(stream)
+    for event in _past_events(api, "1", filters):
+        cid = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+        last[cid] = str(event.get("Action") or event.get("status") or "")
     return frozenset(cid for cid, action in last.items() if action == "stop")
 
 
@@ -155,6 +175,7 @@ async def watch_engine(
     inspect: Inspector,
     run: Callable[..., Awaitable[Any]],
     intents: StopIntents,
+    heartbeat: float,
     survivor: Inspector | None = None,
     lease_prefix: str | None = None,
 ) -> AsyncIterator[Observation]:
@@ -166,24 +187,36 @@ async def watch_engine(
     if await run(engine_history_lost, client(), since):
         raise WatchExpired("the engine no longer holds every event since that token")
     terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: instance}
-    filters = {"type": ["container"], "label": label_filter(terms)}
-    stream = await run(lambda: client().events(since=_seconds(since), filters=filters, decode=True))
-    streams = [stream]
+    wanted = [{"type": ["container"], "label": label_filter(terms)}]
     if lease_prefix is not None and survivor is not None:
         # A TTL renewal changes no container, only writes a lease volume (whose events
         # carry no labels: matched by name).
-        leases = {"type": ["volume"], "event": ["create"]}
-        streams.append(
-            await run(lambda: client().events(since=_seconds(since), filters=leases, decode=True))
-        )
+        wanted.append({"type": ["volume"], "event": ["create"]})
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
+    streams: list[Any] = []
+    lock = threading.Lock()
+    ended = False
 
     def put(item: object) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    def pump(stream: Any) -> None:
+    def pump(filters: dict[str, list[str]]) -> None:
+        # Opened here, not on the engine pool: on a frozen engine the opening hangs too
+        # (the SDK gives the stream no timeout), and the heartbeat ends the watch meanwhile.
+        try:
+            stream = client().events(since=_seconds(since), filters=filters, decode=True)
+        except Exception as exc:
+            put(exc)
+            return
+        with lock:
+            late = ended
+            if not late:
+                streams.append(stream)
+        if late:  # the watch ended while the engine was answering: nobody reads it
+            release(stream)
+            return
         try:
             for event in stream:
                 put(event)
@@ -192,8 +225,11 @@ async def watch_engine(
         else:
             put(_END)
 
-    for each in streams:
-        threading.Thread(target=pump, args=(each,), name="docker-events", daemon=True).start()
+    for filters in wanted:
+        threading.Thread(target=pump, args=(filters,), name="docker-events", daemon=True).start()
+    alive = Heartbeat(
+        lambda timeout: ping_within(client(), timeout), every=heartbeat, engine="the Docker engine"
+    )
     deaths: dict[str, _Death] = {}
     floor = int(since)
     try:
@@ -202,7 +238,7 @@ async def watch_engine(
             if deaths:
                 timeout = max(0.0, min(d.until for d in deaths.values()) - loop.time())
             try:
-                item = await asyncio.wait_for(queue.get(), timeout)
+                item = await alive.next(queue, timeout)
             except TimeoutError:
                 for cid in [c for c, d in deaths.items() if d.until <= loop.time()]:
                     yield deaths.pop(cid).killed
@@ -283,7 +319,11 @@ async def watch_engine(
                 else None,
             )
     finally:
-        for each in streams:
+        alive.close()
+        with lock:
+            ended = True
+            opened = list(streams)
+        for each in opened:
             release(each)  # closing a response does not block; it ends the pump thread
 
 

@@ -192,6 +192,16 @@ class KubeApi:
         assert self._version is not None
         return parse_version(self.call(self._version.get_code, idempotent=True))
 
+    def ping_within(self, timeout: float) -> None:
+        """``/version`` answered within ``timeout`` seconds, not retried; raises otherwise."""
+        self._connect()
+        assert self._version is not None
+        response = cast(
+            urllib3.BaseHTTPResponse,
+            self._version.get_code(_preload_content=False, _request_timeout=(timeout, timeout)),
+        )
+        response.release_conn()
+
     def close(self) -> None:
         with self._lock:
             if self._api is not None:

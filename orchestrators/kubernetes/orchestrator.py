@@ -191,7 +191,11 @@ class KubernetesOrchestrator(AgentBackend[JSON, KubernetesConfig]):
         self._access_mode: str | None = None  # of workspace claims, decided on first use
 
         self._watcher = KubeWatch(
-            self._kube, self._ns, L.selector(instance=self._instance), self._read
+            self._kube,
+            self._ns,
+            L.selector(instance=self._instance),
+            self._read,
+            heartbeat=config.watch_heartbeat,
         )
 
     # -- the skeleton's hooks -------------------------------------------------------------

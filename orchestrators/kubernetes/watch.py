@@ -22,7 +22,9 @@ agent): its ``at`` is just before that call's read, so the read model, which kee
 call answered over anything older, is not set back by a watch that lags behind the call.
 
 A watch that the API server ends after its timeout is opened again from where it was; a
-connection that fails ends the watch with ``OrchestratorUnavailable``. Each watch holds two
+connection that fails ends the watch with ``OrchestratorUnavailable``, and so does an API
+server that stops answering with the connections open: the streams are read through a
+``Heartbeat``, which pings ``/version`` after ``heartbeat`` seconds of silence. Each watch holds two
 threads of its own (the reads block) for as long as it is consumed, never the backend's
 pool.
 """
@@ -44,7 +46,7 @@ from kubernetes.client.exceptions import ApiException
 from .. import labels as L
 from ..errors import EngineError, WatchExpired
 from ..models import Agent, AgentStatus, StoppedBy
-from ..watch import Observation, Snapshot
+from ..watch import Heartbeat, Observation, Snapshot
 from .api import KubeApi, label_selector, release, translate
 from .objects import STOPPED_BY, read_metadata
 from .status import Reading, agent_status, is_ready, live_pods, restarts
@@ -320,8 +322,17 @@ class _Stream:
 class KubeWatch:
     """Snapshots and watches of one instance's agents in one namespace."""
 
-    def __init__(self, kube: KubeApi, namespace: str, terms: Mapping[str, str], view: View) -> None:
+    def __init__(
+        self,
+        kube: KubeApi,
+        namespace: str,
+        terms: Mapping[str, str],
+        view: View,
+        *,
+        heartbeat: float,
+    ) -> None:
         self._kube, self._namespace, self._view = kube, namespace, view
+        self._heartbeat = heartbeat
         self._selector = label_selector(terms)
         # Per agent: the newest resource version a call read of it, and when.
         self._answered: dict[str, tuple[int, datetime]] = {}
@@ -399,9 +410,12 @@ class KubeWatch:
         ]
         for stream in streams:
             stream.start()
+        alive = Heartbeat(
+            self._kube.ping_within, every=self._heartbeat, engine="the Kubernetes API server"
+        )
         try:
             while True:
-                item = await queue.get()
+                item = await alive.next(queue)
                 if isinstance(item, WatchExpired):
                     raise item
                 if isinstance(item, BaseException):
@@ -418,5 +432,6 @@ class KubeWatch:
                 if observation is not None:
                     yield observation
         finally:
+            alive.close()
             for stream in streams:
                 stream.stop()

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -18,6 +19,7 @@ __all__ = [
     "EventStream",
     "assert_problem",
     "body",
+    "eventually",
     "run_cli",
     "serve",
     "wait_status",
@@ -45,6 +47,21 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert {"type", "title", "detail", "instance"} <= problem.keys()
     assert "Traceback" not in response.text
     return problem
+
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], within: float, what: str) -> T:
+    """What ``probe`` returns once it is true, asked every 0.1 s for at most ``within``
+    seconds; ``what`` says what never happened."""
+    deadline = time.monotonic() + within
+    while True:
+        found = probe()
+        if found:
+            return found
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
 
 
 def wait_status(client: httpx.Client, ref: str, status: str) -> dict[str, Any]:

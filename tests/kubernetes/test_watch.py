@@ -10,7 +10,7 @@ import anyio
 import pytest
 from kubernetes import client
 
-from orchestrators.errors import WatchExpired
+from orchestrators.errors import OrchestratorUnavailable, WatchExpired
 from orchestrators.kubernetes import KubernetesOrchestrator
 from orchestrators.kubernetes import watch as kube_watch
 from orchestrators.models import AgentStatus, FailureReason, StoppedBy
@@ -54,6 +54,13 @@ class Recorder:
                 self._changed.clear()
                 await self._changed.wait()
         raise AssertionError("unreachable")
+
+    async def ended(self) -> BaseException:
+        """What ended the watch, once something has."""
+        while self.error is None:
+            self._changed.clear()
+            await self._changed.wait()
+        return self.error
 
     async def close(self) -> None:
         self._task.cancel()
@@ -215,3 +222,24 @@ async def test_a_watch_the_server_ends_is_opened_again_from_where_it_was(
         assert recorder.error is None
     finally:
         await recorder.close()
+
+
+async def test_a_silent_api_server_ends_the_watch_within_the_heartbeat(
+    kube_env: KubeTestEnv, kube_namespace: str
+) -> None:
+    """An API server that stops answering with the watches open: they stay silent, and the
+    heartbeat (a second of silence, then a ping that waits a second) ends the watch with
+    ``OrchestratorUnavailable`` instead of leaving it open for the watch's minutes."""
+    backend = kubernetes_orchestrator(kube_env.kubeconfig, kube_namespace, watch_heartbeat=1.0)
+    recorder = Recorder(backend.watch())
+    try:
+        agent = await backend.spawn(sleeper("aptest-silent"), owner="alice", resources=SMALL)
+        await recorder.until("the start", of(agent.id, AgentStatus.RUNNING))
+        with kube_env.api_server_frozen():
+            with anyio.fail_after(2 * 1.0 + 1 + 5):  # the bound, with slack
+                ended = await recorder.ended()
+        assert isinstance(ended, OrchestratorUnavailable), ended
+        assert "did not answer a ping" in ended.detail
+    finally:
+        await recorder.close()
+        await backend.close()
