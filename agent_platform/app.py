@@ -130,6 +130,9 @@ def create_app(
             "the engine's credentials builds every container itself, under a policy."
         ),
         lifespan=lifespan,
+        # No OpenTelemetry: the service's own metrics are /metrics. Off, FastAPI does not ask
+        # on every request whether a provider was configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         # Each is a setting (README: what is served without a key); off, the path answers 404.
         openapi_url="/openapi.json" if settings.expose_openapi else None,
         docs_url="/docs" if settings.expose_docs else None,

@@ -81,6 +81,9 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
+        # Each label set's two series, looked up once (prometheus_client's ``labels`` costs
+        # more than the count itself).
+        self._series: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self.keys_file_valid = Gauge(
             "agent_api_keys_file_valid",
             "1 when the keys file was read and grants its keys (or none is configured), "
@@ -124,9 +127,13 @@ class Metrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one request; ``route`` must be a route template or ``unmatched``."""
-        method = method_label(method)
-        self.requests.labels(method, route, status_label(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        labels = (method_label(method), route, status_label(status))
+        series = self._series.get(labels)
+        if series is None:  # once per label set, and the label sets are fixed (see above)
+            series = (self.requests.labels(*labels), self.latency.labels(*labels[:2]))
+            self._series[labels] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def refused(self, status: int) -> None:
         """Count an answer the HTTP protocol gave before any request existed (``connguard``)."""

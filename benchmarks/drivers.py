@@ -2,7 +2,8 @@
 
 Sequential figures alternate the two sides call by call (engine, proxy, proxy, engine, ...)
 so that both see the same background load of a shared machine. The sustained load is an
-asyncio driver on httpx: ``clients`` tasks, each with a request always in flight, for a
+asyncio driver on a minimal HTTP/1.1 client (``rawhttp``: a Python client as heavy as httpx
+would set the pace itself): ``clients`` tasks, each with a request always in flight, for a
 fixed time, plus a probe that asks a trivial route every 100 ms to see how long a request
 waits for the server's event loop.
 """
@@ -14,9 +15,9 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-import httpx
+from .rawhttp import RawConnection, RawTarget
 
 __all__ = ["LoadOutcome", "paired_rounds", "run_concurrently", "sustained_load"]
 
@@ -76,11 +77,11 @@ class LoadOutcome:
 
 
 Pick = Callable[[int, int], tuple[str, str]]
+_LOAD_TIMEOUT = 120.0  # seconds one request of the sustained load may take
 
 
 async def sustained_load(
-    client: httpx.AsyncClient,
-    probe_client: httpx.AsyncClient,
+    target: RawTarget,
     *,
     clients: int,
     seconds: float,
@@ -88,46 +89,57 @@ async def sustained_load(
     probe: str,
     sample: Callable[[], float] | None = None,
 ) -> LoadOutcome:
-    """``clients`` workers send GETs back to back for ``seconds``.
+    """``clients`` workers, each on its own kept-alive connection to ``target``, send GETs
+    back to back for ``seconds``.
 
     ``pick(worker, iteration)`` names each request: ``(kind, url)``. A response other than
-    2xx or any transport error counts as an error of its kind; only requests that finished
-    are counted. ``probe`` is asked every 100 ms with ``probe_client`` (its own connection);
-    ``sample`` (e.g. the server's memory) is called at the same pace.
+    2xx, a transport error or no answer within ``_LOAD_TIMEOUT`` counts as an error of its
+    kind; only requests that finished are counted. ``probe`` is asked every 100 ms on a
+    connection of its own, without the target's headers; ``sample`` (e.g. the server's
+    memory) is called at the same pace.
     """
     outcome = LoadOutcome(seconds=seconds)
     deadline = time.perf_counter() + seconds
 
     async def worker(index: int) -> None:
+        connection = RawConnection(target)
         iteration = 0
-        while time.perf_counter() < deadline:
-            kind, url = pick(index, iteration)
-            iteration += 1
-            started = time.perf_counter()
-            try:
-                response = await client.get(url)
-                ok = 200 <= response.status_code < 300
-                failure = f"{kind}: HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                ok, failure = False, f"{kind}: {type(exc).__name__}"
-            elapsed = time.perf_counter() - started
-            if ok:
-                outcome.latencies.setdefault(kind, []).append(elapsed)
-            else:
-                outcome.errors[failure] = outcome.errors.get(failure, 0) + 1
+        try:
+            while time.perf_counter() < deadline:
+                kind, url = pick(index, iteration)
+                iteration += 1
+                started = time.perf_counter()
+                try:
+                    async with asyncio.timeout(_LOAD_TIMEOUT):
+                        status = await connection.get(url)
+                    ok = 200 <= status < 300
+                    failure = f"{kind}: HTTP {status}"
+                except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+                    ok, failure = False, f"{kind}: {type(exc).__name__}"
+                elapsed = time.perf_counter() - started
+                if ok:
+                    outcome.latencies.setdefault(kind, []).append(elapsed)
+                else:
+                    outcome.errors[failure] = outcome.errors.get(failure, 0) + 1
+        finally:
+            connection.close()
 
-    async def prober(probe_client: httpx.AsyncClient) -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            with contextlib.suppress(httpx.HTTPError):
-                await probe_client.get(probe)
-                outcome.probe_latencies.append(time.perf_counter() - started)
-            if sample is not None:
-                outcome.samples.append(sample())
-            await asyncio.sleep(0.1)
+    async def prober() -> None:
+        connection = RawConnection(replace(target, headers=()))
+        try:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                with contextlib.suppress(OSError, ValueError, asyncio.IncompleteReadError):
+                    await connection.get(probe)
+                    outcome.probe_latencies.append(time.perf_counter() - started)
+                if sample is not None:
+                    outcome.samples.append(sample())
+                await asyncio.sleep(0.1)
+        finally:
+            connection.close()
 
     began = time.perf_counter()
     tasks: list[Awaitable[None]] = [worker(i) for i in range(clients)]
-    await asyncio.gather(prober(probe_client), *tasks)
+    await asyncio.gather(prober(), *tasks)
     outcome.seconds = time.perf_counter() - began
     return outcome

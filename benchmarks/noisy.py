@@ -33,6 +33,7 @@ from .attacks import ATTACKS, Attack, AttackContext, run_attack
 from .drivers import sustained_load
 from .engine import RawEngine, docker_api, engine_socket, remove_resources
 from .machine import describe_load, describe_machine
+from .rawhttp import RawTarget
 from .service import Service
 from .stats import percentile
 
@@ -150,23 +151,18 @@ def _b_phase(service: Service, key: str, names: list[str], config: NoisyConfig) 
         return kind, f"/v1/agents/{name}/logs?tail=20"
 
     async def drive() -> None:
-        headers = {"Authorization": f"Bearer {key}"}
-        limits = httpx.Limits(max_connections=config.b_clients)
-        async with (
-            httpx.AsyncClient(
-                base_url=service.url, headers=headers, timeout=30, limits=limits
-            ) as client,
-            httpx.AsyncClient(base_url=service.url, timeout=30) as probe,
-        ):
-            outcome = await sustained_load(
-                client,
-                probe,
-                clients=config.b_clients,
-                seconds=config.phase_seconds,
-                pick=pick,
-                probe="/healthz",
-                sample=lambda: service.memory_mb()[0],
-            )
+        target = RawTarget(
+            port=int(service.url.rsplit(":", 1)[1]),
+            headers=(("Authorization", f"Bearer {key}"),),
+        )
+        outcome = await sustained_load(
+            target,
+            clients=config.b_clients,
+            seconds=config.phase_seconds,
+            pick=pick,
+            probe="/healthz",
+            sample=lambda: service.memory_mb()[0],
+        )
         for values in outcome.latencies.values():
             phase.latencies.extend(values)
         phase.errors = dict(outcome.errors)

@@ -178,7 +178,10 @@ def render_report(results: RunResults, config: BenchConfig, plot: Path | None) -
         "returns the same containers the service does.",
         "- Spawned agents are the same sleepers on the platform network; stop uses a grace of "
         "0 s on both sides (busybox `sleep` as PID 1 ignores SIGTERM).",
-        f"- Sustained load: {config.load_clients} concurrent clients (an asyncio httpx driver) "
+        f"- Sustained load: {config.load_clients} concurrent clients (asyncio tasks, each on "
+        "its own kept-alive connection through a minimal HTTP/1.1 client that reads each body "
+        "whole without parsing it: with httpx the Python client, not either server, set the "
+        "pace) "
         f"for {config.load_seconds:.0f} s on each side, one request in "
         f"{config.load_list_share} a list of the whole fleet, the rest gets of random agents; "
         "a probe asks `/healthz` (engine: `/_ping`) every 100 ms on its own connection. The "

@@ -34,6 +34,7 @@ from .engine import (
     sleeper_request,
     sleeper_spec,
 )
+from .rawhttp import RawTarget
 from .results import Comparison, ConcurrentSpawns, LoadRun, LoopWatch, Side
 from .service import Service
 
@@ -365,31 +366,12 @@ def _load_targets(bench: Bench, side: Side) -> tuple[str, Callable[[FleetAgent],
     return list_url, (lambda a: f"{base}/containers/{a.container_id}/json"), "/_ping"
 
 
-def _async_clients(
-    bench: Bench, side: Side, clients: int, service: Service
-) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+def _load_target(bench: Bench, side: Side, service: Service) -> RawTarget:
+    """Where one side's sustained load goes: the service over TCP, the engine's socket."""
     if side == "proxy":
-        return (
-            httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(limits=limits),
-                base_url=service.url,
-                headers=service.headers,
-                timeout=120,
-            ),
-            httpx.AsyncClient(base_url=service.url, timeout=120),
-        )
-    socket_path = engine_socket()
-    return (
-        httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=socket_path, limits=limits),
-            base_url="http://docker",
-            timeout=120,
-        ),
-        httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=socket_path), base_url="http://docker"
-        ),
-    )
+        port = int(service.url.rsplit(":", 1)[1])
+        return RawTarget(port=port, headers=tuple(service.headers.items()))
+    return RawTarget(host="docker", unix_socket=engine_socket())
 
 
 def _run_load(bench: Bench, side: Side, seconds: float, service: Service) -> tuple[LoadRun, int]:
@@ -407,17 +389,14 @@ def _run_load(bench: Bench, side: Side, seconds: float, service: Service) -> tup
         return service.memory_mb()[0]
 
     async def drive() -> LoadRun:
-        client, probe = _async_clients(bench, side, config.load_clients, service)
-        async with client, probe:
-            outcome = await sustained_load(
-                client,
-                probe,
-                clients=config.load_clients,
-                seconds=seconds,
-                pick=pick,
-                probe=probe_url,
-                sample=sample if side == "proxy" else None,
-            )
+        outcome = await sustained_load(
+            _load_target(bench, side, service),
+            clients=config.load_clients,
+            seconds=seconds,
+            pick=pick,
+            probe=probe_url,
+            sample=sample if side == "proxy" else None,
+        )
         run = LoadRun(side, config.load_clients, outcome.seconds, len(bench.fleet))
         run.latencies, run.errors = outcome.latencies, outcome.errors
         run.probe_latencies, run.rss_mb = outcome.probe_latencies, outcome.samples
