@@ -147,15 +147,21 @@ def engine_history_lost(api: APIClient, token: str) -> bool:
 
 def stops_on_record(api: APIClient, instance: str) -> frozenset[str]:
     """The containers whose last exit the engine's history shows as a stop: a ``stop``
-    event after their last ``die`` (one call over the engine's last ``ENGINE_HISTORY``
-    events). What fell out of that history, or an engine restart erased, is not there."""
+    event since their last ``start`` (one call over the engine's last ``ENGINE_HISTORY``
+    events). The engine may log a stop's ``stop`` just before its ``die``, so the order of
+    the two says nothing. What fell out of that history, or an engine restart erased, is
+    not there."""
     terms = {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: instance}
-    filters = {"type": ["container"], "event": ["die", "stop"], "label": label_filter(terms)}
-    last: dict[str, str] = {}
+    filters = {
+        "type": ["container"],
+        "event": ["start", "stop"],
+        "label": label_filter(terms),
+    }
+    stopped: dict[str, bool] = {}
     for event in _past_events(api, "1", filters):
         cid = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
-        last[cid] = str(event.get("Action") or event.get("status") or "")
-    return frozenset(cid for cid, action in last.items() if action == "stop")
+        stopped[cid] = str(event.get("Action") or event.get("status") or "") == "stop"
+    return frozenset(cid for cid, was_stopped in stopped.items() if was_stopped)
 
 
 @dataclass(slots=True)
