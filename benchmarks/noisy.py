@@ -152,7 +152,7 @@ def _b_phase(service: Service, key: str, names: list[str], config: NoisyConfig) 
 
     async def drive() -> None:
         target = RawTarget(
-            port=int(service.url.rsplit(":", 1)[1]),
+            port=service.port,
             headers=(("Authorization", f"Bearer {key}"),),
         )
         outcome = await sustained_load(

@@ -369,8 +369,7 @@ def _load_targets(bench: Bench, side: Side) -> tuple[str, Callable[[FleetAgent],
 def _load_target(bench: Bench, side: Side, service: Service) -> RawTarget:
     """Where one side's sustained load goes: the service over TCP, the engine's socket."""
     if side == "proxy":
-        port = int(service.url.rsplit(":", 1)[1])
-        return RawTarget(port=port, headers=tuple(service.headers.items()))
+        return RawTarget(port=service.port, headers=tuple(service.headers.items()))
     return RawTarget(host="docker", unix_socket=engine_socket())
 
 
